@@ -1,0 +1,164 @@
+//! Crash-safe file writes: temp file, flush, fsync, rename, directory fsync.
+//!
+//! Every file the bridge replaces (loose objects, refs, `HEAD`, keys, state
+//! stamps, ref state) goes through [`write_atomic`], so a crash leaves either
+//! the old file or the new one, never a mix, and at worst a stray temp file
+//! whose name starts with `.` and contains `.tmp.`. Temp names follow the
+//! reference's `.<name>.tmp.<pid>.<seq>` shape so both tools ignore each
+//! other's leftovers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// An I/O failure with the action and path it happened on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct IoError {
+    /// What was being done ("write", "rename", "fsync directory", ...).
+    pub action: &'static str,
+    /// The path it was done to.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoError {
+    /// Wrap `source` with the action and path.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        IoError {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Build a `map_err` closure naming `action` and `path`.
+pub fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> IoError + 'a {
+    move |source| IoError::new(action, path, source)
+}
+
+/// A fresh, unused temp path beside `final_path`: `.<name>.tmp.<pid>.<seq>`.
+pub fn temp_path_for(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = format!(".{name}.tmp.{}.{seq}", std::process::id());
+    final_path.with_file_name(tmp)
+}
+
+/// Create a new temp file beside `final_path` with `mode`, refusing to follow
+/// or reuse anything already at the temp name.
+pub fn create_temp(final_path: &Path, mode: u32) -> Result<(File, PathBuf), IoError> {
+    let tmp = temp_path_for(final_path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(io_err("create temp file", &tmp))?;
+    Ok((file, tmp))
+}
+
+/// Flush a directory's entries to disk (makes a rename or create durable).
+pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+/// Replace `path` with `bytes` atomically and durably, file mode 0644.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// Replace `path` with `bytes` atomically and durably, with the given file mode.
+///
+/// Order: write temp, fsync temp, rename over `path`, fsync the parent
+/// directory. On any failure the temp file is removed and `path` is untouched.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
+    let (mut file, tmp) = create_temp(path, mode)?;
+    let result = (|| {
+        file.write_all(bytes).map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io_err("rename into place", path))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    sync_dir(parent_or_dot(path))
+}
+
+/// The parent of `path`, or `.` for a bare file name.
+pub fn parent_or_dot(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Create `dir` and any missing parents, fsyncing each newly created level's
+/// parent so the new directory entries survive a crash.
+pub fn create_dir_all_durable(dir: &Path) -> Result<(), IoError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        if !parent.as_os_str().is_empty() {
+            create_dir_all_durable(parent)?;
+        }
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent_or_dot(dir)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(IoError::new("create directory", dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"old contents\n").unwrap();
+        write_atomic(&p, b"new\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new\n");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f")]);
+    }
+
+    #[test]
+    fn temp_names_are_hidden_and_unique() {
+        let a = temp_path_for(Path::new("/x/refs/main"));
+        let b = temp_path_for(Path::new("/x/refs/main"));
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".main.tmp."), "{name}");
+    }
+
+    #[test]
+    fn failure_names_action_and_path() {
+        let err = write_atomic(Path::new("/nonexistent-dir-for-test/f"), b"x").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent-dir-for-test/"), "{msg}");
+        assert!(msg.starts_with("cannot create temp file"), "{msg}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The per-remote state directory `.mkit/git/<remote>/` (in progress).
