@@ -1,1 +1,513 @@
-//! (in progress)
+//! The loose object store: `.mkit/objects/<2 hex>/<62 hex>`, uncompressed.
+//!
+//! Reads re-derive every object's id with the type-dependent rule (Merkle
+//! root for trees and chunked blobs, flat BLAKE3 otherwise) and refuse a
+//! mismatch, a malformed object, a delta, or anything over 1 GiB.
+//!
+//! Writes never expose a non-durable object. [`Store::write`] makes one
+//! object durable on its own (temp, fsync, rename, shard fsync). A
+//! [`WriteBatch`] amortises that over many objects, as a translation run
+//! needs: objects are staged as temp files (invisible to every reader), then
+//! [`WriteBatch::commit`] issues one durability point for all of them, renames
+//! them into place, and makes the touched shard directories durable. A batch
+//! that is dropped uncommitted removes its temp files and changes nothing.
+//! Callers write refs only after `commit` returns.
+//!
+//! A `WriteBatch` is `Sync`: rayon workers stage into one batch concurrently.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::durable::{self, IoError, io_err};
+use crate::mkit::id::{self, Id};
+use crate::mkit::object::{MAX_OBJECT_SIZE, Object, ObjectError, ObjectType, blob_header};
+
+/// Everything that can go wrong reading or writing objects.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No object with this id is in the store.
+    #[error("object {0} is not in the store")]
+    NotFound(Id),
+    /// The file at an id's path does not decode.
+    #[error("object {id} is corrupt: {source}")]
+    Corrupt {
+        /// The id whose file is corrupt.
+        id: Id,
+        /// Why it does not decode.
+        #[source]
+        source: ObjectError,
+    },
+    /// The file at an id's path holds a different object.
+    #[error("object file for {expected} holds an object whose id is {found}")]
+    HashMismatch {
+        /// The id the path promises.
+        expected: Id,
+        /// The id of the bytes found there.
+        found: Id,
+    },
+    /// An object over the 1 GiB cap.
+    #[error("object {id} is {size} bytes, over the 1 GiB limit")]
+    TooLarge {
+        /// The object (or, on write, the id it would have).
+        id: Id,
+        /// Its size.
+        size: u64,
+    },
+    /// Deltas are pack-only and never stored.
+    #[error("delta objects are pack-only and cannot be stored")]
+    DeltaNotStorable,
+    /// The value cannot be encoded.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// A filesystem operation failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// A loose object store rooted at an `objects/` directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store over an existing `objects/` directory (see [`crate::mkit::repo`]
+    /// for opening a whole repository with its format check).
+    pub fn at(objects_dir: impl Into<PathBuf>) -> Store {
+        Store {
+            root: objects_dir.into(),
+        }
+    }
+
+    /// The `objects/` directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the object `id` lives.
+    pub fn path_for(&self, id: &Id) -> PathBuf {
+        let hex = id.to_hex();
+        self.root.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// True when the object's file exists (its bytes are not checked).
+    pub fn contains(&self, id: &Id) -> bool {
+        self.path_for(id).is_file()
+    }
+
+    /// Read an object's bytes, verifying size, structure and id.
+    pub fn read_bytes(&self, id: &Id) -> Result<Vec<u8>, StoreError> {
+        Ok(self.read_verified(id)?.0)
+    }
+
+    /// Read and decode an object, verifying size, structure and id.
+    pub fn read(&self, id: &Id) -> Result<Object, StoreError> {
+        Ok(self.read_verified(id)?.1)
+    }
+
+    fn read_verified(&self, id: &Id) -> Result<(Vec<u8>, Object), StoreError> {
+        let path = self.path_for(id);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(*id)),
+            Err(e) => return Err(IoError::new("open object", path, e).into()),
+        };
+        let size = file
+            .metadata()
+            .map_err(io_err("stat object", &path))?
+            .len();
+        if size > MAX_OBJECT_SIZE as u64 {
+            return Err(StoreError::TooLarge { id: *id, size });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(io_err("read object", &path))?;
+        let obj = Object::decode(&bytes).map_err(|source| StoreError::Corrupt { id: *id, source })?;
+        let found = match &obj {
+            Object::Tree(t) => t.merkle_id(),
+            Object::ChunkedBlob(c) => c.merkle_id(),
+            Object::Delta(_) => return Err(StoreError::DeltaNotStorable),
+            _ => id::flat_id(&bytes),
+        };
+        if found != *id {
+            return Err(StoreError::HashMismatch {
+                expected: *id,
+                found,
+            });
+        }
+        Ok((bytes, obj))
+    }
+
+    /// Write one object durably on its own; returns its id. An object that is
+    /// already present is not rewritten (its shard directory is still flushed,
+    /// since whoever renamed it may not have).
+    pub fn write(&self, obj: &Object) -> Result<Id, StoreError> {
+        let (id, bytes) = encode_for_store(obj)?;
+        let path = self.path_for(&id);
+        let shard = durable::parent_or_dot(&path).to_path_buf();
+        if path.is_file() {
+            durable::sync_dir(&shard)?;
+            return Ok(id);
+        }
+        durable::create_dir_all_durable(&shard)?;
+        let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
+        let done = (|| {
+            file.write_all(&bytes).map_err(io_err("write object", &tmp))?;
+            file.sync_data().map_err(io_err("fsync object", &tmp))?;
+            fs::rename(&tmp, &path).map_err(io_err("rename object into place", &path))
+        })();
+        if done.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        done?;
+        durable::sync_dir(&shard)?;
+        Ok(id)
+    }
+
+    /// Start a batch of writes that become visible together at `commit`.
+    pub fn batch(&self) -> WriteBatch<'_> {
+        WriteBatch {
+            store: self,
+            state: Mutex::new(BatchState::default()),
+        }
+    }
+}
+
+/// Objects are written read-only: nothing ever rewrites one in place.
+const OBJECT_MODE: u32 = 0o444;
+
+/// Encode an object for storage and compute its id, refusing deltas and
+/// anything over the size cap.
+pub fn encode_for_store(obj: &Object) -> Result<(Id, Vec<u8>), StoreError> {
+    if obj.object_type() == ObjectType::Delta {
+        return Err(StoreError::DeltaNotStorable);
+    }
+    let bytes = obj.encode()?;
+    let id = match obj {
+        Object::Tree(t) => t.merkle_id(),
+        Object::ChunkedBlob(c) => c.merkle_id(),
+        _ => id::flat_id(&bytes),
+    };
+    if bytes.len() > MAX_OBJECT_SIZE {
+        return Err(StoreError::TooLarge {
+            id,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok((id, bytes))
+}
+
+#[derive(Default)]
+struct BatchState {
+    /// Temp files staged in this batch, with the id each becomes.
+    staged: Vec<(Id, PathBuf)>,
+    /// Ids staged or found present, so each is handled once.
+    seen: HashSet<Id>,
+    /// Shard directories to flush at commit (new entries or dedup hits).
+    shards: BTreeSet<PathBuf>,
+    /// Objects found already visible.
+    present: u64,
+    /// Bytes staged.
+    bytes: u64,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchOutcome {
+    /// Objects newly written.
+    pub written: u64,
+    /// Objects that were already in the store (not rewritten).
+    pub already_present: u64,
+    /// Bytes newly written.
+    pub bytes: u64,
+}
+
+/// A set of object writes that become durable, then visible, together.
+pub struct WriteBatch<'s> {
+    store: &'s Store,
+    state: Mutex<BatchState>,
+}
+
+impl std::fmt::Debug for WriteBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("store", &self.store.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteBatch<'_> {
+    /// Stage an object; returns its id. Safe to call from many threads.
+    pub fn add(&self, obj: &Object) -> Result<Id, StoreError> {
+        let (id, bytes) = encode_for_store(obj)?;
+        self.stage(id, &[&bytes])?;
+        Ok(id)
+    }
+
+    /// Stage a blob holding `data` without building its encoding in memory.
+    pub fn add_blob(&self, data: &[u8]) -> Result<Id, StoreError> {
+        if data.len() + 10 > MAX_OBJECT_SIZE {
+            return Err(StoreError::TooLarge {
+                id: crate::mkit::object::blob_id(data),
+                size: data.len() as u64 + 10,
+            });
+        }
+        let id = crate::mkit::object::blob_id(data);
+        self.stage(id, &[&blob_header(data.len()), data])?;
+        Ok(id)
+    }
+
+    /// Stage bytes under an id the caller already computed with the store's
+    /// rule. Used by translators that hash while encoding.
+    fn stage(&self, id: Id, parts: &[&[u8]]) -> Result<(), StoreError> {
+        {
+            let mut st = self.lock();
+            if !st.seen.insert(id) {
+                return Ok(());
+            }
+        }
+        let path = self.store.path_for(&id);
+        let shard = durable::parent_or_dot(&path).to_path_buf();
+        if path.is_file() {
+            let mut st = self.lock();
+            st.present += 1;
+            st.shards.insert(shard);
+            return Ok(());
+        }
+        durable::create_dir_all_durable(&shard)?;
+        let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
+        let mut len = 0u64;
+        for part in parts {
+            if let Err(e) = file.write_all(part) {
+                let _ = fs::remove_file(&tmp);
+                return Err(IoError::new("write object", tmp, e).into());
+            }
+            len += part.len() as u64;
+        }
+        // Per-platform durability happens at commit; see `flush_all`.
+        let mut st = self.lock();
+        st.staged.push((id, tmp));
+        st.shards.insert(shard);
+        st.bytes += len;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BatchState> {
+        // A panic in another stager cannot leave the state inconsistent:
+        // every update is a single push or insert.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make every staged object durable, then visible, then its directory
+    /// entry durable. Only after this returns may refs point at them.
+    pub fn commit(self) -> Result<BatchOutcome, StoreError> {
+        let st = std::mem::take(&mut *self.lock());
+        let outcome = BatchOutcome {
+            written: st.staged.len() as u64,
+            already_present: st.present,
+            bytes: st.bytes,
+        };
+        let mut staged = st.staged;
+        let result = (|| {
+            if !staged.is_empty() {
+                flush_all(self.store.root(), &staged)?;
+            }
+            while let Some((id, tmp)) = staged.pop() {
+                let path = self.store.path_for(&id);
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(IoError::new("rename object into place", path, e));
+                }
+            }
+            flush_dirs(self.store.root(), &st.shards)
+        })();
+        // Anything not renamed (after an error) is removed.
+        for (_, tmp) in staged {
+            let _ = fs::remove_file(tmp);
+        }
+        result?;
+        Ok(outcome)
+    }
+}
+
+impl Drop for WriteBatch<'_> {
+    fn drop(&mut self) {
+        let st = self.lock();
+        for (_, tmp) in &st.staged {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// One durability point for all staged files.
+///
+/// Linux: `syncfs` on the store's filesystem writes back and commits every
+/// dirty file there in one call (and reports writeback errors since 5.8).
+/// Elsewhere: `fdatasync` each staged file.
+fn flush_all(root: &Path, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = staged;
+        syncfs(root)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        for (_, tmp) in staged {
+            File::open(tmp)
+                .and_then(|f| f.sync_data())
+                .map_err(io_err("fsync object", tmp))?;
+        }
+        Ok(())
+    }
+}
+
+/// Make the renames durable: one `syncfs` on Linux, else each shard directory.
+fn flush_dirs(root: &Path, shards: &BTreeSet<PathBuf>) -> Result<(), IoError> {
+    if shards.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        syncfs(root)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        for dir in shards {
+            durable::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn syncfs(root: &Path) -> Result<(), IoError> {
+    let dir = File::open(root).map_err(io_err("open object directory", root))?;
+    rustix::fs::syncfs(&dir).map_err(|e| IoError::new("syncfs", root, e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mkit::object::{Blob, EntryMode, Tree, TreeEntry};
+
+    fn blob(data: &[u8]) -> Object {
+        Object::Blob(Blob {
+            data: data.to_vec(),
+        })
+    }
+
+    #[test]
+    fn write_read_and_path_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let id = store.write(&blob(b"hello")).unwrap();
+        let hex = id.to_hex();
+        assert!(dir.path().join(&hex[..2]).join(&hex[2..]).is_file());
+        assert_eq!(store.read(&id).unwrap(), blob(b"hello"));
+        // Writing again is a no-op that returns the same id.
+        assert_eq!(store.write(&blob(b"hello")).unwrap(), id);
+    }
+
+    #[test]
+    fn read_detects_swapped_and_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let a = store.write(&blob(b"a")).unwrap();
+        let b = store.write(&blob(b"b")).unwrap();
+        let pa = store.path_for(&a);
+        fs::set_permissions(&pa, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        fs::copy(store.path_for(&b), &pa).unwrap();
+        assert!(matches!(
+            store.read(&a),
+            Err(StoreError::HashMismatch { expected, found }) if expected == a && found == b
+        ));
+        fs::write(&pa, b"garbage").unwrap();
+        assert!(matches!(store.read(&a), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.read(&Id([0; 32])),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn tree_is_stored_under_its_merkle_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let child = store.write(&blob(b"x")).unwrap();
+        let tree = Object::Tree(Tree {
+            entries: vec![TreeEntry {
+                name: b"x".to_vec(),
+                mode: EntryMode::Blob,
+                id: child,
+            }],
+        });
+        let id = store.write(&tree).unwrap();
+        assert_ne!(id, id::flat_id(&tree.encode().unwrap()));
+        assert_eq!(store.read(&id).unwrap(), tree);
+    }
+
+    #[test]
+    fn batch_is_invisible_until_commit_and_dropped_batch_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let batch = store.batch();
+        let id = batch.add(&blob(b"staged")).unwrap();
+        let id2 = batch.add_blob(&[5u8; 1000]).unwrap();
+        assert_eq!(batch.add(&blob(b"staged")).unwrap(), id);
+        assert!(!store.contains(&id));
+        drop(batch);
+        assert!(!store.contains(&id));
+        let leftovers: Vec<_> = walk(dir.path());
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        let batch = store.batch();
+        batch.add(&blob(b"staged")).unwrap();
+        batch.add_blob(&[5u8; 1000]).unwrap();
+        let out = batch.commit().unwrap();
+        assert_eq!(out.written, 2);
+        assert_eq!(store.read(&id).unwrap(), blob(b"staged"));
+        assert_eq!(store.read(&id2).unwrap(), blob(&[5u8; 1000]));
+
+        let again = store.batch();
+        again.add(&blob(b"staged")).unwrap();
+        let out = again.commit().unwrap();
+        assert_eq!((out.written, out.already_present), (0, 1));
+    }
+
+    #[test]
+    fn batch_accepts_concurrent_stagers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let batch = store.batch();
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let batch = &batch;
+                s.spawn(move || {
+                    for i in 0..50u8 {
+                        // Half the ids collide across threads.
+                        batch.add(&blob(&[i, t % 2])).unwrap();
+                    }
+                });
+            }
+        });
+        let out = batch.commit().unwrap();
+        assert_eq!(out.written, 100);
+        assert_eq!(walk(dir.path()).len(), 100);
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(dir).unwrap() {
+            let shard = shard.unwrap().path();
+            for f in fs::read_dir(&shard).unwrap() {
+                out.push(f.unwrap().path());
+            }
+        }
+        out
+    }
+}
