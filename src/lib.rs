@@ -7,6 +7,7 @@
 //! Library code never prints to stdout and never panics on input: every
 //! failure is a typed error that names the object, ref or path involved.
 
-pub mod mkit;
-pub mod state;
 pub mod durable;
+pub mod mkit;
+pub mod run;
+pub mod state;

@@ -134,7 +134,11 @@ fn object_vectors_reproduce() {
         "1ab8d0788b29fe5992011e64d6c922ec93f4248b3755b92b15b07e664cb15652"
     );
     let single = Object::Tree(Tree {
-        entries: vec![entry(b"README.md", EntryMode::Blob, empty_blob.id().unwrap())],
+        entries: vec![entry(
+            b"README.md",
+            EntryMode::Blob,
+            empty_blob.id().unwrap(),
+        )],
     });
     assert_object_vector(d, "objects", "tree_single_file", &single);
     // A tree's id is its Merkle root, not the hash of its bytes.
@@ -167,7 +171,12 @@ fn object_vectors_reproduce() {
         &sign::commit_signing_bytes(c0c).unwrap(),
     );
 
-    let r2 = remix(vec![src(0x10, 0x30), src(0x20, 0x40)], PUBKEY_B, b"remix two", 10);
+    let r2 = remix(
+        vec![src(0x10, 0x30), src(0x20, 0x40)],
+        PUBKEY_B,
+        b"remix two",
+        10,
+    );
     assert_object_vector(d, "objects", "remix_2sources", &r2);
     let Object::Remix(r2r) = &r2 else {
         unreachable!()
@@ -297,4 +306,25 @@ fn git_bridge_mkit_ids_reproduce() {
             _ => assert_eq!(status, None, "{name}"),
         }
     }
+}
+
+/// The export vectors' chunked blob: the little-endian u32 sequence
+/// 0..300000 chunked with the pinned FastCDC gives the pinned manifest.
+#[test]
+fn git_bridge_chunked_blob_content_reproduces() {
+    let Some(dir) = common::golden_dir("git_bridge_chunked_blob_content_reproduces") else {
+        return;
+    };
+    let data: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
+    assert_eq!(data.len(), 1_200_000);
+    let manifest = mkit_bridge::mkit::content::manifest_for(&data);
+    let bytes = Object::ChunkedBlob(manifest.clone()).encode().unwrap();
+    assert_eq!(
+        bytes,
+        common::read_golden(&dir, "git-bridge/chunked_blob.mkit.bin")
+    );
+    assert_eq!(
+        mkit_bridge::mkit::content::content_id(&data).to_hex(),
+        "64bf5dbbbe80bc2334809ab8de057b1affc91aaea3a5d0c46d76f027eb5b3861"
+    );
 }

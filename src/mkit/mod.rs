@@ -6,6 +6,7 @@
 //! keys ([`keys`]) and the repository marker ([`repo`]).
 
 pub mod chunk;
+pub mod content;
 pub mod decode;
 pub mod encode;
 pub mod id;

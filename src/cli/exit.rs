@@ -1,0 +1,99 @@
+//! Exit codes (sysexits.h) and the CLI's error type.
+
+use mkit_bridge::durable::IoError;
+use mkit_bridge::mkit::id::HexError;
+use mkit_bridge::mkit::keys::KeyError;
+use mkit_bridge::mkit::object::ObjectError;
+use mkit_bridge::mkit::refs::RefError;
+use mkit_bridge::mkit::repo::RepoError;
+use mkit_bridge::mkit::store::StoreError;
+use mkit_bridge::run::snapshot::SnapshotError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// A general failure (for example a verification that did not pass).
+pub const FAILURE: u8 = 1;
+/// The command line was wrong.
+pub const USAGE: u8 = 64;
+/// Input data was malformed (a bad id, a corrupt object).
+pub const DATAERR: u8 = 65;
+/// An input file or repository does not exist.
+pub const NOINPUT: u8 = 66;
+/// An output file or directory could not be created.
+pub const CANTCREAT: u8 = 73;
+/// An I/O error.
+pub const IOERR: u8 = 74;
+/// A transient condition (a lost compare-and-swap, a held lock): retry.
+pub const TEMPFAIL: u8 = 75;
+/// A permission problem (an insecure or foreign key file).
+pub const NOPERM: u8 = 77;
+
+/// Every way a command can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// An id that is not 64 lowercase hex.
+    #[error("bad object id {id:?}: {source}")]
+    BadId {
+        /// What was given.
+        id: String,
+        /// Why it is not an id.
+        source: HexError,
+    },
+    /// Opening or creating the repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// Reading or writing objects failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An object could not be encoded.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// A signing key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A ref operation failed.
+    #[error(transparent)]
+    Ref(#[from] RefError),
+    /// A snapshot failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A check failed; the details were already printed.
+    #[error("{0}")]
+    Failed(String),
+    /// Writing to stdout failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+impl CliError {
+    /// The sysexits code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::BadId { .. } => USAGE,
+            CliError::Repo(RepoError::NotARepository(_)) => NOINPUT,
+            CliError::Repo(RepoError::AlreadyInitialized(_)) => CANTCREAT,
+            CliError::Repo(RepoError::IncompatibleFormat { .. }) => DATAERR,
+            CliError::Store(StoreError::NotFound(_)) => NOINPUT,
+            CliError::Store(StoreError::Io(_)) | CliError::Repo(RepoError::Io(_)) => IOERR,
+            CliError::Store(_) | CliError::Object(_) => DATAERR,
+            CliError::Io(_) | CliError::Output(_) => IOERR,
+            CliError::Key(KeyError::Io(_)) => IOERR,
+            CliError::Key(_) => NOPERM,
+            CliError::Ref(RefError::Conflict { .. } | RefError::LockTimeout { .. }) => TEMPFAIL,
+            CliError::Ref(_) => DATAERR,
+            CliError::Snapshot(SnapshotError::Io(_)) => IOERR,
+            CliError::Snapshot(SnapshotError::Ref(RefError::Conflict { .. })) => TEMPFAIL,
+            CliError::Snapshot(_) => DATAERR,
+            CliError::Failed(_) => FAILURE,
+        }
+    }
+}

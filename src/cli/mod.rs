@@ -1,0 +1,152 @@
+//! Command-line definitions and rendering.
+//!
+//! Each subcommand parses its flags here, calls the library, and renders the
+//! outcome: results on stdout, diagnostics on stderr. Errors become sysexits
+//! codes (see [`exit`]); a closed stdout (for example `| head`) ends the
+//! command quietly with success.
+
+mod exit;
+mod objects;
+mod snapshot;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::CliError;
+
+/// mkit-bridge: move history between git and mkit.
+#[derive(Debug, Parser)]
+#[command(name = "mkit-bridge", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an empty mkit repository (`.mkit/`, format bmt-v1, HEAD on main).
+    Init {
+        /// Directory to create it in (created when absent); default: current directory.
+        dir: Option<PathBuf>,
+    },
+    /// Print the mkit id of files' content (blob, or chunked blob over 1 MiB).
+    HashObject {
+        /// Also write the objects into the repository.
+        #[arg(short = 'w', long)]
+        write: bool,
+        /// Repository directory (default: current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Files to hash.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show a stored object (verifying its id on read).
+    CatObject {
+        /// Print only the object type.
+        #[arg(short = 't', conflicts_with = "size")]
+        kind: bool,
+        /// Print only the encoded size in bytes.
+        #[arg(short = 's')]
+        size: bool,
+        /// Repository directory (default: current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The object id (64 hex).
+        id: String,
+    },
+    /// Commit a directory's files as one signed mkit commit on a branch.
+    Snapshot {
+        /// The directory to commit.
+        source: PathBuf,
+        /// Repository directory (default: current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Branch to advance.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Commit message.
+        #[arg(short = 'm', long)]
+        message: String,
+        /// Opaque author, for example "Name <email>" (default: the key's Ed25519 identity).
+        #[arg(long)]
+        author: Option<String>,
+        /// Commit timestamp, seconds since the epoch (default: now).
+        #[arg(long)]
+        timestamp: Option<u64>,
+        /// Signing key: a raw 32-byte seed, mode 0600 (default: .mkit/keys/default.key,
+        /// generated when absent).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Verify an object: its id, its structure, and its signature if it has one.
+    VerifyObject {
+        /// Repository directory (default: current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The object ids (64 hex).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// Parse the command line, run it, and return the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Init { dir } => objects::init(&mut out, dir),
+        Command::HashObject { write, repo, files } => {
+            objects::hash_object(&mut out, &repo, &files, write)
+        }
+        Command::CatObject {
+            kind,
+            size,
+            repo,
+            id,
+        } => objects::cat_object(&mut out, &repo, &id, kind, size),
+        Command::VerifyObject { repo, ids } => objects::verify_object(&mut out, &repo, &ids),
+        Command::Snapshot {
+            source,
+            repo,
+            branch,
+            message,
+            author,
+            timestamp,
+            key,
+        } => snapshot::run(
+            &mut out,
+            &snapshot::Args {
+                source,
+                repo,
+                branch,
+                message,
+                author,
+                timestamp,
+                key,
+            },
+        ),
+    };
+    let result = result.and_then(|()| out.flush().map_err(CliError::Output));
+    match result {
+        Ok(()) => exit::OK,
+        Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "error: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `snapshot`: commit a directory as a signed mkit commit.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use mkit_bridge::mkit::keys;
+use mkit_bridge::mkit::repo::Repo;
+use mkit_bridge::mkit::sign::KeyPair;
+use mkit_bridge::run::snapshot::{SnapshotOptions, snapshot};
+
+use super::CliError;
+
+pub struct Args {
+    pub source: PathBuf,
+    pub repo: PathBuf,
+    pub branch: String,
+    pub message: String,
+    pub author: Option<String>,
+    pub timestamp: Option<u64>,
+    pub key: Option<PathBuf>,
+}
+
+pub fn run(out: &mut impl Write, args: &Args) -> Result<(), CliError> {
+    let repo = Repo::open(&args.repo)?;
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| keys::default_key_path(repo.mkit_dir()));
+    if keys::create_seed_new(&key_path)? {
+        eprintln!(
+            "notice: generated a new signing key at {} (keep it: it signs every commit)",
+            key_path.display()
+        );
+    }
+    let key = KeyPair::from_seed(&keys::load_seed(&key_path)?);
+    eprintln!(
+        "signing with key {} ({})",
+        mkit_bridge::mkit::Id(key.public()),
+        key_path.display()
+    );
+    let outcome = snapshot(
+        &repo,
+        &SnapshotOptions {
+            source: &args.source,
+            branch: &args.branch,
+            message: args.message.clone().into_bytes(),
+            author: args.author.clone().map(String::into_bytes),
+            timestamp: args.timestamp,
+            key: &key,
+        },
+    )?;
+    writeln!(out, "{}", outcome.commit)?;
+    eprintln!(
+        "refs/heads/{} -> {} (tree {}, {} new objects)",
+        args.branch, outcome.commit, outcome.tree, outcome.written
+    );
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Drivers: the code that owns files, threads and progress for a whole job.
+//!
+//! Translation rules elsewhere are pure; a driver reads inputs, calls them,
+//! stages objects in a write batch, commits it, and only then moves refs.
+
+pub mod snapshot;
