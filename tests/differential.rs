@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mkit_bridge::mkit::Id;
 use mkit_bridge::mkit::object::{
-    Blob, ChunkedBlob, Commit, Delta, EntryMode, Identity, IdentityKind, Object, ObjectType,
-    Remix, RemixSource, Tag, Tree, TreeEntry, entry_name_rule,
+    Blob, ChunkedBlob, Commit, Delta, EntryMode, Identity, IdentityKind, Object, ObjectType, Remix,
+    RemixSource, Tag, Tree, TreeEntry, entry_name_rule,
 };
 use mkit_bridge::mkit::sign::{self, KeyPair, SignatureStatus};
 use mkit_core as mc;
@@ -275,8 +275,9 @@ fn tag() -> impl Strategy<Value = Tag> {
     (
         id(),
         target_type,
-        prop::collection::vec(any::<u8>(), 1..24)
-            .prop_filter("tag floor", |n| !n.iter().any(|b| matches!(b, 0 | b'/' | b'\\'))),
+        prop::collection::vec(any::<u8>(), 1..24).prop_filter("tag floor", |n| {
+            !n.iter().any(|b| matches!(b, 0 | b'/' | b'\\'))
+        }),
         identity(),
         message(),
         any::<u64>(),
@@ -303,20 +304,28 @@ fn object() -> impl Strategy<Value = Object> {
         tree().prop_map(Object::Tree),
         commit().prop_map(Object::Commit),
         remix().prop_map(Object::Remix),
-        (any::<u64>(), any::<u32>(), prop::collection::vec(id(), 0..6)).prop_map(
-            |(total_size, chunk_size, chunks)| Object::ChunkedBlob(ChunkedBlob {
-                total_size,
-                chunk_size,
-                chunks
-            })
-        ),
-        (id(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..40)).prop_map(
-            |(base, result_size, instructions)| Object::Delta(Delta {
+        (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec(id(), 0..6)
+        )
+            .prop_map(|(total_size, chunk_size, chunks)| Object::ChunkedBlob(
+                ChunkedBlob {
+                    total_size,
+                    chunk_size,
+                    chunks
+                }
+            )),
+        (
+            id(),
+            any::<u32>(),
+            prop::collection::vec(any::<u8>(), 0..40)
+        )
+            .prop_map(|(base, result_size, instructions)| Object::Delta(Delta {
                 base,
                 result_size,
                 instructions
-            })
-        ),
+            })),
         tag().prop_map(Object::Tag),
     ]
 }

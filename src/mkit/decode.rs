@@ -320,7 +320,10 @@ mod tests {
     fn every_truncation_and_extension_is_refused() {
         let bytes = commit().encode().unwrap();
         for cut in 0..bytes.len() {
-            assert!(Object::decode(&bytes[..cut]).is_err(), "prefix {cut} accepted");
+            assert!(
+                Object::decode(&bytes[..cut]).is_err(),
+                "prefix {cut} accepted"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -401,7 +404,9 @@ mod tests {
         b[at] = 0x01; // ed25519 with a 24-byte payload
         assert_eq!(
             Object::decode(&b),
-            Err(ObjectError::InvalidIdentity(IdentityRule::Ed25519Length(24)))
+            Err(ObjectError::InvalidIdentity(IdentityRule::Ed25519Length(
+                24
+            )))
         );
     }
 

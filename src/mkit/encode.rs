@@ -24,7 +24,11 @@ impl Object {
                     .sum::<usize>()
             }
             Object::Commit(c) => {
-                32 + 4 + 32 * c.parents.len() + identity_len(&c.author) + 4 + c.message.len()
+                32 + 4
+                    + 32 * c.parents.len()
+                    + identity_len(&c.author)
+                    + 4
+                    + c.message.len()
                     + 8
                     + 32
                     + 32
@@ -46,7 +50,13 @@ impl Object {
             Object::ChunkedBlob(c) => 8 + 4 + 4 + 32 * c.chunks.len(),
             Object::Delta(d) => 32 + 4 + 4 + d.instructions.len(),
             Object::Tag(t) => {
-                32 + 1 + 4 + t.name.len() + identity_len(&t.tagger) + 4 + t.message.len() + 8
+                32 + 1
+                    + 4
+                    + t.name.len()
+                    + identity_len(&t.tagger)
+                    + 4
+                    + t.message.len()
+                    + 8
                     + 32
                     + 64
             }

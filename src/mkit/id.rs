@@ -232,13 +232,19 @@ mod tests {
         let upper = Id([0xab; 32]).to_hex().to_uppercase();
         assert_eq!(
             Id::from_hex(&upper),
-            Err(HexError::Digit { offset: 0, byte: b'A' })
+            Err(HexError::Digit {
+                offset: 0,
+                byte: b'A'
+            })
         );
         let mut bad = id.to_hex().into_bytes();
         bad[5] = b'g';
         assert_eq!(
             Id::from_hex_bytes(&bad),
-            Err(HexError::Digit { offset: 5, byte: b'g' })
+            Err(HexError::Digit {
+                offset: 5,
+                byte: b'g'
+            })
         );
     }
 

@@ -173,12 +173,12 @@ impl Identity {
             return Err(ObjectError::IdentityTooLarge(len));
         }
         match self.kind {
-            IdentityKind::Ed25519 if len != 32 => {
-                Err(ObjectError::InvalidIdentity(IdentityRule::Ed25519Length(len)))
-            }
-            IdentityKind::DidKey if !self.payload.iter().all(u8::is_ascii_graphic) => {
-                Err(ObjectError::InvalidIdentity(IdentityRule::DidKeyNotPrintable))
-            }
+            IdentityKind::Ed25519 if len != 32 => Err(ObjectError::InvalidIdentity(
+                IdentityRule::Ed25519Length(len),
+            )),
+            IdentityKind::DidKey if !self.payload.iter().all(u8::is_ascii_graphic) => Err(
+                ObjectError::InvalidIdentity(IdentityRule::DidKeyNotPrintable),
+            ),
             _ => Ok(()),
         }
     }
@@ -619,7 +619,10 @@ pub enum ObjectError {
     #[error("tree has {0} entries, more than 1000000")]
     TooManyEntries(usize),
     /// A tree-entry name that breaks a naming rule.
-    #[error("tree entry name {:?} is invalid: {rule}", String::from_utf8_lossy(name))]
+    #[error(
+        "tree entry name {:?} is invalid: {rule}",
+        String::from_utf8_lossy(name)
+    )]
     InvalidEntryName {
         /// The offending name.
         name: Vec<u8>,
@@ -715,7 +718,12 @@ mod tests {
             (b"\xff\xfe", None),
         ];
         for (name, want) in cases {
-            assert_eq!(entry_name_rule(name), *want, "{:?}", String::from_utf8_lossy(name));
+            assert_eq!(
+                entry_name_rule(name),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
         }
         assert_eq!(entry_name_rule(&[b'a'; 255]), None);
         assert_eq!(entry_name_rule(&[b'a'; 256]), Some(NameRule::TooLong));
@@ -730,7 +738,9 @@ mod tests {
         };
         assert_eq!(
             short.validate(),
-            Err(ObjectError::InvalidIdentity(IdentityRule::Ed25519Length(31)))
+            Err(ObjectError::InvalidIdentity(IdentityRule::Ed25519Length(
+                31
+            )))
         );
         assert_eq!(
             Identity::opaque(Vec::new()).validate(),
@@ -748,7 +758,9 @@ mod tests {
         assert!(did(b"z6Mk").validate().is_ok());
         assert_eq!(
             did(b"z6 Mk").validate(),
-            Err(ObjectError::InvalidIdentity(IdentityRule::DidKeyNotPrintable))
+            Err(ObjectError::InvalidIdentity(
+                IdentityRule::DidKeyNotPrintable
+            ))
         );
     }
 
@@ -767,7 +779,10 @@ mod tests {
         let dup = Tree {
             entries: vec![e(b"a"), e(b"a")],
         };
-        assert!(matches!(dup.validate(), Err(ObjectError::InvalidEntryOrder { .. })));
+        assert!(matches!(
+            dup.validate(),
+            Err(ObjectError::InvalidEntryOrder { .. })
+        ));
         let mut unsorted = Tree {
             entries: vec![e(b"b"), e(b"a")],
         };

@@ -115,17 +115,15 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(*id)),
             Err(e) => return Err(IoError::new("open object", path, e).into()),
         };
-        let size = file
-            .metadata()
-            .map_err(io_err("stat object", &path))?
-            .len();
+        let size = file.metadata().map_err(io_err("stat object", &path))?.len();
         if size > MAX_OBJECT_SIZE as u64 {
             return Err(StoreError::TooLarge { id: *id, size });
         }
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes)
             .map_err(io_err("read object", &path))?;
-        let obj = Object::decode(&bytes).map_err(|source| StoreError::Corrupt { id: *id, source })?;
+        let obj =
+            Object::decode(&bytes).map_err(|source| StoreError::Corrupt { id: *id, source })?;
         let found = match &obj {
             Object::Tree(t) => t.merkle_id(),
             Object::ChunkedBlob(c) => c.merkle_id(),
@@ -155,7 +153,8 @@ impl Store {
         durable::create_dir_all_durable(&shard)?;
         let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
         let done = (|| {
-            file.write_all(&bytes).map_err(io_err("write object", &tmp))?;
+            file.write_all(&bytes)
+                .map_err(io_err("write object", &tmp))?;
             file.sync_data().map_err(io_err("fsync object", &tmp))?;
             fs::rename(&tmp, &path).map_err(io_err("rename object into place", &path))
         })();

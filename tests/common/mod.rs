@@ -40,7 +40,10 @@ pub fn mkit_bin(test: &str) -> Option<PathBuf> {
         .unwrap_or_else(|| PathBuf::from("mkit"));
     match Command::new(&bin).arg("--version").output() {
         Ok(out) if out.status.success() => Some(bin),
-        _ => skip(test, "the reference `mkit` binary is not on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge)"),
+        _ => skip(
+            test,
+            "the reference `mkit` binary is not on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge)",
+        ),
     }
 }
 
@@ -51,7 +54,9 @@ pub fn bridge_bin() -> PathBuf {
 
 /// Run a command, panicking with its output when it fails; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
