@@ -127,6 +127,31 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<(), IoError> {
     }
 }
 
+/// Create `bytes` at `path` only if nothing is there, crash-safely: a temp
+/// file is written and fsynced, then hard-linked to `path` (which fails
+/// rather than replace anything), then removed, and the directory fsynced.
+/// Returns `Ok(false)` when `path` already existed.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, IoError> {
+    let (mut file, tmp) = create_temp(path, mode)?;
+    let linked = (|| {
+        file.write_all(bytes).map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(file);
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(IoError::new("link into place", path, e)),
+        }
+    })();
+    let removed = fs::remove_file(&tmp);
+    let linked = linked?;
+    removed.map_err(io_err("remove temp file", &tmp))?;
+    if linked {
+        sync_dir(parent_or_dot(path))?;
+    }
+    Ok(linked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +185,15 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent-dir-for-test/"), "{msg}");
         assert!(msg.starts_with("cannot create temp file"), "{msg}");
+    }
+
+    #[test]
+    fn new_file_write_does_not_replace_and_leaves_no_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f");
+        assert!(write_new(&p, b"one", 0o600).unwrap());
+        assert!(!write_new(&p, b"two", 0o600).unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 }
