@@ -6,6 +6,9 @@
 //!   8 MiB of pseudo-random bytes (criterion prints both in MB/s, so the
 //!   ratio is read off one run).
 
+// criterion's group macro generates an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 

@@ -115,10 +115,10 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<(), IoError> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
-        if !parent.as_os_str().is_empty() {
-            create_dir_all_durable(parent)?;
-        }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dir_all_durable(parent)?;
     }
     match fs::create_dir(dir) {
         Ok(()) => sync_dir(parent_or_dot(dir)),

@@ -4,8 +4,8 @@
 //! with exec and symlink modes, two signed commits, an annotated and a signed
 //! tag, branch refs, HEAD); `mkit log`, `mkit cat-file -p` on every object and
 //! `mkit verify` on the commits and signed tag must all succeed. A second test
-//! commits the same directory with our `snapshot` command and with `mkit add`
-//! + `mkit commit` and compares the tree ids. Without `mkit` these print why
+//! commits the same directory with our `snapshot` command and with
+//! `mkit add` and `mkit commit`, and compares the tree ids. Without `mkit` these print why
 //! they skipped (and fail under `MKIT_BRIDGE_STRICT=1`).
 
 mod common;

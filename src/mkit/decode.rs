@@ -161,13 +161,13 @@ fn read_tree(r: &mut Reader<'_>) -> Result<Tree, ObjectError> {
     for _ in 0..n {
         let name = r.bytes("tree.entry.name")?;
         validate_entry_name(name)?;
-        if let Some(prev) = entries.last() {
-            if prev.name.as_slice() >= name {
-                return Err(ObjectError::InvalidEntryOrder {
-                    previous: prev.name.clone(),
-                    next: name.to_vec(),
-                });
-            }
+        if let Some(prev) = entries.last()
+            && prev.name.as_slice() >= name
+        {
+            return Err(ObjectError::InvalidEntryOrder {
+                previous: prev.name.clone(),
+                next: name.to_vec(),
+            });
         }
         let mode = EntryMode::from_byte(r.u8("tree.entry.mode")?)?;
         let id = r.id("tree.entry.id")?;

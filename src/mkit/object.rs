@@ -375,13 +375,13 @@ impl Tree {
         let mut prev: Option<&[u8]> = None;
         for e in &self.entries {
             validate_entry_name(&e.name)?;
-            if let Some(p) = prev {
-                if p >= e.name.as_slice() {
-                    return Err(ObjectError::InvalidEntryOrder {
-                        previous: p.to_vec(),
-                        next: e.name.clone(),
-                    });
-                }
+            if let Some(p) = prev
+                && p >= e.name.as_slice()
+            {
+                return Err(ObjectError::InvalidEntryOrder {
+                    previous: p.to_vec(),
+                    next: e.name.clone(),
+                });
             }
             prev = Some(&e.name);
         }

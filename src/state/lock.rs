@@ -1,0 +1,92 @@
+//! The per-state lock `.mkit/git-<remote>.lock`.
+//!
+//! One bridge operation runs against a state directory at a time. The lock is
+//! the same one the reference takes: an exclusive advisory lock (`flock`,
+//! through std's `File::lock` family) on the file `git-<remote>.lock` directly
+//! in the `.mkit` directory, so our runs and the reference's exclude each
+//! other. The file is never removed: the kernel drops the lock when the
+//! holder's descriptor closes, even if the holder is killed, so a leftover
+//! file means nothing. Acquisition polls `try_lock` with short sleeps and
+//! gives up with [`StateError::Busy`] after a timeout.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::error::{Result, StateError};
+use super::validate_remote_name;
+use crate::durable::{IoError, io_err};
+
+/// How long [`lock_state_default`] waits; the reference waits the same.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest sleep between two attempts.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// The lock file guarding state `remote` under the `.mkit` directory.
+pub fn lock_path(mkit_dir: &Path, remote: &str) -> Result<PathBuf> {
+    validate_remote_name(remote)?;
+    Ok(mkit_dir.join(format!("git-{remote}.lock")))
+}
+
+/// A held per-state lock; dropping it releases the lock (the file stays).
+#[derive(Debug)]
+#[must_use = "the lock is released when this guard is dropped"]
+pub struct StateLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl StateLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock anyway; unlocking first
+        // just makes the release independent of any duplicated descriptor.
+        let _ = self.file.unlock();
+    }
+}
+
+/// Take the lock for state `remote`, waiting up to `timeout` for another
+/// holder to let go; [`StateError::Busy`] when it does not.
+pub fn lock_state(mkit_dir: &Path, remote: &str, timeout: Duration) -> Result<StateLock> {
+    let path = lock_path(mkit_dir, remote)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(io_err("open lock file", &path))?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(StateLock { file, path }),
+            Err(TryLockError::Error(e)) => return Err(IoError::new("lock", &path, e).into()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(StateError::Busy {
+                remote: remote.to_owned(),
+                path,
+                waited,
+            });
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(MAX_POLL);
+    }
+}
+
+/// [`lock_state`] with [`DEFAULT_LOCK_TIMEOUT`].
+pub fn lock_state_default(mkit_dir: &Path, remote: &str) -> Result<StateLock> {
+    lock_state(mkit_dir, remote, DEFAULT_LOCK_TIMEOUT)
+}

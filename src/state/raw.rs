@@ -1,0 +1,150 @@
+//! Retained raw git bytes: `raw/<2 hex>/<38 hex>`.
+//!
+//! The import side keeps the original bytes of every git commit and tag it
+//! translated, in framed form — `"<type> <len>\0"` followed by the body, the
+//! exact input of git's SHA-1 — in a file named by that SHA-1 (first two hex
+//! digits as a directory, the other 38 as the file name). The SHA-1 is only a
+//! locator here; nothing in this module computes or checks it.
+//!
+//! Each file is written once, by temp file, fsync and rename, and skipped
+//! when already present, so the final name never holds partial bytes. The
+//! fan-out directories are fsynced in a batch by [`RawWriter::sync`] rather
+//! than after every file, because an import retains thousands of them.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::{Result, StateError};
+use super::sha1::Sha1;
+use crate::durable::{create_dir_all_durable, create_temp, io_err, sync_dir};
+
+/// Directory of retained bytes inside a state directory.
+pub const RAW_DIR: &str = "raw";
+
+/// Where the retained bytes of `id` live in `state`.
+pub fn raw_path(state: &Path, id: &Sha1) -> PathBuf {
+    let hex = id.to_hex();
+    state.join(RAW_DIR).join(&hex[..2]).join(&hex[2..])
+}
+
+/// Whether bytes for `id` are retained.
+pub fn has_raw(state: &Path, id: &Sha1) -> Result<bool> {
+    let path = raw_path(state, id);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("stat", &path)(e).into()),
+    }
+}
+
+/// The retained framed bytes of `id`, `None` when not retained.
+pub fn read_raw(state: &Path, id: &Sha1) -> Result<Option<Vec<u8>>> {
+    let path = raw_path(state, id);
+    match fs::read(&path) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", &path)(e).into()),
+    }
+}
+
+/// Check that `framed` is `"<type> <len>\0" + body` with a known git type
+/// and a decimal length equal to the body's.
+pub fn check_frame(id: &Sha1, framed: &[u8]) -> Result<()> {
+    let bad = |reason| StateError::BadRawFrame {
+        sha1: id.to_hex(),
+        reason,
+    };
+    let nul = framed
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| bad("no NUL ends the header"))?;
+    let header = &framed[..nul];
+    let sp = header
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or_else(|| bad("the header has no space"))?;
+    let (kind, len) = (&header[..sp], &header[sp + 1..]);
+    if !matches!(kind, b"commit" | b"tag" | b"tree" | b"blob") {
+        return Err(bad("the header names no git object type"));
+    }
+    let canonical =
+        !len.is_empty() && len.iter().all(u8::is_ascii_digit) && (len == b"0" || len[0] != b'0');
+    let declared = canonical
+        .then(|| std::str::from_utf8(len).ok()?.parse::<usize>().ok())
+        .flatten()
+        .ok_or_else(|| bad("the header length is not a decimal number"))?;
+    if declared != framed.len() - nul - 1 {
+        return Err(bad("the header length differs from the body length"));
+    }
+    Ok(())
+}
+
+/// Retains raw bytes and remembers which fan-out directories still need an
+/// fsync; call [`RawWriter::sync`] once the batch is done.
+#[derive(Debug)]
+pub struct RawWriter {
+    state: PathBuf,
+    unsynced: BTreeSet<PathBuf>,
+}
+
+impl RawWriter {
+    /// A writer for the state directory `state`.
+    pub fn new(state: &Path) -> RawWriter {
+        RawWriter {
+            state: state.to_owned(),
+            unsynced: BTreeSet::new(),
+        }
+    }
+
+    /// Retain `framed` as the bytes of `id` unless already retained.
+    ///
+    /// Returns whether a file was written. The file's content is durable on
+    /// return; its directory entry is durable after [`RawWriter::sync`].
+    pub fn retain(&mut self, id: &Sha1, framed: &[u8]) -> Result<bool> {
+        check_frame(id, framed)?;
+        let path = raw_path(&self.state, id);
+        let dir = crate::durable::parent_or_dot(&path).to_owned();
+        let exists = has_raw(&self.state, id)?;
+        if !exists {
+            create_dir_all_durable(&dir)?;
+            let (mut file, tmp) = create_temp(&path, 0o644)?;
+            let written = file
+                .write_all(framed)
+                .map_err(io_err("write", &tmp))
+                .and_then(|()| file.sync_all().map_err(io_err("fsync", &tmp)))
+                .and_then(|()| {
+                    drop(file);
+                    fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))
+                });
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        }
+        // Even a file found in place may come from a run that crashed before
+        // its directory was fsynced, so its directory is synced either way.
+        self.unsynced.insert(dir);
+        Ok(!exists)
+    }
+
+    /// Fsync every fan-out directory touched since the last sync.
+    pub fn sync(&mut self) -> Result<()> {
+        while let Some(dir) = self.unsynced.pop_first() {
+            if let Err(e) = sync_dir(&dir) {
+                self.unsynced.insert(dir);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Retain one object's bytes durably, directory entry included.
+pub fn retain_raw(state: &Path, id: &Sha1, framed: &[u8]) -> Result<bool> {
+    let mut w = RawWriter::new(state);
+    let wrote = w.retain(id, framed)?;
+    w.sync()?;
+    Ok(wrote)
+}
