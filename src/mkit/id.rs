@@ -151,37 +151,52 @@ pub fn flat_id(bytes: &[u8]) -> Id {
 /// Leaves are position-hashed with a big-endian index, folded pairwise with the
 /// last node duplicated on odd levels, and the result is bound to the leaf count.
 pub fn bmt_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    let mut level: Vec<[u8; 32]> = if leaves.is_empty() {
-        vec![*blake3::hash(b"").as_bytes()]
-    } else {
-        leaves
-            .iter()
-            .enumerate()
-            .map(|(i, leaf)| {
-                let mut h = blake3::Hasher::new();
-                h.update(&(i as u32).to_be_bytes());
-                h.update(leaf);
-                *h.finalize().as_bytes()
-            })
-            .collect()
-    };
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                let left = &pair[0];
-                let right = pair.get(1).unwrap_or(left);
-                let mut h = blake3::Hasher::new();
-                h.update(left);
-                h.update(right);
-                *h.finalize().as_bytes()
-            })
-            .collect();
+    let mut level: Vec<[u8; 32]> = Vec::with_capacity(leaves.len().max(1));
+    if leaves.is_empty() {
+        level.push(*blake3::hash(b"").as_bytes());
     }
-    let mut h = blake3::Hasher::new();
-    h.update(&(leaves.len() as u32).to_be_bytes());
-    h.update(&level[0]);
-    *h.finalize().as_bytes()
+    for (i, leaf) in leaves.iter().enumerate() {
+        level.push(position_hash(i, leaf));
+    }
+    fold_in_place(&mut level);
+    finalize_root(leaves.len(), &level[0])
+}
+
+/// Hash leaf `i` at its position: `BLAKE3(be32(i) || leaf)`.
+fn position_hash(i: usize, leaf: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 36];
+    // Leaf counts are bounded far below u32::MAX (1,000,000 tree entries).
+    buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+    buf[4..].copy_from_slice(leaf);
+    *blake3::hash(&buf).as_bytes()
+}
+
+/// Fold a level into its root, pairwise, duplicating the last odd node.
+fn fold_in_place(level: &mut Vec<[u8; 32]>) {
+    let mut buf = [0u8; 64];
+    while level.len() > 1 {
+        let n = level.len();
+        for i in 0..n.div_ceil(2) {
+            let left = level[2 * i];
+            let right = if 2 * i + 1 < n {
+                level[2 * i + 1]
+            } else {
+                left
+            };
+            buf[..32].copy_from_slice(&left);
+            buf[32..].copy_from_slice(&right);
+            level[i] = *blake3::hash(&buf).as_bytes();
+        }
+        level.truncate(n.div_ceil(2));
+    }
+}
+
+/// Bind the leaf count: `BLAKE3(be32(N) || top)`.
+fn finalize_root(count: usize, top: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 36];
+    buf[..4].copy_from_slice(&(count as u32).to_be_bytes());
+    buf[4..].copy_from_slice(top);
+    *blake3::hash(&buf).as_bytes()
 }
 
 /// Leaf digest of one tree entry.
@@ -194,11 +209,20 @@ pub fn tree_entry_leaf(name: &[u8], mode: u8, child: &Id) -> [u8; 32] {
 
 /// Id of a tree given its entries as `(name, mode byte, child id)` in canonical order.
 pub fn tree_id<'a>(entries: impl IntoIterator<Item = (&'a [u8], u8, &'a Id)>) -> Id {
-    let leaves: Vec<[u8; 32]> = entries
+    let mut level: Vec<[u8; 32]> = entries
         .into_iter()
-        .map(|(name, mode, child)| tree_entry_leaf(name, mode, child))
+        .enumerate()
+        .map(|(i, (name, mode, child))| position_hash(i, &tree_entry_leaf(name, mode, child)))
         .collect();
-    Id(domain_digest(TREE_DOMAIN, &[&bmt_root(&leaves)]))
+    let count = level.len();
+    if level.is_empty() {
+        level.push(*blake3::hash(b"").as_bytes());
+    }
+    fold_in_place(&mut level);
+    Id(domain_digest(
+        TREE_DOMAIN,
+        &[&finalize_root(count, &level[0])],
+    ))
 }
 
 /// Id of a chunked blob from its size fields and chunk ids.
