@@ -2,12 +2,18 @@
 //!
 //! The crate is laid out by job (see `spec/ARCHITECTURE.md`):
 //! - [`mkit`]: the mkit side — objects, ids, signing, chunking, the store, refs and keys;
-//! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`.
+//! - [`git`]: the git side — object ids and framing, tolerant parsers, upstream
+//!   identity, and the gix-fetched staging mirror;
+//! - [`bridge`]: the translation rules between the two (import today);
+//! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`;
+//! - [`run`]: drivers that own I/O for a whole job.
 //!
 //! Library code never prints to stdout and never panics on input: every
 //! failure is a typed error that names the object, ref or path involved.
 
+pub mod bridge;
 pub mod durable;
+pub mod git;
 pub mod mkit;
 pub mod run;
 pub mod state;

@@ -1,0 +1,564 @@
+//! Typed refusals: the git history import deliberately does not translate.
+//!
+//! A refusal is not a failure of the run. It marks one upstream object (or
+//! ref name) that the v1 mapping of SPEC-GIT-IMPORT cannot carry into mkit
+//! without altering it; every ref whose closure holds that object is skipped
+//! with the refusal as its reason, and the other refs import normally. Only
+//! [`Refusal::Sha256Upstream`] stops the whole import ([`Refusal::scope`]).
+//!
+//! Every message is lower case, cites the spec section that requires the
+//! refusal, and says what the user can do. [`Refusal::name`] gives the
+//! variant as a stable token; where mkit-git-bridge 0.5.0 has the same
+//! refusal the token is its variant name, so the `REFUSALS.txt` golden
+//! vectors compare directly.
+
+use crate::git::parse::ParseError;
+use crate::git::{ObjectKind, Sha1};
+use crate::mkit::object::{EntryMode, NameRule, ObjectError, ObjectType};
+
+/// Whether a refusal skips one ref or stops the whole import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Skip every ref whose closure holds the refused object; import the rest.
+    Ref,
+    /// Nothing can be imported from this upstream.
+    Import,
+}
+
+/// Which single-segment rule a tag object's name breaks (SPEC-GIT-BRIDGE
+/// §7.1, applied to imports by SPEC-GIT-IMPORT §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagNameRule {
+    /// Empty name.
+    Empty,
+    /// Longer than 4096 bytes.
+    TooLong,
+    /// A byte outside `[A-Za-z0-9._-]` (which also excludes `/` and non-UTF-8).
+    Charset,
+    /// Exactly `.` or `..`.
+    DotOrDotDot,
+    /// Exactly `HEAD`.
+    Head,
+    /// Ends in `.lock`.
+    LockSuffix,
+    /// Starts with `.`.
+    LeadingDot,
+    /// Ends with `.`.
+    TrailingDot,
+    /// Contains `..`.
+    DoubleDot,
+}
+
+impl std::fmt::Display for TagNameRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TagNameRule::Empty => "it is empty",
+            TagNameRule::TooLong => "it is longer than 4096 bytes",
+            TagNameRule::Charset => "it holds a byte other than letters, digits, '.', '_' and '-'",
+            TagNameRule::DotOrDotDot => "it is '.' or '..'",
+            TagNameRule::Head => "'HEAD' is reserved",
+            TagNameRule::LockSuffix => "it ends in '.lock'",
+            TagNameRule::LeadingDot => "it starts with '.'",
+            TagNameRule::TrailingDot => "it ends with '.'",
+            TagNameRule::DoubleDot => "it contains '..'",
+        })
+    }
+}
+
+/// A translation the import refuses, naming the upstream object involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The upstream uses SHA-256 object ids.
+    #[error(
+        "the upstream is a sha-256 repository; git-import v1 reads sha-1 repositories only \
+         (SPEC-GIT-IMPORT §1.3, §2). nothing was imported"
+    )]
+    Sha256Upstream,
+
+    /// An upstream ref whose name is outside the mkit ref grammar.
+    #[error(
+        "upstream ref {} cannot be imported: {reason} (SPEC-GIT-IMPORT §3.5, SPEC-REFS §3); \
+         rename it upstream to letters, digits, '.', '_', '-' and '/' segments",
+        quoted(name)
+    )]
+    RefName {
+        /// The upstream ref name as listed.
+        name: Vec<u8>,
+        /// Which grammar rule it breaks.
+        reason: String,
+    },
+
+    /// An object the closure needs is not in the staging mirror.
+    #[error(
+        "git object {object} is missing from the staging mirror (SPEC-GIT-IMPORT §2); \
+         fetch again, or exclude this ref"
+    )]
+    MissingObject {
+        /// The missing object.
+        object: Sha1,
+    },
+
+    /// An object git cannot read back intact (bad zlib, wrong id, sha-1
+    /// collision pattern...).
+    #[error(
+        "git object {object} is corrupt ({detail}) (SPEC-GIT-IMPORT §2); run `git fsck` in \
+         the staging mirror, or delete the mirror to fetch it again"
+    )]
+    CorruptObject {
+        /// The object.
+        object: Sha1,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// An object over the 1 GiB per-object cap.
+    #[error(
+        "git {kind} {object} is {size} bytes, over the 1 GiB cap (SPEC-GIT-IMPORT §3.1); \
+         remove it from history upstream (e.g. git filter-repo), or exclude this ref"
+    )]
+    BlobTooLarge {
+        /// The object.
+        object: Sha1,
+        /// Its kind (0.5.0 applies the cap to every kind, under this name).
+        kind: ObjectKind,
+        /// Its size in bytes.
+        size: u64,
+    },
+
+    /// A commit, tag or tree body that does not parse.
+    #[error(
+        "git {kind} {object} is structurally unparsable: {error} (SPEC-GIT-IMPORT §2, §3.2); \
+         it is refused rather than guessed at; repair it upstream, or exclude this ref"
+    )]
+    Unparsable {
+        /// The object.
+        object: Sha1,
+        /// Its kind.
+        kind: ObjectKind,
+        /// What the parser found.
+        error: ParseError,
+    },
+
+    /// A submodule entry (mode 160000).
+    #[error(
+        "git tree {object} has a submodule (gitlink) at {}; submodules are out of scope \
+         (SPEC-GIT-IMPORT §3.3): vendor the submodule, or exclude this ref",
+        quoted(name)
+    )]
+    Gitlink {
+        /// The tree.
+        object: Sha1,
+        /// The entry name.
+        name: Vec<u8>,
+    },
+
+    /// An entry name mkit cannot store.
+    #[error(
+        "git tree {object} has entry {} which mkit cannot store: {rule} (SPEC-OBJECTS §4.1, \
+         SPEC-GIT-IMPORT §3.3); rename it upstream, or exclude this ref",
+        quoted(name)
+    )]
+    TreeEntryName {
+        /// The tree.
+        object: Sha1,
+        /// The entry name.
+        name: Vec<u8>,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+
+    /// A mode outside the pinned table.
+    #[error(
+        "git tree {object} gives entry {} mode {}, which the import mapping does not cover \
+         (SPEC-GIT-IMPORT §3.3); fix the mode upstream (git fsck reports it), or exclude this ref",
+        quoted(name),
+        mode.escape_ascii()
+    )]
+    UnknownTreeMode {
+        /// The tree.
+        object: Sha1,
+        /// The entry name.
+        name: Vec<u8>,
+        /// The mode digits as written.
+        mode: Vec<u8>,
+    },
+
+    /// A historic mode spelling in a fork-direction state.
+    #[error(
+        "git tree {object} gives entry {} the historic mode {}, which would be normalized; a \
+         fork-mode state cannot normalize, because the tree could not reproduce its sha-1 \
+         (SPEC-GIT-IMPORT §3.3); import under a plain import state, or exclude this ref",
+        quoted(name),
+        mode.escape_ascii()
+    )]
+    NormalizedModeInFork {
+        /// The tree.
+        object: Sha1,
+        /// The entry name.
+        name: Vec<u8>,
+        /// The mode digits as written.
+        mode: Vec<u8>,
+    },
+
+    /// An entry whose mode promises one kind and whose object is another.
+    #[error(
+        "git tree {object} entry {} has a {} mode but names a {} (SPEC-GIT-IMPORT §3.3); \
+         repair the tree upstream (git fsck reports it), or exclude this ref",
+        quoted(name),
+        mode_name(*mode),
+        found.name()
+    )]
+    TreeEntryKind {
+        /// The tree.
+        object: Sha1,
+        /// The entry name.
+        name: Vec<u8>,
+        /// The mkit mode the git mode maps to.
+        mode: EntryMode,
+        /// What the entry's object translated to.
+        found: ObjectType,
+    },
+
+    /// Two entries whose names are equal in mkit order (a file and a
+    /// directory of one name).
+    #[error(
+        "git tree {object} has two entries named {} (a file and a directory?), which one mkit \
+         tree cannot hold (SPEC-GIT-IMPORT §3.3); rename one upstream, or exclude this ref",
+        quoted(name)
+    )]
+    DuplicateTreeEntry {
+        /// The tree.
+        object: Sha1,
+        /// The repeated name.
+        name: Vec<u8>,
+    },
+
+    /// A tree with more entries than an mkit reader accepts.
+    #[error(
+        "git tree {object} has {count} entries, more than the 1000000 an mkit tree may hold \
+         (SPEC-OBJECTS §4, SPEC-GIT-IMPORT §3.3); split the directory upstream, or exclude this ref"
+    )]
+    TooManyTreeEntries {
+        /// The tree.
+        object: Sha1,
+        /// Its entry count.
+        count: usize,
+    },
+
+    /// Trees nested deeper than 128 levels.
+    #[error(
+        "git tree {object} nests {depth} levels of directories, more than 128 \
+         (SPEC-GIT-IMPORT §3.3); flatten the nesting upstream, or exclude this ref"
+    )]
+    TreeTooDeep {
+        /// The tree.
+        object: Sha1,
+        /// Its height (1 for a tree without subtrees).
+        depth: usize,
+    },
+
+    /// A pre-1970 committer or tagger timestamp.
+    #[error(
+        "git {kind} {object} has the pre-1970 timestamp {timestamp}; mkit timestamps are \
+         unsigned (SPEC-GIT-IMPORT §3.2, §3.4); rewrite that history upstream, or exclude this ref"
+    )]
+    NegativeTimestamp {
+        /// The commit or tag.
+        object: Sha1,
+        /// Which of the two.
+        kind: ObjectKind,
+        /// The timestamp as written.
+        timestamp: i64,
+    },
+
+    /// More parents than an mkit commit may name.
+    #[error(
+        "git commit {object} has {count} parents, more than 1000 (SPEC-GIT-IMPORT §3.2); \
+         exclude this ref"
+    )]
+    TooManyParents {
+        /// The commit.
+        object: Sha1,
+        /// Its parent count.
+        count: usize,
+    },
+
+    /// An author or tagger identity slice that is empty or over 4096 bytes.
+    #[error(
+        "git {kind} {object} has an author or tagger identity of {len} bytes; an mkit identity \
+         holds 1 to 4096 (SPEC-GIT-IMPORT §3.2); fix the person line upstream, or exclude this ref"
+    )]
+    AuthorPayload {
+        /// The commit or tag.
+        object: Sha1,
+        /// Which of the two.
+        kind: ObjectKind,
+        /// The identity slice's length.
+        len: usize,
+    },
+
+    /// A tag object whose name is not a single mkit ref segment.
+    #[error(
+        "git tag {object} is named {}: {rule} (SPEC-GIT-BRIDGE §7.1, SPEC-GIT-IMPORT §3.4); \
+         re-tag upstream with a name of letters, digits, '.', '_' and '-', or exclude this ref",
+        quoted(name)
+    )]
+    TagName {
+        /// The tag object.
+        object: Sha1,
+        /// Its name.
+        name: Vec<u8>,
+        /// The rule the name breaks.
+        rule: TagNameRule,
+    },
+
+    /// A tag whose `type` is unknown or disagrees with what its target is.
+    #[error(
+        "git tag {object} declares a target of type {} but the target is a {} \
+         (SPEC-GIT-IMPORT §3.4); re-create the tag upstream, or exclude this ref",
+        quoted(declared),
+        found.name()
+    )]
+    TagTarget {
+        /// The tag object.
+        object: Sha1,
+        /// The `type` header as written.
+        declared: Vec<u8>,
+        /// What the target translated to.
+        found: ObjectType,
+    },
+
+    /// A chain of tags pointing at tags, longer than 16.
+    #[error(
+        "git tag {object} heads a chain of {length} tags, more than 16 (SPEC-GIT-IMPORT §3.4); \
+         point the tag at its final target upstream, or exclude this ref"
+    )]
+    TagChain {
+        /// The outermost tag.
+        object: Sha1,
+        /// The chain's length (1 for a tag of a non-tag).
+        length: usize,
+    },
+
+    /// A translated value that mkit cannot encode.
+    #[error(
+        "git {kind} {object} translates to an object mkit cannot encode: {error} \
+         (SPEC-OBJECTS, SPEC-GIT-IMPORT §3); exclude this ref"
+    )]
+    Unrepresentable {
+        /// The object.
+        object: Sha1,
+        /// Its kind.
+        kind: ObjectKind,
+        /// What the encoder refused.
+        error: ObjectError,
+    },
+}
+
+impl Refusal {
+    /// The variant as a stable token (0.5.0's variant name where it has one).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Refusal::Sha256Upstream => "Sha256Upstream",
+            Refusal::RefName { .. } => "RefName",
+            Refusal::MissingObject { .. } => "MissingObject",
+            Refusal::CorruptObject { .. } => "CorruptObject",
+            Refusal::BlobTooLarge { .. } => "BlobTooLarge",
+            Refusal::Unparsable { .. } => "Unparsable",
+            Refusal::Gitlink { .. } => "Gitlink",
+            Refusal::TreeEntryName { .. } => "TreeEntryName",
+            Refusal::UnknownTreeMode { .. } => "UnknownTreeMode",
+            Refusal::NormalizedModeInFork { .. } => "NormalizedModeInFork",
+            Refusal::TreeEntryKind { .. } => "TreeEntryKind",
+            Refusal::DuplicateTreeEntry { .. } => "DuplicateTreeEntry",
+            Refusal::TooManyTreeEntries { .. } => "TooManyTreeEntries",
+            Refusal::TreeTooDeep { .. } => "TreeTooDeep",
+            Refusal::NegativeTimestamp { .. } => "NegativeTimestamp",
+            Refusal::TooManyParents { .. } => "TooManyParents",
+            Refusal::AuthorPayload { .. } => "AuthorPayload",
+            Refusal::TagName { .. } => "TagName",
+            Refusal::TagTarget { .. } => "TagTarget",
+            Refusal::TagChain { .. } => "TagChain",
+            Refusal::Unrepresentable { .. } => "Unrepresentable",
+        }
+    }
+
+    /// Whether this skips refs or stops the import.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Refusal::Sha256Upstream => Scope::Import,
+            _ => Scope::Ref,
+        }
+    }
+
+    /// The upstream object refused, when the refusal is about one.
+    pub fn object(&self) -> Option<Sha1> {
+        match self {
+            Refusal::Sha256Upstream | Refusal::RefName { .. } => None,
+            Refusal::MissingObject { object }
+            | Refusal::CorruptObject { object, .. }
+            | Refusal::BlobTooLarge { object, .. }
+            | Refusal::Unparsable { object, .. }
+            | Refusal::Gitlink { object, .. }
+            | Refusal::TreeEntryName { object, .. }
+            | Refusal::UnknownTreeMode { object, .. }
+            | Refusal::NormalizedModeInFork { object, .. }
+            | Refusal::TreeEntryKind { object, .. }
+            | Refusal::DuplicateTreeEntry { object, .. }
+            | Refusal::TooManyTreeEntries { object, .. }
+            | Refusal::TreeTooDeep { object, .. }
+            | Refusal::NegativeTimestamp { object, .. }
+            | Refusal::TooManyParents { object, .. }
+            | Refusal::AuthorPayload { object, .. }
+            | Refusal::TagName { object, .. }
+            | Refusal::TagTarget { object, .. }
+            | Refusal::TagChain { object, .. }
+            | Refusal::Unrepresentable { object, .. } => Some(*object),
+        }
+    }
+}
+
+/// Bytes shown in double quotes with non-printable bytes escaped.
+fn quoted(bytes: &[u8]) -> String {
+    format!("\"{}\"", bytes.escape_ascii())
+}
+
+fn mode_name(mode: EntryMode) -> &'static str {
+    match mode {
+        EntryMode::Blob => "file",
+        EntryMode::Tree => "directory",
+        EntryMode::Symlink => "symlink",
+        EntryMode::Executable => "executable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lower_case_cite_a_spec_and_name_a_remedy() {
+        let o = Sha1([0xab; 20]);
+        let all = [
+            Refusal::Sha256Upstream,
+            Refusal::RefName {
+                name: b"refs/heads/a b".to_vec(),
+                reason: "byte 0x20".into(),
+            },
+            Refusal::MissingObject { object: o },
+            Refusal::CorruptObject {
+                object: o,
+                detail: "bad zlib".into(),
+            },
+            Refusal::BlobTooLarge {
+                object: o,
+                kind: ObjectKind::Blob,
+                size: 1 << 31,
+            },
+            Refusal::Unparsable {
+                object: o,
+                kind: ObjectKind::Commit,
+                error: ParseError::MissingHeader("tree"),
+            },
+            Refusal::Gitlink {
+                object: o,
+                name: b"sub".to_vec(),
+            },
+            Refusal::TreeEntryName {
+                object: o,
+                name: b"aux.c".to_vec(),
+                rule: NameRule::WindowsDevice,
+            },
+            Refusal::UnknownTreeMode {
+                object: o,
+                name: b"x".to_vec(),
+                mode: b"100777".to_vec(),
+            },
+            Refusal::NormalizedModeInFork {
+                object: o,
+                name: b"x".to_vec(),
+                mode: b"100664".to_vec(),
+            },
+            Refusal::TreeEntryKind {
+                object: o,
+                name: b"x".to_vec(),
+                mode: EntryMode::Blob,
+                found: ObjectType::Tree,
+            },
+            Refusal::DuplicateTreeEntry {
+                object: o,
+                name: b"x".to_vec(),
+            },
+            Refusal::TooManyTreeEntries {
+                object: o,
+                count: 1_000_001,
+            },
+            Refusal::TreeTooDeep {
+                object: o,
+                depth: 129,
+            },
+            Refusal::NegativeTimestamp {
+                object: o,
+                kind: ObjectKind::Commit,
+                timestamp: -5,
+            },
+            Refusal::TooManyParents {
+                object: o,
+                count: 1001,
+            },
+            Refusal::AuthorPayload {
+                object: o,
+                kind: ObjectKind::Tag,
+                len: 0,
+            },
+            Refusal::TagName {
+                object: o,
+                name: b"v1.0+build".to_vec(),
+                rule: TagNameRule::Charset,
+            },
+            Refusal::TagTarget {
+                object: o,
+                declared: b"commit".to_vec(),
+                found: ObjectType::Blob,
+            },
+            Refusal::TagChain {
+                object: o,
+                length: 17,
+            },
+            Refusal::Unrepresentable {
+                object: o,
+                kind: ObjectKind::Tag,
+                error: ObjectError::TooManyParents(1),
+            },
+        ];
+        for r in &all {
+            let msg = r.to_string();
+            let first = msg.chars().next().unwrap();
+            assert!(!first.is_uppercase(), "{msg}");
+            assert!(msg.contains("SPEC-"), "{msg}");
+            assert!(
+                msg.contains("exclude this ref")
+                    || msg.contains("rename it upstream")
+                    || msg.contains("fetch it again")
+                    || matches!(r, Refusal::Sha256Upstream),
+                "{msg}"
+            );
+            assert_eq!(r.scope() == Scope::Import, r.name() == "Sha256Upstream");
+            assert_eq!(
+                r.object().is_some(),
+                !matches!(r, Refusal::Sha256Upstream | Refusal::RefName { .. })
+            );
+        }
+        assert!(
+            all[6]
+                .to_string()
+                .contains("vendor the submodule, or exclude this ref")
+        );
+        assert!(all[7].to_string().contains("\"aux.c\""));
+        assert_eq!(
+            quoted(b"a\nb\xff"),
+            "\"a\\nb\\xff\"",
+            "names are shown escaped"
+        );
+    }
+}

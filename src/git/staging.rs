@@ -1,0 +1,301 @@
+//! The staging mirror `.mkit/git/<remote>/repo.git`, fetched with gix.
+//!
+//! The mirror is a bare repository holding the upstream's `refs/heads/*` and
+//! `refs/tags/*` under the same names (a mirror, not remote-tracking refs),
+//! pruned on every fetch so a branch deleted upstream disappears here too. It
+//! is durable state for import: the byte-perfect original of everything we
+//! translate. The reference creates it with `git clone --mirror`; gix writes
+//! the same layout, so either tool can fetch into a mirror the other made.
+//!
+//! Pack safety: gix creates a `.keep` file before it writes a received pack
+//! and deletes it only after the mirror's refs point into the pack, so a
+//! concurrent `git gc` cannot drop the objects in between. When a fetch
+//! receives a pack but updates no ref, gix leaves the `.keep` to the caller;
+//! [`fetch`] removes it at the end, after the prune, when refs are final.
+//!
+//! SHA-256 upstreams are refused: mkit's git bridge is SHA-1 only.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::bstr::ByteSlice;
+use gix::remote::Direction;
+
+use crate::git::sha1::Sha1;
+
+/// Name of the mirror directory inside a state directory.
+pub const MIRROR_DIR: &str = "repo.git";
+
+/// The refspecs that make the mirror hold the upstream's heads and tags as is.
+pub const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+
+/// Why the mirror could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    /// The upstream uses SHA-256 object ids.
+    #[error(
+        "{url} is a sha256 repository; mkit's git bridge reads sha1 repositories only (SPEC-GIT-IMPORT §2)"
+    )]
+    Sha256Upstream {
+        /// The upstream.
+        url: String,
+    },
+    /// The URL cannot be parsed.
+    #[error("cannot parse upstream url {url:?}: {message}")]
+    BadUrl {
+        /// What was given.
+        url: String,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// Cloning or fetching failed.
+    #[error("cannot {action} {url}: {message}")]
+    Transfer {
+        /// "clone" or "fetch".
+        action: &'static str,
+        /// The upstream.
+        url: String,
+        /// gix's error chain, flattened.
+        message: String,
+    },
+    /// The mirror exists but cannot be opened or changed.
+    #[error("staging mirror {}: {message}; delete it to re-clone (nothing else is lost)", path.display())]
+    Mirror {
+        /// The mirror path.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The run was interrupted.
+    #[error("interrupted while fetching {url}")]
+    Interrupted {
+        /// The upstream.
+        url: String,
+    },
+}
+
+/// One upstream ref as the mirror holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UpstreamRef {
+    /// Full name, `refs/heads/<b>` or `refs/tags/<t>`.
+    pub name: String,
+    /// What the ref points at (a tag object for annotated tags).
+    pub target: Sha1,
+}
+
+/// The mirror after a fetch.
+#[derive(Debug)]
+pub struct FetchOutcome {
+    /// Every head and tag, sorted by name.
+    pub refs: Vec<UpstreamRef>,
+    /// The upstream's default branch (`HEAD`'s target), when it advertises one.
+    pub default_branch: Option<String>,
+    /// True when this run created the mirror.
+    pub cloned: bool,
+}
+
+/// Path of the mirror inside `state_dir`.
+pub fn mirror_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(MIRROR_DIR)
+}
+
+fn flatten(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// True when `url` names a local repository whose config declares sha256.
+fn local_is_sha256(url: &str) -> bool {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    let path = Path::new(path);
+    [path.join("config"), path.join(".git/config")]
+        .iter()
+        .filter_map(|c| std::fs::read_to_string(c).ok())
+        .any(|text| {
+            text.lines().any(|l| {
+                let l = l.trim().to_ascii_lowercase().replace(' ', "");
+                l == "objectformat=sha256"
+            })
+        })
+}
+
+/// Bring the mirror in `state_dir` up to date with `url`: clone it when
+/// absent (or an empty directory), else fetch; then prune refs the upstream
+/// no longer has. Returns the refs as they now stand.
+pub fn fetch(
+    state_dir: &Path,
+    url: &str,
+    interrupt: &AtomicBool,
+) -> Result<FetchOutcome, StagingError> {
+    if local_is_sha256(url) {
+        return Err(StagingError::Sha256Upstream {
+            url: url.to_owned(),
+        });
+    }
+    let path = mirror_path(state_dir);
+    let transfer = |action: &'static str, e: &dyn std::error::Error| {
+        let message = flatten(e);
+        if message.contains("sha256") || message.contains("object-format") {
+            StagingError::Sha256Upstream {
+                url: url.to_owned(),
+            }
+        } else {
+            StagingError::Transfer {
+                action,
+                url: url.to_owned(),
+                message,
+            }
+        }
+    };
+    let cloned = !path.exists() || is_empty_dir(&path);
+    let (repo, outcome) = if cloned {
+        let prepare = gix::prepare_clone_bare(url, &path).map_err(|e| transfer("clone", &e))?;
+        let mut prepare = prepare.configure_remote(|remote| {
+            Ok(remote
+                .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
+                .with_fetch_tags(gix::remote::fetch::Tags::None))
+        });
+        let (repo, outcome) = prepare
+            .fetch_only(gix::progress::Discard, interrupt)
+            .map_err(|e| transfer("clone", &e))?;
+        (repo, outcome)
+    } else {
+        let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
+            path: path.clone(),
+            message: flatten(&e),
+        })?;
+        let remote = repo
+            .find_remote("origin")
+            .map_err(|e| StagingError::Mirror {
+                path: path.clone(),
+                message: flatten(&e),
+            })?
+            .with_url_without_url_rewrite(url)
+            .map_err(|e| StagingError::BadUrl {
+                url: url.to_owned(),
+                message: flatten(&e),
+            })?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let mut remote = remote;
+        remote
+            .replace_refspecs(MIRROR_REFSPECS, Direction::Fetch)
+            .map_err(|e| StagingError::Mirror {
+                path: path.clone(),
+                message: flatten(&e),
+            })?;
+        let outcome = remote
+            .connect(Direction::Fetch)
+            .map_err(|e| transfer("fetch", &e))?
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| transfer("fetch", &e))?
+            .receive(gix::progress::Discard, interrupt)
+            .map_err(|e| transfer("fetch", &e))?;
+        (repo, outcome)
+    };
+    if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(StagingError::Interrupted {
+            url: url.to_owned(),
+        });
+    }
+    let advertised = advertised(&outcome.ref_map);
+    let default_branch = outcome.ref_map.remote_refs.iter().find_map(|r| match r {
+        gix::protocol::handshake::Ref::Symbolic {
+            full_ref_name,
+            target,
+            ..
+        } if full_ref_name.as_bstr() == "HEAD" => Some(target.to_str_lossy().into_owned()),
+        _ => None,
+    });
+    prune(&repo, &path, &advertised)?;
+    if let gix::remote::fetch::Status::Change {
+        write_pack_bundle, ..
+    } = &outcome.status
+        && let Some(keep) = &write_pack_bundle.keep_path
+    {
+        // Refs are final now; the pack is reachable or unneeded.
+        let _ = std::fs::remove_file(keep);
+    }
+    let refs = list_refs(&repo, &path)?;
+    Ok(FetchOutcome {
+        refs,
+        default_branch,
+        cloned,
+    })
+}
+
+/// The names of heads and tags the upstream advertised.
+fn advertised(map: &gix::remote::fetch::RefMap) -> Vec<String> {
+    let mut names: Vec<String> = map
+        .remote_refs
+        .iter()
+        .map(|r| {
+            let (name, _, _) = r.unpack();
+            name.to_str_lossy().into_owned()
+        })
+        .filter(|n| n.starts_with("refs/heads/") || n.starts_with("refs/tags/"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Delete mirror heads and tags the upstream no longer advertises.
+fn prune(repo: &gix::Repository, path: &Path, advertised: &[String]) -> Result<(), StagingError> {
+    let mirror_err = |e: &dyn std::error::Error| StagingError::Mirror {
+        path: path.to_path_buf(),
+        message: flatten(e),
+    };
+    let mut edits = Vec::new();
+    for r in list_refs(repo, path)? {
+        if advertised.binary_search(&r.name).is_err() {
+            edits.push(gix::refs::transaction::RefEdit {
+                change: gix::refs::transaction::Change::Delete {
+                    expected: gix::refs::transaction::PreviousValue::Any,
+                    log: gix::refs::transaction::RefLog::AndReference,
+                },
+                name: r.name.as_str().try_into().map_err(|e| mirror_err(&e))?,
+                deref: false,
+            });
+        }
+    }
+    if !edits.is_empty() {
+        repo.edit_references(edits).map_err(|e| mirror_err(&e))?;
+    }
+    Ok(())
+}
+
+/// The mirror's heads and tags, sorted by name.
+pub fn list_refs(repo: &gix::Repository, path: &Path) -> Result<Vec<UpstreamRef>, StagingError> {
+    let mirror_err = |message: String| StagingError::Mirror {
+        path: path.to_path_buf(),
+        message,
+    };
+    let platform = repo.references().map_err(|e| mirror_err(flatten(&e)))?;
+    let mut out = Vec::new();
+    for prefix in ["refs/heads/", "refs/tags/"] {
+        let iter = platform
+            .prefixed(prefix)
+            .map_err(|e| mirror_err(flatten(&e)))?;
+        for r in iter {
+            let r = r.map_err(|e| mirror_err(e.to_string()))?;
+            let Some(id) = r.try_id() else { continue };
+            let mut bytes = [0u8; 20];
+            bytes.copy_from_slice(id.as_bytes());
+            out.push(UpstreamRef {
+                name: r.name().as_bstr().to_str_lossy().into_owned(),
+                target: Sha1(bytes),
+            });
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,169 @@
+//! The staging mirror: cloned and fetched with gix from the fixtures.
+//!
+//! A first fetch clones every head and tag under its own name; a second one
+//! after new upstream commits brings them in; one after an upstream deletion
+//! prunes the ref; a sha256 upstream is refused; and the same works over
+//! `git://` against a `git daemon` on 127.0.0.1.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use mkit_bridge::git::staging::{self, StagingError, UpstreamRef};
+
+fn build(name: &str, dir: &Path) {
+    common::run_ok(
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/build.sh"))
+            .arg(name)
+            .arg(dir),
+    );
+}
+
+/// The heads and tags of a git repository, as `git for-each-ref` reports them.
+fn git_refs(dir: &Path) -> Vec<(String, String)> {
+    let out = common::run_ok(Command::new("git").arg("-C").arg(dir).args([
+        "for-each-ref",
+        "--format=%(refname) %(objectname)",
+        "refs/heads",
+        "refs/tags",
+    ]));
+    let mut refs: Vec<(String, String)> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (n, id) = l.split_once(' ').unwrap();
+            (n.to_owned(), id.to_owned())
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+fn as_pairs(refs: &[UpstreamRef]) -> Vec<(String, String)> {
+    refs.iter()
+        .map(|r| (r.name.clone(), r.target.to_hex()))
+        .collect()
+}
+
+#[test]
+fn clone_fetch_and_prune_follow_the_upstream() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = work.path().join("upstream.git");
+    build("multi-branch", &upstream);
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let stop = AtomicBool::new(false);
+    let url = upstream.to_str().unwrap();
+
+    let first = staging::fetch(&state, url, &stop).unwrap();
+    assert!(first.cloned);
+    assert_eq!(as_pairs(&first.refs), git_refs(&upstream));
+    assert_eq!(first.default_branch.as_deref(), Some("refs/heads/main"));
+    // The mirror is an ordinary bare repository holding the same refs.
+    assert_eq!(git_refs(&staging::mirror_path(&state)), git_refs(&upstream));
+
+    build("multi-branch.append", &upstream);
+    let second = staging::fetch(&state, url, &stop).unwrap();
+    assert!(!second.cloned);
+    assert_eq!(as_pairs(&second.refs), git_refs(&upstream));
+    assert_ne!(second.refs, first.refs);
+
+    build("multi-branch.rewrite", &upstream);
+    let third = staging::fetch(&state, url, &stop).unwrap();
+    assert_eq!(as_pairs(&third.refs), git_refs(&upstream));
+    assert!(
+        !third
+            .refs
+            .iter()
+            .any(|r| r.name == "refs/heads/release/1.0"),
+        "deleted upstream branch must be pruned"
+    );
+    // git agrees the mirror is whole, and no .keep file is left behind.
+    common::run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(staging::mirror_path(&state))
+            .args(["fsck", "--no-progress"]),
+    );
+    let packs = staging::mirror_path(&state).join("objects/pack");
+    let keeps: Vec<_> = std::fs::read_dir(packs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "keep"))
+        .collect();
+    assert!(keeps.is_empty(), "{keeps:?}");
+}
+
+#[test]
+fn sha256_upstream_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = work.path().join("sha256.git");
+    build("sha256", &upstream);
+    let err = staging::fetch(
+        work.path(),
+        upstream.to_str().unwrap(),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StagingError::Sha256Upstream { .. }), "{err}");
+    assert!(!staging::mirror_path(work.path()).join("HEAD").exists());
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn git_protocol_through_a_local_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("served");
+    build("plain", &base.join("plain.git"));
+    // A free port on loopback, released just before the daemon binds it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = Command::new("git")
+        .arg("daemon")
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(daemon) = daemon else {
+        common::skip::<()>(
+            "git_protocol_through_a_local_daemon",
+            "git daemon cannot start",
+        );
+        return;
+    };
+    let _daemon = Daemon(daemon);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "git daemon did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let url = format!("git://127.0.0.1:{port}/plain.git");
+    let out = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap();
+    assert_eq!(as_pairs(&out.refs), git_refs(&base.join("plain.git")));
+}
