@@ -1,13 +1,16 @@
 //! Exit codes (sysexits.h) and the CLI's error type.
 
 use mkit_bridge::durable::IoError;
+use mkit_bridge::git::staging::StagingError;
 use mkit_bridge::mkit::id::HexError;
 use mkit_bridge::mkit::keys::KeyError;
 use mkit_bridge::mkit::object::ObjectError;
 use mkit_bridge::mkit::refs::RefError;
 use mkit_bridge::mkit::repo::RepoError;
 use mkit_bridge::mkit::store::StoreError;
+use mkit_bridge::run::import::ImportError;
 use mkit_bridge::run::snapshot::SnapshotError;
+use mkit_bridge::state::StateError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -23,6 +26,12 @@ pub const NOINPUT: u8 = 66;
 pub const CANTCREAT: u8 = 73;
 /// An I/O error.
 pub const IOERR: u8 = 74;
+/// A service (the upstream) is unavailable.
+pub const UNAVAILABLE: u8 = 69;
+/// An internal error.
+pub const SOFTWARE: u8 = 70;
+/// Configuration or state that refuses the operation (bindings, pinned key).
+pub const CONFIG: u8 = 78;
 /// A transient condition (a lost compare-and-swap, a held lock): retry.
 pub const TEMPFAIL: u8 = 75;
 /// A permission problem (an insecure or foreign key file).
@@ -60,6 +69,12 @@ pub enum CliError {
     /// A snapshot failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// An import could not run.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The state directory refused the operation.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// A check failed; the details were already printed.
     #[error("{0}")]
     Failed(String),
@@ -94,6 +109,14 @@ impl CliError {
             CliError::Snapshot(SnapshotError::Io(_)) => IOERR,
             CliError::Snapshot(SnapshotError::Ref(RefError::Conflict { .. })) => TEMPFAIL,
             CliError::Snapshot(_) => DATAERR,
+            CliError::Import(ImportError::State(StateError::Busy { .. }))
+            | CliError::State(StateError::Busy { .. }) => TEMPFAIL,
+            CliError::Import(ImportError::Staging(StagingError::Sha256Upstream { .. })) => DATAERR,
+            CliError::Import(ImportError::Staging(_)) => UNAVAILABLE,
+            CliError::Import(ImportError::Interrupted) => TEMPFAIL,
+            CliError::Import(ImportError::Store(_) | ImportError::Mirror { .. }) => IOERR,
+            CliError::Import(ImportError::Threads { .. }) => SOFTWARE,
+            CliError::Import(_) | CliError::State(_) => CONFIG,
             CliError::Failed(_) => FAILURE,
         }
     }

@@ -6,6 +6,7 @@
 //! command quietly with success.
 
 mod exit;
+mod import;
 mod objects;
 mod snapshot;
 
@@ -81,6 +82,21 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Import a git upstream: every commit and tag re-signed by the import key.
+    Import {
+        /// The upstream: a path, file://, git://, ssh://, user@host:path or http(s):// URL.
+        url: String,
+        /// Create this directory (absent or empty), import into it and set HEAD to the
+        /// upstream's default branch; without it, import into the repository here.
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        opts: ImportArgs,
+    },
+    /// Re-import from the upstream recorded by an earlier import.
+    Fetch {
+        #[command(flatten)]
+        opts: ImportArgs,
+    },
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -90,6 +106,39 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+}
+
+/// Flags shared by `import` and `fetch`.
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// Name of the state under .mkit/git/ and of the tracking refs.
+    #[arg(long = "remote-name", default_value = "upstream")]
+    remote_name: String,
+    /// Import key: a raw 32-byte seed, mode 0600 (default .mkit/keys/git-import.key,
+    /// generated with a notice when absent).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress and no notes on stderr (warnings still print).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+impl ImportArgs {
+    fn common(self) -> import::Common {
+        import::Common {
+            remote: self.remote_name,
+            key: self.key,
+            jobs: self.jobs,
+            json: self.json,
+            quiet: self.quiet,
+        }
+    }
 }
 
 /// Parse the command line, run it, and return the process exit code.
@@ -119,6 +168,8 @@ pub fn main() -> u8 {
             id,
         } => objects::cat_object(&mut out, &repo, &id, kind, size),
         Command::VerifyObject { repo, ids } => objects::verify_object(&mut out, &repo, &ids),
+        Command::Import { url, dir, opts } => import::import(&mut out, &url, dir, &opts.common()),
+        Command::Fetch { opts } => import::fetch(&mut out, &opts.common()),
         Command::Snapshot {
             source,
             repo,

@@ -94,6 +94,14 @@ pub struct FetchOutcome {
     pub cloned: bool,
 }
 
+/// The URL the mirror fetches from (its `remote.origin.url`), if it exists.
+pub fn recorded_url(state_dir: &Path) -> Option<String> {
+    let repo = gix::open(mirror_path(state_dir)).ok()?;
+    let remote = repo.find_remote("origin").ok()?;
+    let url = remote.url(Direction::Fetch)?;
+    Some(url.to_bstring().to_str_lossy().into_owned())
+}
+
 /// Path of the mirror inside `state_dir`.
 pub fn mirror_path(state_dir: &Path) -> PathBuf {
     state_dir.join(MIRROR_DIR)

@@ -549,6 +549,36 @@ pub fn write_ref(
     Ok(())
 }
 
+/// Delete ref `name` if it holds `expected` (or unconditionally with `None`),
+/// under the same per-ref lock as [`write_ref`]. Returns whether a ref was
+/// removed; a ref that is already absent is not an error.
+pub fn delete_ref(mkit_dir: &Path, name: &str, expected: Option<Id>) -> Result<bool, RefError> {
+    validate_ref_name(name)?;
+    let path = ref_path(mkit_dir, name);
+    let _lock = lock_ref(mkit_dir, name)?;
+    let found = read_value_at(&path)?;
+    if let (Some(want), Some(have)) = (expected, found)
+        && want != have
+    {
+        return Err(RefError::Conflict {
+            name: name.to_owned(),
+            expected: Some(want),
+            found: Some(have),
+        });
+    }
+    if found.is_none() {
+        return Ok(false);
+    }
+    guard_history(mkit_dir, name, true)?;
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(IoError::new("delete ref", path, e).into()),
+    }
+    durable::sync_dir(durable::parent_or_dot(&path))?;
+    Ok(true)
+}
+
 /// Refuse to touch a ref with an unfinished reference history publication
 /// (`history-v1/branches/<blake3 of name>/transaction`), and when the value
 /// changes drop the reference's cached descriptor (`.../current`) so it is
@@ -778,5 +808,20 @@ mod tests {
         lock_ref_with_timeout(tmp.path(), "refs/heads/other", Duration::ZERO).unwrap();
         drop(held);
         lock_ref_with_timeout(tmp.path(), "refs/heads/main", Duration::ZERO).unwrap();
+    }
+    #[test]
+    fn delete_ref_checks_the_expected_value_and_tolerates_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let a = Id([1; 32]);
+        write_ref(m, "refs/remotes/up/x", &a, RefCondition::Missing).unwrap();
+        assert!(matches!(
+            delete_ref(m, "refs/remotes/up/x", Some(Id([2; 32]))),
+            Err(RefError::Conflict { .. })
+        ));
+        assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), Some(a));
+        assert!(delete_ref(m, "refs/remotes/up/x", Some(a)).unwrap());
+        assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), None);
+        assert!(!delete_ref(m, "refs/remotes/up/x", None).unwrap());
     }
 }

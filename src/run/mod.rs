@@ -3,4 +3,5 @@
 //! Translation rules elsewhere are pure; a driver reads inputs, calls them,
 //! stages objects in a write batch, commits it, and only then moves refs.
 
+pub mod import;
 pub mod snapshot;

@@ -1,0 +1,1036 @@
+//! The import driver: git upstream → importer-signed mkit history.
+//!
+//! One run, under the state lock, in the durability order of the design:
+//!
+//! 1. check the state's bindings (direction, source, import-spec, signer) and
+//!    set the crash marker `importing`;
+//! 2. bring the staging mirror up to date with gix and record the bindings
+//!    after the first successful fetch;
+//! 3. walk every upstream ref's closure, stopping at objects the map already
+//!    knows, so a run with no upstream change reads nothing but the refs;
+//! 4. translate the new objects: blobs in parallel, then trees in waves of
+//!    equal height, commits in waves of equal generation, tags by chain
+//!    length; each worker reads the mirror through its own gix handle, and
+//!    every object is staged in one [`WriteBatch`];
+//! 5. commit the batch (objects durable and visible), retain the framed raw
+//!    commit and tag bytes, append the map, write the refs, the ref state and
+//!    the `normalized` stamp, and clear the crash marker.
+//!
+//! A refused, missing or corrupt object refuses only the refs whose closure
+//! holds it; the others are imported. Output is identical for any number of
+//! jobs: ids are content-addressed and every list written is sorted.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::bridge::import::{
+    self as rules, ImportOptions, RefMapping, Translated, check_object_size,
+};
+use crate::bridge::refusal::Refusal;
+use crate::git::parse::{CommitRef, TagRef, parse_tree};
+use crate::git::sha1::{ObjectKind, Sha1, frame, object_id};
+use crate::git::staging::{self, StagingError, UpstreamRef};
+use crate::mkit::Id;
+use crate::mkit::content;
+use crate::mkit::object::{Object, ObjectType};
+use crate::mkit::refs::{self, Head, RefCondition, RefError};
+use crate::mkit::repo::Repo;
+use crate::mkit::sign::KeyPair;
+use crate::mkit::store::{StoreError, WriteBatch};
+use crate::state::{self, Binding, Direction, RefState, StateError};
+
+/// What to import and how.
+pub struct ImportRequest<'a> {
+    /// The upstream, as the user gave it.
+    pub url: &'a str,
+    /// The state name (`upstream` by default).
+    pub remote: &'a str,
+    /// The importer key.
+    pub key: &'a KeyPair,
+    /// Worker threads; 0 means one per core.
+    pub jobs: usize,
+    /// Also set `refs/heads/<default branch>` and `HEAD` (a fresh clone).
+    pub set_default_branch: bool,
+    /// Set to stop at the next safe point.
+    pub interrupt: &'a AtomicBool,
+    /// Progress reports (the library never prints).
+    pub progress: &'a dyn Progress,
+}
+
+impl std::fmt::Debug for ImportRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("url", &self.url)
+            .field("remote", &self.remote)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress callbacks for a long run.
+pub trait Progress: Sync {
+    /// A phase starts with `total` units of work (objects).
+    fn phase(&self, name: &'static str, total: u64);
+    /// `n` units of work done, `bytes` bytes of content read.
+    fn advance(&self, n: u64, bytes: u64);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: u64, _: u64) {}
+}
+
+/// One upstream ref that was imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedRef {
+    /// The upstream ref (`refs/heads/main`).
+    pub upstream: String,
+    /// The mkit ref written (`refs/remotes/upstream/main`).
+    pub mkit_ref: String,
+    /// The upstream tip.
+    pub git: Sha1,
+    /// Its translation.
+    pub mkit: Id,
+}
+
+/// One upstream ref that was skipped, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedRef {
+    /// The upstream ref.
+    pub upstream: String,
+    /// The refusal that skipped it.
+    pub refusal: Refusal,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportOutcome {
+    /// Refs imported, in upstream order.
+    pub imported: Vec<ImportedRef>,
+    /// Refs skipped, in upstream order.
+    pub skipped: Vec<SkippedRef>,
+    /// Warnings for the user (force-pushes, deletions, normalized modes).
+    pub warnings: Vec<String>,
+    /// Git objects translated in this run.
+    pub translated: u64,
+    /// mkit objects newly written to the store.
+    pub written: u64,
+    /// The branch `HEAD` now names, when the default branch was set.
+    pub checked_out: Option<String>,
+    /// True when this run created the staging mirror.
+    pub cloned: bool,
+}
+
+/// Why an import could not run at all (per-ref problems are [`SkippedRef`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A state-directory rule refused the run (binding, direction, lock...).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The mirror could not be fetched.
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    /// Objects could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A ref could not be written.
+    #[error(transparent)]
+    Ref(#[from] RefError),
+    /// The importer key differs from the one pinned for this state.
+    #[error(
+        "state '{remote}' was imported with key {pinned}, not {offered}; install that key \
+         (--key), or import under a new --remote-name (SPEC-GIT-IMPORT §4)"
+    )]
+    SignerMismatch {
+        /// The state.
+        remote: String,
+        /// The pinned key (hex).
+        pinned: String,
+        /// The key offered (hex).
+        offered: String,
+    },
+    /// Another state already imports this upstream.
+    #[error(
+        "{identity} is already imported here as '{other}'; use --remote-name {other} \
+         (SPEC-GIT-IMPORT §6.1)"
+    )]
+    AlreadyImported {
+        /// The canonical identity.
+        identity: String,
+        /// The state that has it.
+        other: String,
+    },
+    /// The state is bound to another upstream.
+    #[error("state '{remote}' imports {bound}, not {identity}; choose another --remote-name")]
+    SourceMismatch {
+        /// The state.
+        remote: String,
+        /// Its recorded source.
+        bound: String,
+        /// The upstream asked for.
+        identity: String,
+    },
+    /// The state is an export state.
+    #[error(
+        "state '{remote}' is bound to direction {direction}; import uses its own state (choose another --remote-name)"
+    )]
+    WrongDirection {
+        /// The state.
+        remote: String,
+        /// Its direction.
+        direction: &'static str,
+    },
+    /// The state was written under an import-spec version we do not implement.
+    #[error(
+        "state '{remote}' was imported under import-spec {version}; this tool implements 1: re-import under a new --remote-name"
+    )]
+    ImportSpec {
+        /// The state.
+        remote: String,
+        /// The recorded version.
+        version: u32,
+    },
+    /// The mirror could not be read.
+    #[error("cannot read the staging mirror {path}: {message}")]
+    Mirror {
+        /// The mirror.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The worker pool could not start.
+    #[error("cannot start {jobs} worker threads: {message}")]
+    Threads {
+        /// Requested jobs.
+        jobs: usize,
+        /// Why.
+        message: String,
+    },
+    /// The run was interrupted before anything became visible.
+    #[error("interrupted; nothing was imported (run again to resume)")]
+    Interrupted,
+}
+
+/// Import `req.url` into `repo` under state `req.remote`.
+pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, ImportError> {
+    let mkit_dir = repo.mkit_dir();
+    let state_dir = state::state_dir(mkit_dir, req.remote)?;
+    let _lock = state::lock_state_default(mkit_dir, req.remote)?;
+    let identity = crate::git::remote::remote_identity(req.url);
+
+    // Bindings: refuse before touching anything.
+    match state::read_direction(&state_dir)? {
+        None | Some(Direction::Import) | Some(Direction::Fork) => {}
+        Some(other) => {
+            return Err(ImportError::WrongDirection {
+                remote: req.remote.to_owned(),
+                direction: other.as_str(),
+            });
+        }
+    }
+    let fork_mode = state::read_direction(&state_dir)? == Some(Direction::Fork);
+    if let Some(bound) = state::read_binding(&state_dir, Binding::Source)?
+        && bound != identity
+    {
+        return Err(ImportError::SourceMismatch {
+            remote: req.remote.to_owned(),
+            bound,
+            identity,
+        });
+    }
+    if let Some(other) = state::state_with_source(mkit_dir, &identity, Some(req.remote))? {
+        return Err(ImportError::AlreadyImported { identity, other });
+    }
+    if let Some(version) = state::read_import_spec(&state_dir)?
+        && version != state::IMPORT_SPEC_VERSION
+    {
+        return Err(ImportError::ImportSpec {
+            remote: req.remote.to_owned(),
+            version,
+        });
+    }
+    let public = req.key.public();
+    if let Some(pinned) = state::read_signer(&state_dir)?
+        && pinned != public
+    {
+        return Err(ImportError::SignerMismatch {
+            remote: req.remote.to_owned(),
+            pinned: Id(pinned).to_hex(),
+            offered: Id(public).to_hex(),
+        });
+    }
+
+    crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
+    // A marker left by an earlier run means its map may be incomplete.
+    let interrupted_before = state::importing_is_set(&state_dir)?;
+    state::set_importing(&state_dir)?;
+
+    let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
+    if state::read_direction(&state_dir)?.is_none() {
+        state::bind_direction(&state_dir, Direction::Import)?;
+    }
+    state::pin_binding(&state_dir, Binding::Source, &identity)?;
+    state::bind_import_spec(&state_dir)?;
+    state::bind_signer(&state_dir, &public)?;
+
+    let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
+    let rebuild = interrupted_before || !intact;
+    let map = if rebuild {
+        state::Sha1ToBlake::new()
+    } else {
+        map
+    };
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(req.jobs)
+        .build()
+        .map_err(|e| ImportError::Threads {
+            jobs: req.jobs,
+            message: e.to_string(),
+        })?;
+    let mirror_path = staging::mirror_path(&state_dir);
+    let mirror = gix::open(&mirror_path)
+        .map_err(|e| ImportError::Mirror {
+            path: mirror_path.display().to_string(),
+            message: e.to_string(),
+        })?
+        .into_sync();
+
+    let mut run = Run {
+        mirror: &mirror,
+        map: &map,
+        key: req.key,
+        options: ImportOptions { fork_mode },
+        progress: req.progress,
+        memo: HashMap::new(),
+        refusals: HashMap::new(),
+        normalized: false,
+        new_objects: Vec::new(),
+    };
+    let batch = repo.store().batch();
+    let mut raw = state::RawWriter::new(&state_dir);
+
+    // Map upstream refs; refuse bad names up front.
+    let mut plan: Vec<(UpstreamRef, Result<RefMapping, Refusal>)> = Vec::new();
+    for r in &fetched.refs {
+        match rules::map_ref(req.remote, r.name.as_bytes()) {
+            Ok(Some(m)) => plan.push((r.clone(), Ok(m))),
+            Ok(None) => {}
+            Err(refusal) => plan.push((r.clone(), Err(refusal))),
+        }
+    }
+    let tips: Vec<Sha1> = plan
+        .iter()
+        .filter(|(_, m)| m.is_ok())
+        .map(|(r, _)| r.target)
+        .collect();
+    let graph = pool.install(|| run.walk(&tips))?;
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ImportError::Interrupted);
+    }
+    pool.install(|| run.translate(&graph, &batch, &mut raw, req.interrupt))?;
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ImportError::Interrupted);
+    }
+
+    // Durability order: objects, raw bytes, map, refs, ref state, stamps.
+    let outcome_batch = batch.commit()?;
+    raw.sync()?;
+    let mut pairs: Vec<(Sha1, Id)> = run
+        .new_objects
+        .iter()
+        .filter_map(|s| run.memo.get(s).map(|t| (*s, t.id)))
+        .collect();
+    pairs.sort();
+    if rebuild {
+        state::discard_map(&state_dir)?;
+    }
+    state::append_map_import(&state_dir, &pairs)?;
+
+    let mut outcome = ImportOutcome {
+        translated: pairs.len() as u64,
+        written: outcome_batch.written,
+        cloned: fetched.cloned,
+        ..ImportOutcome::default()
+    };
+    let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let mut ref_state = Vec::new();
+    for (upstream, mapping) in plan {
+        let mapping = match mapping {
+            Ok(m) => m,
+            Err(refusal) => {
+                outcome.skipped.push(SkippedRef {
+                    upstream: upstream.name,
+                    refusal,
+                });
+                continue;
+            }
+        };
+        let id = match run.resolve_tip(&upstream.target) {
+            Ok(id) => id,
+            Err(refusal) => {
+                outcome.skipped.push(SkippedRef {
+                    upstream: upstream.name,
+                    refusal,
+                });
+                continue;
+            }
+        };
+        if let Some(old) = previous.get(&upstream.name)
+            && old.git != upstream.target
+            && matches!(mapping, RefMapping::Branch { .. })
+            && !is_ancestor(&mirror, &old.git, &upstream.target)
+        {
+            outcome.warnings.push(format!(
+                "upstream force-pushed {}; tracking ref rewound from {} to {} (rebase local branches that built on the old history)",
+                upstream.name,
+                old.git.to_hex(),
+                upstream.target.to_hex()
+            ));
+        }
+        refs::write_ref(mkit_dir, mapping.mkit_ref(), &id, RefCondition::Any)?;
+        ref_state.push(RefState {
+            name: upstream.name.clone(),
+            mkit: id,
+            git: upstream.target,
+        });
+        outcome.imported.push(ImportedRef {
+            upstream: upstream.name,
+            mkit_ref: mapping.mkit_ref().to_owned(),
+            git: upstream.target,
+            mkit: id,
+        });
+    }
+    // Branches deleted upstream lose their tracking refs.
+    for (name, old) in &previous {
+        if fetched.refs.iter().any(|r| &r.name == name) {
+            continue;
+        }
+        if let Ok(Some(RefMapping::Branch { mkit_ref, .. })) =
+            rules::map_ref(req.remote, name.as_bytes())
+            && refs::delete_ref(mkit_dir, &mkit_ref, Some(old.mkit))?
+        {
+            outcome.warnings.push(format!(
+                "upstream deleted {name}; tracking ref {mkit_ref} removed"
+            ));
+        }
+    }
+    if req.set_default_branch
+        && let Some(default) = &fetched.default_branch
+        && let Some(done) = outcome.imported.iter().find(|r| &r.upstream == default)
+        && let Some(branch) = default.strip_prefix(refs::HEADS_PREFIX)
+    {
+        let local = format!("{}{branch}", refs::HEADS_PREFIX);
+        refs::write_ref(mkit_dir, &local, &done.mkit, RefCondition::Any)?;
+        refs::write_head(mkit_dir, &Head::Symbolic(local))?;
+        outcome.checked_out = Some(branch.to_owned());
+    }
+    state::store_import_ref_state(&state_dir, &ref_state)?;
+    if run.normalized {
+        state::mark_normalized(&state_dir)?;
+        outcome.warnings.push(
+            "historic tree modes were normalized (declared-lossy; originals retained in the staging mirror)"
+                .to_owned(),
+        );
+    }
+    state::clear_importing(&state_dir)?;
+    Ok(outcome)
+}
+
+/// True when `old` is reachable from `new` in the mirror.
+fn is_ancestor(mirror: &gix::ThreadSafeRepository, old: &Sha1, new: &Sha1) -> bool {
+    let repo = mirror.to_thread_local();
+    let Ok(walk) = repo.rev_walk([gix::ObjectId::from(new.0)]).all() else {
+        return false;
+    };
+    let target = gix::ObjectId::from(old.0);
+    walk.filter_map(Result::ok).any(|info| info.id == target)
+}
+
+/// A translated tree and whether a historic mode was normalized in it.
+type TreeResult = Result<(Translated, bool), Refusal>;
+
+/// The new objects of a run, found by walking from the tips.
+#[derive(Default)]
+struct Graph {
+    blobs: Vec<Sha1>,
+    /// New trees with their new subtree children.
+    trees: Vec<(Sha1, Vec<Sha1>)>,
+    /// New commits with their raw body.
+    commits: Vec<(Sha1, Vec<u8>)>,
+    /// New tags with their raw body.
+    tags: Vec<(Sha1, Vec<u8>)>,
+    /// Already-mapped objects referenced by new ones.
+    mapped: Vec<Sha1>,
+}
+
+struct Run<'a> {
+    mirror: &'a gix::ThreadSafeRepository,
+    map: &'a state::Sha1ToBlake,
+    key: &'a KeyPair,
+    options: ImportOptions,
+    progress: &'a dyn Progress,
+    /// Everything known about translated (or mapped and referenced) objects.
+    memo: HashMap<Sha1, Translated>,
+    /// Objects that cannot be translated, with the refusal to report.
+    refusals: HashMap<Sha1, Refusal>,
+    /// Some tree had a historic mode spelling normalized.
+    normalized: bool,
+    /// Objects translated in this run, in no particular order.
+    new_objects: Vec<Sha1>,
+}
+
+thread_local! {
+    static REPO: std::cell::RefCell<Option<gix::Repository>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Read one object through this thread's own handle on the mirror.
+fn read_object(
+    mirror: &gix::ThreadSafeRepository,
+    sha: &Sha1,
+) -> Result<(ObjectKind, Vec<u8>), Refusal> {
+    REPO.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let repo = slot.get_or_insert_with(|| mirror.to_thread_local());
+        match repo.try_find_object(gix::ObjectId::from(sha.0)) {
+            Ok(Some(obj)) => {
+                let kind = match obj.kind {
+                    gix::object::Kind::Blob => ObjectKind::Blob,
+                    gix::object::Kind::Tree => ObjectKind::Tree,
+                    gix::object::Kind::Commit => ObjectKind::Commit,
+                    gix::object::Kind::Tag => ObjectKind::Tag,
+                };
+                let data = obj.detach().data;
+                // Re-derive the id (collision-detecting): a corrupt pack entry
+                // or a planted collision refuses the refs that need it.
+                match object_id(kind, &data) {
+                    Ok(id) if id == *sha => Ok((kind, data)),
+                    Ok(id) => Err(Refusal::CorruptObject {
+                        object: *sha,
+                        detail: format!("its bytes hash to {}", id.to_hex()),
+                    }),
+                    Err(e) => Err(Refusal::CorruptObject {
+                        object: *sha,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+            Ok(None) => Err(Refusal::MissingObject { object: *sha }),
+            Err(e) => Err(Refusal::CorruptObject {
+                object: *sha,
+                detail: e.to_string(),
+            }),
+        }
+    })
+}
+
+/// The kind and size of an object, without reading its content.
+fn read_header(mirror: &gix::ThreadSafeRepository, sha: &Sha1) -> Option<(ObjectKind, u64)> {
+    REPO.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let repo = slot.get_or_insert_with(|| mirror.to_thread_local());
+        let h = repo.try_find_header(gix::ObjectId::from(sha.0)).ok()??;
+        let kind = match h.kind() {
+            gix::object::Kind::Blob => ObjectKind::Blob,
+            gix::object::Kind::Tree => ObjectKind::Tree,
+            gix::object::Kind::Commit => ObjectKind::Commit,
+            gix::object::Kind::Tag => ObjectKind::Tag,
+        };
+        Some((kind, h.size()))
+    })
+}
+
+impl Run<'_> {
+    /// Walk from the tips through every object the map does not know.
+    fn walk(&mut self, tips: &[Sha1]) -> Result<Graph, ImportError> {
+        let mut graph = Graph::default();
+        let mut seen: HashSet<Sha1> = HashSet::new();
+        let mut stack: Vec<(Sha1, Option<ObjectKind>)> =
+            tips.iter().rev().map(|t| (*t, None)).collect();
+        while let Some((sha, hint)) = stack.pop() {
+            if !seen.insert(sha) {
+                continue;
+            }
+            if self.map.contains_key(&sha) {
+                graph.mapped.push(sha);
+                continue;
+            }
+            if hint == Some(ObjectKind::Blob) {
+                graph.blobs.push(sha);
+                continue;
+            }
+            let (kind, body) = match read_object(self.mirror, &sha) {
+                Ok(x) => x,
+                Err(refusal) => {
+                    self.refusals.insert(sha, refusal);
+                    continue;
+                }
+            };
+            match kind {
+                ObjectKind::Blob => graph.blobs.push(sha),
+                ObjectKind::Tree => {
+                    let mut subtrees = Vec::new();
+                    if let Ok(entries) = parse_tree(&body) {
+                        for e in entries.iter().rev() {
+                            match rules::map_mode(e.mode) {
+                                rules::ModeMapping::Canonical(m)
+                                | rules::ModeMapping::Normalized(m)
+                                    if m == crate::mkit::object::EntryMode::Tree =>
+                                {
+                                    subtrees.push(e.id);
+                                    stack.push((e.id, Some(ObjectKind::Tree)));
+                                }
+                                rules::ModeMapping::Canonical(_)
+                                | rules::ModeMapping::Normalized(_) => {
+                                    stack.push((e.id, Some(ObjectKind::Blob)));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    graph.trees.push((sha, subtrees));
+                }
+                ObjectKind::Commit => {
+                    if let Ok(c) = CommitRef::parse(&body) {
+                        stack.push((c.tree, Some(ObjectKind::Tree)));
+                        for p in c.parents.iter().rev() {
+                            stack.push((*p, Some(ObjectKind::Commit)));
+                        }
+                    }
+                    graph.commits.push((sha, body));
+                }
+                ObjectKind::Tag => {
+                    if let Ok(t) = TagRef::parse(&body) {
+                        stack.push((t.object, None));
+                    }
+                    graph.tags.push((sha, body));
+                }
+            }
+        }
+        Ok(graph)
+    }
+
+    /// The memo entry for an already-mapped object referenced by a new one:
+    /// its id from the map, its type and depth from the mirror.
+    fn describe_mapped(
+        &self,
+        sha: &Sha1,
+        heights: &mut HashMap<Sha1, usize>,
+    ) -> Option<Translated> {
+        let id = *self.map.get(sha)?;
+        let (kind, size) = read_header(self.mirror, sha)?;
+        let (kind, depth) = match kind {
+            ObjectKind::Blob => (rules::content_type(size), 0),
+            ObjectKind::Tree => (ObjectType::Tree, self.mapped_height(sha, heights)),
+            ObjectKind::Commit => (ObjectType::Commit, 0),
+            ObjectKind::Tag => (ObjectType::Tag, self.mapped_chain(sha)),
+        };
+        Some(Translated { id, kind, depth })
+    }
+
+    /// Height of a mapped tree, read from the mirror (memoized).
+    fn mapped_height(&self, sha: &Sha1, heights: &mut HashMap<Sha1, usize>) -> usize {
+        if let Some(h) = heights.get(sha) {
+            return *h;
+        }
+        let mut tallest = 0;
+        if let Ok((ObjectKind::Tree, body)) = read_object(self.mirror, sha)
+            && let Ok(entries) = parse_tree(&body)
+        {
+            let subtrees: Vec<Sha1> = entries
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        rules::map_mode(e.mode),
+                        rules::ModeMapping::Canonical(crate::mkit::object::EntryMode::Tree)
+                            | rules::ModeMapping::Normalized(crate::mkit::object::EntryMode::Tree)
+                    )
+                })
+                .map(|e| e.id)
+                .collect();
+            for s in subtrees {
+                tallest = tallest.max(self.mapped_height(&s, heights));
+            }
+        }
+        heights.insert(*sha, tallest + 1);
+        tallest + 1
+    }
+
+    /// Chain length of a mapped tag, read from the mirror.
+    fn mapped_chain(&self, sha: &Sha1) -> usize {
+        let mut chain = 0;
+        let mut cur = *sha;
+        while chain <= rules::MAX_TAG_CHAIN {
+            let Ok((ObjectKind::Tag, body)) = read_object(self.mirror, &cur) else {
+                break;
+            };
+            chain += 1;
+            match TagRef::parse(&body) {
+                Ok(t) => cur = t.object,
+                Err(_) => break,
+            }
+        }
+        chain
+    }
+
+    /// The refusal to report for `err`: a missing child that was itself
+    /// refused reports the child's own refusal.
+    fn resolve(&self, err: Refusal) -> Refusal {
+        if let Refusal::MissingObject { object } = &err
+            && let Some(inner) = self.refusals.get(object)
+        {
+            return inner.clone();
+        }
+        err
+    }
+
+    /// The mkit id a ref tip translated to, or why it cannot be imported.
+    fn resolve_tip(&self, tip: &Sha1) -> Result<Id, Refusal> {
+        if let Some(t) = self.memo.get(tip) {
+            return Ok(t.id);
+        }
+        if let Some(id) = self.map.get(tip) {
+            return Ok(*id);
+        }
+        Err(self
+            .refusals
+            .get(tip)
+            .cloned()
+            .unwrap_or(Refusal::MissingObject { object: *tip }))
+    }
+
+    /// Translate every new object, bottom-up, staging into `batch`.
+    fn translate(
+        &mut self,
+        graph: &Graph,
+        batch: &WriteBatch<'_>,
+        raw: &mut state::RawWriter,
+        interrupt: &AtomicBool,
+    ) -> Result<(), ImportError> {
+        let mut heights = HashMap::new();
+        for sha in &graph.mapped {
+            if let Some(t) = self.describe_mapped(sha, &mut heights) {
+                self.memo.insert(*sha, t);
+            }
+        }
+
+        // Blobs, in parallel.
+        let total =
+            (graph.blobs.len() + graph.trees.len() + graph.commits.len() + graph.tags.len()) as u64;
+        self.progress.phase("objects", total);
+        let mirror = self.mirror;
+        let progress = self.progress;
+        let bytes = AtomicU64::new(0);
+        let results: Vec<(Sha1, Result<Translated, Refusal>)> = graph
+            .blobs
+            .par_iter()
+            .map(|sha| {
+                if interrupt.load(Ordering::Relaxed) {
+                    return (*sha, Err(Refusal::MissingObject { object: *sha }));
+                }
+                let r = (|| {
+                    if let Some((kind, size)) = read_header(mirror, sha) {
+                        check_object_size(sha, kind, size)?;
+                    }
+                    let (kind, data) = read_object(mirror, sha)?;
+                    if kind != ObjectKind::Blob {
+                        return Err(Refusal::MissingObject { object: *sha });
+                    }
+                    bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let id = content::stage_content(batch, &data).map_err(|e| {
+                        Refusal::CorruptObject {
+                            object: *sha,
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    Ok(Translated {
+                        id,
+                        kind: rules::content_type(data.len() as u64),
+                        depth: 0,
+                    })
+                })();
+                progress.advance(1, 0);
+                (*sha, r)
+            })
+            .collect();
+        self.progress.advance(0, bytes.load(Ordering::Relaxed));
+        self.absorb(results);
+
+        // Trees, in waves of equal height (children always in an earlier wave).
+        let tree_children: HashMap<Sha1, &Vec<Sha1>> =
+            graph.trees.iter().map(|(s, c)| (*s, c)).collect();
+        let mut level: HashMap<Sha1, usize> = HashMap::new();
+        for (sha, _) in &graph.trees {
+            tree_level(sha, &tree_children, &mut level);
+        }
+        let mut by_level: Vec<Vec<Sha1>> = Vec::new();
+        for (sha, _) in &graph.trees {
+            let l = level[sha];
+            if by_level.len() <= l {
+                by_level.resize(l + 1, Vec::new());
+            }
+            by_level[l].push(*sha);
+        }
+        for wave in &mut by_level {
+            wave.sort();
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(ImportError::Interrupted);
+            }
+            let memo = &self.memo;
+            let options = self.options;
+            let results: Vec<(Sha1, TreeResult)> = wave
+                .par_iter()
+                .map(|sha| {
+                    let r = (|| {
+                        let (_, body) = read_object(mirror, sha)?;
+                        let t =
+                            rules::translate_tree(sha, &body, options, |c| memo.get(c).copied())?;
+                        let id = batch.add(&Object::Tree(t.tree)).map_err(|e| {
+                            Refusal::CorruptObject {
+                                object: *sha,
+                                detail: e.to_string(),
+                            }
+                        })?;
+                        Ok((
+                            Translated {
+                                id,
+                                kind: ObjectType::Tree,
+                                depth: t.depth,
+                            },
+                            t.normalized,
+                        ))
+                    })();
+                    progress.advance(1, 0);
+                    (*sha, r)
+                })
+                .collect();
+            let mut plain = Vec::with_capacity(results.len());
+            for (sha, r) in results {
+                plain.push((
+                    sha,
+                    r.map(|(t, normalized)| {
+                        self.normalized |= normalized;
+                        t
+                    }),
+                ));
+            }
+            self.absorb(plain);
+        }
+
+        // Commits, in waves of equal generation.
+        let bodies: HashMap<Sha1, &Vec<u8>> = graph.commits.iter().map(|(s, b)| (*s, b)).collect();
+        let mut generation: HashMap<Sha1, usize> = HashMap::new();
+        let mut order: Vec<Sha1> = graph.commits.iter().map(|(s, _)| *s).collect();
+        order.sort();
+        for sha in &order {
+            commit_generation(sha, &bodies, &mut generation);
+        }
+        let mut waves: Vec<Vec<Sha1>> = Vec::new();
+        for sha in &order {
+            let g = generation[sha];
+            if waves.len() <= g {
+                waves.resize(g + 1, Vec::new());
+            }
+            waves[g].push(*sha);
+        }
+        let key = self.key;
+        for wave in &waves {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(ImportError::Interrupted);
+            }
+            let memo = &self.memo;
+            let results: Vec<(Sha1, Result<Translated, Refusal>)> = wave
+                .par_iter()
+                .map(|sha| {
+                    let body = bodies[sha];
+                    let r = (|| {
+                        let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
+                        let id =
+                            batch
+                                .add(&Object::Commit(c))
+                                .map_err(|e| Refusal::CorruptObject {
+                                    object: *sha,
+                                    detail: e.to_string(),
+                                })?;
+                        Ok(Translated {
+                            id,
+                            kind: ObjectType::Commit,
+                            depth: 0,
+                        })
+                    })();
+                    progress.advance(1, 0);
+                    (*sha, r)
+                })
+                .collect();
+            for (sha, r) in &results {
+                if r.is_ok() {
+                    raw.retain(sha, &frame(ObjectKind::Commit, bodies[sha]))?;
+                }
+            }
+            self.absorb(results);
+        }
+
+        // Tags: each round translates the tags whose target is settled.
+        let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
+        pending.sort_by_key(|(s, _)| *s);
+        while !pending.is_empty() {
+            let (ready, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, body)| {
+                TagRef::parse(body).map_or(true, |t| {
+                    let target = t.object;
+                    !graph.tags.iter().any(|(s, _)| *s == target)
+                        || self.memo.contains_key(&target)
+                        || self.refusals.contains_key(&target)
+                })
+            });
+            if ready.is_empty() {
+                // A cycle cannot occur in a content-addressed graph; refuse
+                // what is left rather than loop.
+                for (sha, _) in later {
+                    self.refusals
+                        .insert(*sha, Refusal::MissingObject { object: *sha });
+                }
+                break;
+            }
+            for (sha, body) in ready {
+                let r = rules::translate_tag(sha, body, |t| self.memo.get(t).copied(), key)
+                    .and_then(|t| {
+                        let chain = t.chain;
+                        batch
+                            .add(&Object::Tag(t.tag))
+                            .map(|id| Translated {
+                                id,
+                                kind: ObjectType::Tag,
+                                depth: chain,
+                            })
+                            .map_err(|e| Refusal::CorruptObject {
+                                object: *sha,
+                                detail: e.to_string(),
+                            })
+                    });
+                if r.is_ok() {
+                    raw.retain(sha, &frame(ObjectKind::Tag, body))?;
+                }
+                self.progress.advance(1, 0);
+                self.absorb(vec![(*sha, r)]);
+            }
+            pending = later;
+        }
+        Ok(())
+    }
+
+    fn absorb(&mut self, results: Vec<(Sha1, Result<Translated, Refusal>)>) {
+        for (sha, r) in results {
+            match r {
+                Ok(t) => {
+                    self.memo.insert(sha, t);
+                    self.new_objects.push(sha);
+                }
+                Err(e) => {
+                    let e = self.resolve(e);
+                    self.refusals.insert(sha, e);
+                }
+            }
+        }
+    }
+}
+
+/// Wave index of a new tree: one more than its tallest new subtree.
+fn tree_level(
+    sha: &Sha1,
+    children: &HashMap<Sha1, &Vec<Sha1>>,
+    level: &mut HashMap<Sha1, usize>,
+) -> usize {
+    if let Some(l) = level.get(sha) {
+        return *l;
+    }
+    // Iterative post-order: trees can nest deeply.
+    let mut stack = vec![(*sha, false)];
+    while let Some((s, expanded)) = stack.pop() {
+        if level.contains_key(&s) {
+            continue;
+        }
+        let kids: &[Sha1] = children.get(&s).map_or(&[], |v| v.as_slice());
+        if expanded {
+            let l = kids
+                .iter()
+                .filter(|k| children.contains_key(*k))
+                .map(|k| level.get(k).map_or(0, |l| l + 1))
+                .max()
+                .unwrap_or(0);
+            level.insert(s, l);
+        } else {
+            stack.push((s, true));
+            for k in kids {
+                if children.contains_key(k) && !level.contains_key(k) {
+                    stack.push((*k, false));
+                }
+            }
+        }
+    }
+    level[sha]
+}
+
+/// Wave index of a new commit: one more than its latest new parent.
+fn commit_generation(
+    sha: &Sha1,
+    bodies: &HashMap<Sha1, &Vec<u8>>,
+    generation: &mut HashMap<Sha1, usize>,
+) -> usize {
+    if let Some(g) = generation.get(sha) {
+        return *g;
+    }
+    let parents_of = |s: &Sha1| -> Vec<Sha1> {
+        bodies
+            .get(s)
+            .and_then(|b| CommitRef::parse(b).ok())
+            .map(|c| {
+                c.parents
+                    .into_iter()
+                    .filter(|p| bodies.contains_key(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Iterative: histories are far deeper than the stack allows.
+    let mut stack = vec![(*sha, false)];
+    while let Some((s, expanded)) = stack.pop() {
+        if generation.contains_key(&s) {
+            continue;
+        }
+        let parents = parents_of(&s);
+        if expanded {
+            let g = parents
+                .iter()
+                .map(|p| generation.get(p).map_or(0, |g| g + 1))
+                .max()
+                .unwrap_or(0);
+            generation.insert(s, g);
+        } else {
+            stack.push((s, true));
+            for p in parents {
+                if !generation.contains_key(&p) {
+                    stack.push((p, false));
+                }
+            }
+        }
+    }
+    generation[sha]
+}
+
+/// True when `dir` may receive a fresh import: absent, or an empty directory.
+pub fn is_fresh_target(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut d) => d.next().is_none(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
