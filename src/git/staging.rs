@@ -167,7 +167,14 @@ pub fn fetch(
     };
     let cloned = !path.exists() || is_empty_dir(&path);
     let (repo, outcome) = if cloned {
-        let prepare = gix::prepare_clone_bare(url, &path).map_err(|e| transfer("clone", &e))?;
+        // Clone beside the final path and rename it into place when whole, so
+        // a crash mid-clone leaves no half-made mirror to trip over later.
+        let partial = state_dir.join(format!("{MIRROR_DIR}.partial"));
+        let _ = std::fs::remove_dir_all(&partial);
+        if path.exists() {
+            let _ = std::fs::remove_dir(&path);
+        }
+        let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
         let mut prepare = prepare.configure_remote(|remote| {
             Ok(remote
                 .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
@@ -176,6 +183,19 @@ pub fn fetch(
         let (repo, outcome) = prepare
             .fetch_only(gix::progress::Discard, interrupt)
             .map_err(|e| transfer("clone", &e))?;
+        drop(repo);
+        std::fs::rename(&partial, &path).map_err(|e| StagingError::Mirror {
+            path: path.clone(),
+            message: format!("cannot move the finished clone into place: {e}"),
+        })?;
+        crate::durable::sync_dir(state_dir).map_err(|e| StagingError::Mirror {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
+            path: path.clone(),
+            message: flatten(&e),
+        })?;
         (repo, outcome)
     } else {
         let repo = gix::open(&path).map_err(|e| StagingError::Mirror {

@@ -55,22 +55,37 @@ pub struct Repo {
 
 impl Repo {
     /// Create a fresh repository in `root` (which must exist and hold no `.mkit`).
+    ///
+    /// The layout is built in a hidden temp directory beside `.mkit` and
+    /// renamed into place, so a crash leaves either no repository or a whole
+    /// one (plus, at worst, a stale `.mkit.init.*` directory).
     pub fn init(root: &Path) -> Result<Repo, RepoError> {
         let mkit_dir = root.join(MKIT_DIR);
         if fs::symlink_metadata(&mkit_dir).is_ok() {
             return Err(RepoError::AlreadyInitialized(root.to_path_buf()));
         }
-        for sub in ["objects", "refs/heads", "refs/tags", "refs/remotes"] {
-            durable::create_dir_all_durable(&mkit_dir.join(sub))?;
+        let staging = root.join(format!(".mkit.init.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        let built = (|| -> Result<(), RepoError> {
+            for sub in ["objects", "refs/heads", "refs/tags", "refs/remotes"] {
+                durable::create_dir_all_durable(&staging.join(sub))?;
+            }
+            durable::write_atomic(
+                &staging.join(FORMAT_FILE),
+                format!("{FORMAT_VALUE}\n").as_bytes(),
+            )?;
+            durable::write_atomic(
+                &staging.join("HEAD"),
+                format!("ref: refs/heads/{DEFAULT_BRANCH}\n").as_bytes(),
+            )?;
+            fs::rename(&staging, &mkit_dir).map_err(io_err("rename into place", &mkit_dir))?;
+            durable::sync_dir(durable::parent_or_dot(&mkit_dir))?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        durable::write_atomic(
-            &mkit_dir.join(FORMAT_FILE),
-            format!("{FORMAT_VALUE}\n").as_bytes(),
-        )?;
-        durable::write_atomic(
-            &mkit_dir.join("HEAD"),
-            format!("ref: refs/heads/{DEFAULT_BRANCH}\n").as_bytes(),
-        )?;
         Self::open(root)
     }
 
