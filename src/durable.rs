@@ -51,7 +51,9 @@ pub fn temp_path_for(final_path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = format!(".{name}.tmp.{}.{seq}", std::process::id());
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = PID.get_or_init(std::process::id);
+    let tmp = format!(".{name}.tmp.{pid}.{seq}");
     final_path.with_file_name(tmp)
 }
 

@@ -4,9 +4,14 @@
 //! every case the mapping will not carry expressed as a typed refusal. The
 //! import direction lives in [`import`] (SPEC-GIT-IMPORT §3) and its refusals
 //! in [`refusal`]; drivers in `run/` own the repositories, the store, the
-//! threads and the progress, and call these functions object by object.
+//! threads and the progress, and call these functions object by object. The
+//! export direction (SPEC-GIT-BRIDGE) is [`export`], its fail-closed inverse
+//! [`reconstruct`], and shallow and deep checking of exported history [`verify`].
 
+pub mod export;
 pub mod import;
+pub mod reconstruct;
 pub mod refusal;
+pub mod verify;
 
 pub use refusal::{Refusal, Scope, TagNameRule};

@@ -157,11 +157,17 @@ fn render(out: &mut impl Write, o: &ImportOutcome, common: &Common) -> Result<()
         s.push_str("],\"warnings\":[");
         let warnings: Vec<String> = o.warnings.iter().map(|w| json_str(w)).collect();
         s.push_str(&warnings.join(","));
+        let timings: Vec<String> = o
+            .timings
+            .iter()
+            .map(|(n, d)| format!("{}:{:.3}", json_str(n), d.as_secs_f64()))
+            .collect();
         s.push_str(&format!(
-            "],\"translated\":{},\"written\":{},\"checked_out\":{}}}",
+            "],\"translated\":{},\"written\":{},\"checked_out\":{},\"seconds\":{{{}}}}}",
             o.translated,
             o.written,
-            o.checked_out.as_deref().map_or("null".to_owned(), json_str)
+            o.checked_out.as_deref().map_or("null".to_owned(), json_str),
+            timings.join(",")
         ));
         writeln!(out, "{s}")?;
         return Ok(());

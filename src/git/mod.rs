@@ -4,8 +4,11 @@
 //! parsers for commit, tag and tree bodies ([`parse`]), and upstream locations
 //! with their canonical identity ([`remote`]). Everything here is pure except
 //! the one symlink-resolving step of a local path's identity; reading objects
-//! out of a repository belongs to the driver that owns the gix handles.
+//! out of a repository belongs to the driver that owns the gix handles. The
+//! export direction writes tree, commit and tag bodies the way git does with
+//! [`encode`].
 
+pub mod encode;
 pub mod parse;
 pub mod remote;
 pub mod sha1;

@@ -171,6 +171,7 @@ impl Store {
         WriteBatch {
             store: self,
             state: Mutex::new(BatchState::default()),
+            shards_made: std::array::from_fn(|_| std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }
@@ -228,6 +229,8 @@ pub struct BatchOutcome {
 pub struct WriteBatch<'s> {
     store: &'s Store,
     state: Mutex<BatchState>,
+    /// Shard directories known to exist (indexed by the id's first byte).
+    shards_made: [std::sync::atomic::AtomicBool; 256],
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -277,8 +280,13 @@ impl WriteBatch<'_> {
             return Ok(());
         }
         // The new shard's entry in `objects/` becomes durable at commit,
-        // before any object is renamed into it (see `flush_all`).
-        fs::create_dir_all(&shard).map_err(io_err("create directory", &shard))?;
+        // before any object is renamed into it (see `flush_all`). Each shard
+        // is created at most once per batch.
+        let slot = &self.shards_made[id.0[0] as usize];
+        if !slot.load(std::sync::atomic::Ordering::Relaxed) {
+            fs::create_dir_all(&shard).map_err(io_err("create directory", &shard))?;
+            slot.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
         let mut len = 0u64;
         for part in parts {

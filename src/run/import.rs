@@ -126,6 +126,8 @@ pub struct ImportOutcome {
     pub checked_out: Option<String>,
     /// True when this run created the staging mirror.
     pub cloned: bool,
+    /// Wall time of each phase, in order.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Why an import could not run at all (per-ref problems are [`SkippedRef`]s).
@@ -272,7 +274,14 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let interrupted_before = state::importing_is_set(&state_dir)?;
     state::set_importing(&state_dir)?;
 
+    let mut clock = std::time::Instant::now();
+    let mut timings: Vec<(&'static str, std::time::Duration)> = Vec::new();
+    let mut lap = |name: &'static str| {
+        timings.push((name, clock.elapsed()));
+        clock = std::time::Instant::now();
+    };
     let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
+    lap("fetch");
     if state::read_direction(&state_dir)?.is_none() {
         state::bind_direction(&state_dir, Direction::Import)?;
     }
@@ -332,10 +341,12 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .map(|(r, _)| r.target)
         .collect();
     let graph = pool.install(|| run.walk(&tips))?;
+    lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
     pool.install(|| run.translate(&graph, &batch, &mut raw, req.interrupt))?;
+    lap("translate");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
@@ -343,6 +354,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
     let outcome_batch = batch.commit()?;
     raw.sync()?;
+    lap("durable");
     let mut pairs: Vec<(Sha1, Id)> = run
         .new_objects
         .iter()
@@ -444,6 +456,8 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         );
     }
     state::clear_importing(&state_dir)?;
+    lap("map+refs");
+    outcome.timings = timings;
     Ok(outcome)
 }
 
