@@ -167,3 +167,26 @@ fn git_protocol_through_a_local_daemon() {
     let out = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap();
     assert_eq!(as_pairs(&out.refs), git_refs(&base.join("plain.git")));
 }
+
+#[test]
+fn file_url_clones_through_the_protocol() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = work.path().join("upstream.git");
+    build("annotated-tag", &upstream);
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let url = format!("file://{}", upstream.display());
+    let out = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap();
+    assert!(out.cloned);
+    assert_eq!(as_pairs(&out.refs), git_refs(&upstream));
+    // A local path takes the linking fast path and ends with the same refs.
+    let state2 = work.path().join("state2");
+    std::fs::create_dir(&state2).unwrap();
+    let local = staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
+    assert_eq!(local.refs, out.refs);
+    assert_eq!(local.default_branch, out.default_branch);
+    // And it fetches again through gix from the recorded origin.
+    let again = staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
+    assert!(!again.cloned);
+    assert_eq!(again.refs, out.refs);
+}

@@ -174,7 +174,29 @@ pub fn fetch(
         if path.exists() {
             let _ = std::fs::remove_dir(&path);
         }
-        let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
+        if crate::git::remote::url_kind(url) == crate::git::remote::UrlKind::Local
+            && let Some(local) = local_clone(url, &partial)?
+        {
+            std::fs::rename(&partial, &path).map_err(|e| StagingError::Mirror {
+                path: path.clone(),
+                message: format!("cannot move the finished clone into place: {e}"),
+            })?;
+            crate::durable::sync_dir(state_dir).map_err(|e| StagingError::Mirror {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
+                path: path.clone(),
+                message: flatten(&e),
+            })?;
+            return Ok(FetchOutcome {
+                refs: list_refs(&repo, &path)?,
+                default_branch: local,
+                cloned: true,
+            });
+        }
+        let prepare =
+            gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
         let mut prepare = prepare.configure_remote(|remote| {
             Ok(remote
                 .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
@@ -259,6 +281,105 @@ pub fn fetch(
         default_branch,
         cloned,
     })
+}
+
+/// Clone a local repository the way git does for a local path: hard-link
+/// (or copy, across filesystems) its object files, which git never rewrites,
+/// then copy its heads and tags and record it as `origin` with the mirror
+/// refspecs, so later fetches go through gix as usual. It needs no pack
+/// negotiation, and it still works on an upstream that lacks a few objects
+/// (the refs that need them are then refused one by one). Returns `None`
+/// (nothing done) for an upstream that borrows objects through alternates;
+/// the caller then clones through the protocol. On success the returned
+/// value is the upstream's default branch.
+fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, StagingError> {
+    let fail = |message: String| StagingError::Transfer {
+        action: "clone",
+        url: url.to_owned(),
+        message,
+    };
+    let upstream = gix::open(url).map_err(|e| fail(flatten(&e)))?;
+    let objects = upstream.git_dir().join("objects");
+    if objects.join("info/alternates").exists() {
+        return Ok(None);
+    }
+    let default_branch = upstream
+        .head_name()
+        .ok()
+        .flatten()
+        .map(|n| n.as_bstr().to_str_lossy().into_owned());
+    let mirror = gix::init_bare(dest).map_err(|e| fail(flatten(&e)))?;
+    let target = mirror.git_dir().join("objects");
+    link_tree(&objects, &target).map_err(|e| fail(format!("cannot copy objects: {e}")))?;
+    let mut edits = Vec::new();
+    let platform = upstream.references().map_err(|e| fail(flatten(&e)))?;
+    for prefix in ["refs/heads/", "refs/tags/"] {
+        for r in platform.prefixed(prefix).map_err(|e| fail(flatten(&e)))? {
+            let r = r.map_err(|e| fail(e.to_string()))?;
+            let Some(id) = r.try_id() else { continue };
+            edits.push(gix::refs::transaction::RefEdit {
+                change: gix::refs::transaction::Change::Update {
+                    log: gix::refs::transaction::LogChange::default(),
+                    expected: gix::refs::transaction::PreviousValue::MustNotExist,
+                    new: gix::refs::Target::Object(id.detach()),
+                },
+                name: r.name().to_owned(),
+                deref: false,
+            });
+        }
+    }
+    mirror
+        .edit_references(edits)
+        .map_err(|e| fail(flatten(&e)))?;
+    if let Some(head) = &default_branch {
+        std::fs::write(dest.join("HEAD"), format!("ref: {head}\n"))
+            .map_err(|e| fail(format!("cannot write HEAD: {e}")))?;
+    }
+    let absolute = std::fs::canonicalize(url).map_err(|e| fail(e.to_string()))?;
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dest.join("config"))
+        .map_err(|e| fail(e.to_string()))?;
+    use std::io::Write as _;
+    let quoted = absolute
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    write!(
+        config,
+        "[remote \"origin\"]\n\turl = \"{quoted}\"\n\tfetch = {}\n\tfetch = {}\n\tmirror = true\n",
+        MIRROR_REFSPECS[0], MIRROR_REFSPECS[1]
+    )
+    .and_then(|()| config.sync_all())
+    .map_err(|e| fail(e.to_string()))?;
+    Ok(Some(default_branch))
+}
+
+/// Hard-link every file under `from` into `to` (copying when linking is not
+/// possible), creating directories as needed; skips `.keep` and lock files.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let src = entry.path();
+        let dst = to.join(&name);
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if kind.is_file() {
+            let n = name.to_string_lossy();
+            if n.ends_with(".keep") || n.ends_with(".lock") || dst.exists() {
+                continue;
+            }
+            if std::fs::hard_link(&src, &dst).is_err() {
+                std::fs::copy(&src, &dst)?;
+                std::fs::File::open(&dst)?.sync_all()?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The names of heads and tags the upstream advertised.
