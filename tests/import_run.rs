@@ -285,3 +285,74 @@ fn the_reference_reads_our_import() {
         run(&["cat-file", "-p", id]);
     }
 }
+
+/// An upstream that lacks an object (as real snapshots sometimes do): only
+/// the refs whose closure needs it are skipped, the rest import.
+#[test]
+fn a_missing_object_skips_only_the_refs_that_need_it() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let git = |args: &[&str]| {
+        common::run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&src)
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", work.path())
+                .env("GIT_AUTHOR_NAME", "A")
+                .env("GIT_AUTHOR_EMAIL", "a@example.com")
+                .env("GIT_COMMITTER_NAME", "A")
+                .env("GIT_COMMITTER_EMAIL", "a@example.com")
+                .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+                .env("GIT_COMMITTER_DATE", "1700000000 +0000"),
+        )
+    };
+    fs::create_dir(&src).unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    fs::write(src.join("a"), "kept\n").unwrap();
+    git(&["add", "a"]);
+    git(&["commit", "-q", "-m", "one"]);
+    git(&["checkout", "-q", "-b", "side"]);
+    fs::write(src.join("b"), "this blob goes missing\n").unwrap();
+    git(&["add", "b"]);
+    git(&["commit", "-q", "-m", "two"]);
+    let blob = String::from_utf8(git(&["rev-parse", "HEAD:b"])).unwrap();
+    let blob = blob.trim();
+    fs::remove_file(src.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+
+    let keys = work.path().join("keys");
+    fs::create_dir(&keys).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
+    let key = keys.join("k");
+    fs::write(&key, [0x42u8; 32]).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let dst = work.path().join("dst");
+    let out = Command::new(common::bridge_bin())
+        .arg("import")
+        .arg(&src)
+        .arg(&dst)
+        .args(["--json", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let imported: Vec<&str> = v["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(imported, ["refs/heads/main"]);
+    let skipped = &v["skipped"][0];
+    assert_eq!(skipped["ref"], "refs/heads/side");
+    assert_eq!(skipped["refusal"], "MissingObject");
+    assert!(skipped["reason"].as_str().unwrap().contains(blob));
+    assert!(dst.join(".mkit/refs/remotes/upstream/main").is_file());
+    assert!(!dst.join(".mkit/refs/remotes/upstream/side").exists());
+}
