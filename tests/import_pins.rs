@@ -12,8 +12,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -95,39 +94,6 @@ fn parse_pin(text: &str) -> Pin {
     pin
 }
 
-/// The refs of an mkit repository in the pins' form (`HEAD` plus every ref file).
-fn read_refs(repo: &Path) -> Option<BTreeMap<String, String>> {
-    let mkit = repo.join(".mkit");
-    if !mkit.is_dir() {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    let head = fs::read_to_string(mkit.join("HEAD")).unwrap();
-    out.insert("HEAD".to_owned(), head.trim().to_owned());
-    let mut stack = vec![mkit.join("refs")];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let name = p.strip_prefix(&mkit).unwrap().to_str().unwrap().to_owned();
-                out.insert(name, fs::read_to_string(&p).unwrap().trim().to_owned());
-            }
-        }
-    }
-    Some(out)
-}
-
-fn build(step: &str, dir: &Path) {
-    common::run_ok(
-        Command::new("bash")
-            .arg(root().join("fixtures/git/build.sh"))
-            .arg(step)
-            .arg(dir),
-    );
-}
-
 /// Replay one pin with our binary; returns a description of every mismatch.
 fn replay(name: &str, jobs: &str) -> Vec<String> {
     let pin = parse_pin(
@@ -136,20 +102,15 @@ fn replay(name: &str, jobs: &str) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let dst = work.path().join("dst");
-    let keys = work.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("import.key");
-    fs::write(&key, [0x42u8; 32]).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-    build(name.split('.').next().unwrap(), &src);
+    let key = common::import_key(work.path(), 0x42);
+    common::build_fixture(name.split('.').next().unwrap(), &src);
 
     let mut problems = Vec::new();
     let mut last_stderr = String::new();
     for step in &pin.steps {
         let (mut cmd, want) = match step {
             Step::Build { step } => {
-                build(step, &src);
+                common::build_fixture(step, &src);
                 continue;
             }
             Step::Import { exit } => {
@@ -174,7 +135,7 @@ fn replay(name: &str, jobs: &str) -> Vec<String> {
             ));
         }
     }
-    let refs = read_refs(&dst);
+    let refs = common::mkit_refs(&dst);
     if refs != pin.refs {
         problems.push(format!(
             "refs differ:\n ours {refs:#?}\n reference {:#?}",
@@ -247,7 +208,7 @@ fn one_job_and_four_jobs_give_identical_stores() {
     let listing = |jobs: &str| {
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
-        build("multi-branch", &src);
+        common::build_fixture("multi-branch", &src);
         let dst = work.path().join("dst");
         common::run_ok(
             Command::new(common::bridge_bin())
@@ -255,15 +216,7 @@ fn one_job_and_four_jobs_give_identical_stores() {
                 .arg(&src)
                 .arg(&dst)
                 .args(["--quiet", "--jobs", jobs, "--key"])
-                .arg({
-                    let k = work.path().join("k/import.key");
-                    fs::create_dir(k.parent().unwrap()).unwrap();
-                    fs::set_permissions(k.parent().unwrap(), fs::Permissions::from_mode(0o700))
-                        .unwrap();
-                    fs::write(&k, [7u8; 32]).unwrap();
-                    fs::set_permissions(&k, fs::Permissions::from_mode(0o600)).unwrap();
-                    k
-                }),
+                .arg(common::import_key(work.path(), 7)),
         );
         let mut objects = Vec::new();
         let mut stack = vec![dst.join(".mkit/objects")];
@@ -281,7 +234,7 @@ fn one_job_and_four_jobs_give_identical_stores() {
             }
         }
         objects.sort();
-        (objects, read_refs(&dst))
+        (objects, common::mkit_refs(&dst))
     };
     let one = listing("1");
     let four = listing("4");

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,28 +19,14 @@ struct Env {
 fn env(fixture: &str) -> Env {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
-    build(fixture, &src);
-    let keys = work.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("import.key");
-    fs::write(&key, [0x42u8; 32]).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    common::build_fixture(fixture, &src);
+    let key = common::import_key(work.path(), 0x42);
     Env {
         dst: work.path().join("dst"),
         src,
         key,
         _work: work,
     }
-}
-
-fn build(step: &str, dir: &Path) {
-    common::run_ok(
-        Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/build.sh"))
-            .arg(step)
-            .arg(dir),
-    );
 }
 
 impl Env {
@@ -72,23 +57,7 @@ impl Env {
     }
 
     fn refs(&self) -> BTreeMap<String, String> {
-        let mkit = self.dst.join(".mkit");
-        let mut out = BTreeMap::new();
-        let mut stack = vec![mkit.join("refs")];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.insert(
-                        p.strip_prefix(&mkit).unwrap().display().to_string(),
-                        fs::read_to_string(&p).unwrap(),
-                    );
-                }
-            }
-        }
-        out
+        common::mkit_refs(&self.dst).unwrap_or_default()
     }
 
     fn state(&self) -> PathBuf {
@@ -128,7 +97,7 @@ fn incremental_runs_write_only_new_objects_and_nothing_without_change() {
     assert_eq!(e.refs(), refs);
 
     // New upstream commits: exactly the new objects are written.
-    build("multi-branch.append", &e.src);
+    common::build_fixture("multi-branch.append", &e.src);
     let new_git_objects = {
         let out = common::run_ok(Command::new("git").arg("-C").arg(&e.src).args([
             "rev-list",
@@ -321,12 +290,7 @@ fn a_missing_object_skips_only_the_refs_that_need_it() {
     let blob = blob.trim();
     fs::remove_file(src.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
 
-    let keys = work.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("k");
-    fs::write(&key, [0x42u8; 32]).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let key = common::import_key(work.path(), 0x42);
     let dst = work.path().join("dst");
     let out = Command::new(common::bridge_bin())
         .arg("import")

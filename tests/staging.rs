@@ -15,15 +15,6 @@ use std::time::{Duration, Instant};
 
 use mkit_bridge::git::staging::{self, StagingError, UpstreamRef};
 
-fn build(name: &str, dir: &Path) {
-    common::run_ok(
-        Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/build.sh"))
-            .arg(name)
-            .arg(dir),
-    );
-}
-
 /// The heads and tags of a git repository, as `git for-each-ref` reports them.
 fn git_refs(dir: &Path) -> Vec<(String, String)> {
     let out = common::run_ok(Command::new("git").arg("-C").arg(dir).args([
@@ -54,7 +45,7 @@ fn as_pairs(refs: &[UpstreamRef]) -> Vec<(String, String)> {
 fn clone_fetch_and_prune_follow_the_upstream() {
     let work = tempfile::tempdir().unwrap();
     let upstream = work.path().join("upstream.git");
-    build("multi-branch", &upstream);
+    common::build_fixture("multi-branch", &upstream);
     let state = work.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let stop = AtomicBool::new(false);
@@ -67,13 +58,13 @@ fn clone_fetch_and_prune_follow_the_upstream() {
     // The mirror is an ordinary bare repository holding the same refs.
     assert_eq!(git_refs(&staging::mirror_path(&state)), git_refs(&upstream));
 
-    build("multi-branch.append", &upstream);
+    common::build_fixture("multi-branch.append", &upstream);
     let second = staging::fetch(&state, url, &stop).unwrap();
     assert!(!second.cloned);
     assert_eq!(as_pairs(&second.refs), git_refs(&upstream));
     assert_ne!(second.refs, first.refs);
 
-    build("multi-branch.rewrite", &upstream);
+    common::build_fixture("multi-branch.rewrite", &upstream);
     let third = staging::fetch(&state, url, &stop).unwrap();
     assert_eq!(as_pairs(&third.refs), git_refs(&upstream));
     assert!(
@@ -103,7 +94,7 @@ fn clone_fetch_and_prune_follow_the_upstream() {
 fn sha256_upstream_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let upstream = work.path().join("sha256.git");
-    build("sha256", &upstream);
+    common::build_fixture("sha256", &upstream);
     let err = staging::fetch(
         work.path(),
         upstream.to_str().unwrap(),
@@ -127,7 +118,7 @@ impl Drop for Daemon {
 fn git_protocol_through_a_local_daemon() {
     let work = tempfile::tempdir().unwrap();
     let base = work.path().join("served");
-    build("plain", &base.join("plain.git"));
+    common::build_fixture("plain", &base.join("plain.git"));
     // A free port on loopback, released just before the daemon binds it.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -172,7 +163,7 @@ fn git_protocol_through_a_local_daemon() {
 fn file_url_clones_through_the_protocol() {
     let work = tempfile::tempdir().unwrap();
     let upstream = work.path().join("upstream.git");
-    build("annotated-tag", &upstream);
+    common::build_fixture("annotated-tag", &upstream);
     let state = work.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let url = format!("file://{}", upstream.display());
@@ -182,11 +173,13 @@ fn file_url_clones_through_the_protocol() {
     // A local path takes the linking fast path and ends with the same refs.
     let state2 = work.path().join("state2");
     std::fs::create_dir(&state2).unwrap();
-    let local = staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
+    let local =
+        staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
     assert_eq!(local.refs, out.refs);
     assert_eq!(local.default_branch, out.default_branch);
     // And it fetches again through gix from the recorded origin.
-    let again = staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
+    let again =
+        staging::fetch(&state2, upstream.to_str().unwrap(), &AtomicBool::new(false)).unwrap();
     assert!(!again.cloned);
     assert_eq!(again.refs, out.refs);
 }

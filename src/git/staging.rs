@@ -177,26 +177,14 @@ pub fn fetch(
         if crate::git::remote::url_kind(url) == crate::git::remote::UrlKind::Local
             && let Some(local) = local_clone(url, &partial)?
         {
-            std::fs::rename(&partial, &path).map_err(|e| StagingError::Mirror {
-                path: path.clone(),
-                message: format!("cannot move the finished clone into place: {e}"),
-            })?;
-            crate::durable::sync_dir(state_dir).map_err(|e| StagingError::Mirror {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
-                path: path.clone(),
-                message: flatten(&e),
-            })?;
+            let repo = finish_clone(&partial, &path, state_dir)?;
             return Ok(FetchOutcome {
                 refs: list_refs(&repo, &path)?,
                 default_branch: local,
                 cloned: true,
             });
         }
-        let prepare =
-            gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
+        let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
         let mut prepare = prepare.configure_remote(|remote| {
             Ok(remote
                 .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
@@ -206,18 +194,7 @@ pub fn fetch(
             .fetch_only(gix::progress::Discard, interrupt)
             .map_err(|e| transfer("clone", &e))?;
         drop(repo);
-        std::fs::rename(&partial, &path).map_err(|e| StagingError::Mirror {
-            path: path.clone(),
-            message: format!("cannot move the finished clone into place: {e}"),
-        })?;
-        crate::durable::sync_dir(state_dir).map_err(|e| StagingError::Mirror {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
-            path: path.clone(),
-            message: flatten(&e),
-        })?;
+        let repo = finish_clone(&partial, &path, state_dir)?;
         (repo, outcome)
     } else {
         let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
@@ -281,6 +258,23 @@ pub fn fetch(
         default_branch,
         cloned,
     })
+}
+
+/// Move a finished clone from `partial` to `path`, make the rename durable,
+/// and open it.
+fn finish_clone(
+    partial: &Path,
+    path: &Path,
+    state_dir: &Path,
+) -> Result<gix::Repository, StagingError> {
+    let mirror_err = |message: String| StagingError::Mirror {
+        path: path.to_path_buf(),
+        message,
+    };
+    std::fs::rename(partial, path)
+        .map_err(|e| mirror_err(format!("cannot move the finished clone into place: {e}")))?;
+    crate::durable::sync_dir(state_dir).map_err(|e| mirror_err(e.to_string()))?;
+    gix::open(path).map_err(|e| mirror_err(flatten(&e)))
 }
 
 /// Clone a local repository the way git does for a local path: hard-link

@@ -84,3 +84,51 @@ pub fn manifest(dir: &Path, folder: &str) -> Vec<(String, Vec<String>)> {
         })
         .collect()
 }
+
+/// Build fixture (or apply step) `name` from `fixtures/git/build.sh` into `dir`.
+pub fn build_fixture(name: &str, dir: &Path) {
+    run_ok(
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/build.sh"))
+            .arg(name)
+            .arg(dir),
+    );
+}
+
+/// Write a raw 32-byte key seed of `byte`s at `<dir>/keys/import.key`
+/// (directory 0700, file 0600) and return its path.
+pub fn import_key(dir: &Path, byte: u8) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = keys.join("import.key");
+    std::fs::write(&key, [byte; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
+
+/// `HEAD` and every ref file of the mkit repository at `repo`, values
+/// trimmed; `None` when there is no `.mkit`.
+pub fn mkit_refs(repo: &Path) -> Option<std::collections::BTreeMap<String, String>> {
+    let mkit = repo.join(".mkit");
+    if !mkit.is_dir() {
+        return None;
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let head = std::fs::read_to_string(mkit.join("HEAD")).unwrap();
+    out.insert("HEAD".to_owned(), head.trim().to_owned());
+    let mut stack = vec![mkit.join("refs")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(&mkit).unwrap().to_str().unwrap().to_owned();
+                out.insert(name, std::fs::read_to_string(&p).unwrap().trim().to_owned());
+            }
+        }
+    }
+    Some(out)
+}
