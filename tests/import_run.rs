@@ -320,3 +320,28 @@ fn a_missing_object_skips_only_the_refs_that_need_it() {
     assert!(dst.join(".mkit/refs/remotes/upstream/main").is_file());
     assert!(!dst.join(".mkit/refs/remotes/upstream/side").exists());
 }
+
+/// The import key is pinned at the first import: another key is refused
+/// (exit 78) with the pinned key named, and nothing changes.
+#[test]
+fn another_key_is_refused_and_nothing_changes() {
+    let e = env("plain");
+    e.import();
+    let refs = e.refs();
+    let other = common::import_key(&e.dst.join("elsewhere"), 0x43);
+    let out = Command::new(common::bridge_bin())
+        .args(["fetch", "--key"])
+        .arg(&other)
+        .current_dir(&e.dst)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pinned = fs::read_to_string(e.state().join("signer")).unwrap();
+    assert!(err.contains(pinned.trim()), "{err}");
+    assert_eq!(e.refs(), refs);
+    assert_eq!(
+        fs::read_to_string(e.state().join("signer")).unwrap(),
+        pinned
+    );
+}

@@ -221,25 +221,35 @@ fn json_str(s: &str) -> String {
     out
 }
 
-/// Progress on stderr when it is a terminal; silent otherwise.
-struct Bar(Option<ProgressBar>);
+/// Progress on stderr when it is a terminal; silent otherwise: one bar per
+/// phase (blobs, trees, commits, tags) with its rate and ETA, and the content
+/// rate in MB/s while blobs are read.
+struct Bar {
+    bar: Option<ProgressBar>,
+    bytes: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
 
 impl Bar {
     fn new(show: bool) -> Bar {
-        Bar(show.then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>8} [{bar:30}] {pos}/{len} objects, {binary_bytes_per_sec}, eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        }))
+        Bar {
+            bar: show.then(|| {
+                let bar = ProgressBar::new(0);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {pos}/{len} (eta {eta}) {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar
+            }),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
     }
 
     fn finish(&self) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
@@ -247,16 +257,27 @@ impl Bar {
 
 impl Progress for Bar {
     fn phase(&self, name: &'static str, total: u64) {
-        if let Some(b) = &self.0 {
-            b.set_message(name);
+        if let Some(b) = &self.bar {
+            b.set_prefix(name);
+            b.set_message("");
             b.set_length(total);
             b.set_position(0);
+            b.reset_eta();
         }
     }
 
-    fn advance(&self, n: u64, _bytes: u64) {
-        if let Some(b) = &self.0 {
+    fn advance(&self, n: u64, bytes: u64) {
+        let Some(b) = &self.bar else { return };
+        if n > 0 {
             b.inc(n);
+        }
+        if bytes > 0 {
+            let total = self
+                .bytes
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed)
+                + bytes;
+            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{:.1} MB/s", total as f64 / secs / 1e6));
         }
     }
 }

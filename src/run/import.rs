@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -739,12 +739,9 @@ impl Run<'_> {
         }
 
         // Blobs, in parallel.
-        let total =
-            (graph.blobs.len() + graph.trees.len() + graph.commits.len() + graph.tags.len()) as u64;
-        self.progress.phase("objects", total);
+        self.progress.phase("blobs", graph.blobs.len() as u64);
         let mirror = self.mirror;
         let progress = self.progress;
-        let bytes = AtomicU64::new(0);
         let results: Vec<(Sha1, Result<Translated, Refusal>)> = graph
             .blobs
             .par_iter()
@@ -760,7 +757,7 @@ impl Run<'_> {
                     if kind != ObjectKind::Blob {
                         return Err(Refusal::MissingObject { object: *sha });
                     }
-                    bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    progress.advance(0, data.len() as u64);
                     let id = content::stage_content(batch, &data).map_err(|e| {
                         Refusal::CorruptObject {
                             object: *sha,
@@ -777,7 +774,6 @@ impl Run<'_> {
                 (*sha, r)
             })
             .collect();
-        self.progress.advance(0, bytes.load(Ordering::Relaxed));
         self.absorb(results);
 
         // Trees, in waves of equal height (children always in an earlier wave).
@@ -795,6 +791,7 @@ impl Run<'_> {
             }
             by_level[l].push(*sha);
         }
+        self.progress.phase("trees", graph.trees.len() as u64);
         for wave in &mut by_level {
             wave.sort();
             if interrupt.load(Ordering::Relaxed) {
@@ -858,6 +855,7 @@ impl Run<'_> {
             waves[g].push(*sha);
         }
         let key = self.key;
+        self.progress.phase("commits", graph.commits.len() as u64);
         for wave in &waves {
             if interrupt.load(Ordering::Relaxed) {
                 return Err(ImportError::Interrupted);
@@ -895,6 +893,7 @@ impl Run<'_> {
         }
 
         // Tags: each round translates the tags whose target is settled.
+        self.progress.phase("tags", graph.tags.len() as u64);
         let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
         pending.sort_by_key(|(s, _)| *s);
         while !pending.is_empty() {
