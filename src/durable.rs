@@ -154,6 +154,26 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, IoError> 
     Ok(linked)
 }
 
+/// Make everything written to the filesystem holding `path` durable: every
+/// dirty file's data and every directory entry (Linux `syncfs`, one call
+/// whatever the number of files; it reports writeback errors since 5.8).
+///
+/// Returns `Ok(false)` on platforms without such a call; the caller then
+/// flushes its files and directories one by one.
+pub fn sync_filesystem(path: &Path) -> Result<bool, IoError> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = File::open(path).map_err(io_err("open", path))?;
+        rustix::fs::syncfs(&dir).map_err(|e| IoError::new("syncfs", path, e.into()))?;
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        Ok(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,29 @@ pub fn encode_for_store(obj: &Object) -> Result<(Id, Vec<u8>), StoreError> {
     Ok((id, bytes))
 }
 
+/// An object encoded for the store, with its id: what
+/// [`WriteBatch::add_prepared`] writes. Only [`prepare`] makes one, so the id
+/// always matches the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    id: Id,
+    bytes: Vec<u8>,
+}
+
+impl Prepared {
+    /// The object's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+}
+
+/// Encode `obj` and compute its id now, to write it later (for example from
+/// another thread, off a sequential critical path).
+pub fn prepare(obj: &Object) -> Result<Prepared, StoreError> {
+    let (id, bytes) = encode_for_store(obj)?;
+    Ok(Prepared { id, bytes })
+}
+
 #[derive(Default)]
 struct BatchState {
     /// Temp files staged in this batch, with the id each becomes.
@@ -247,6 +270,12 @@ impl WriteBatch<'_> {
         let (id, bytes) = encode_for_store(obj)?;
         self.stage(id, &[&bytes])?;
         Ok(id)
+    }
+
+    /// Stage an object prepared earlier with [`prepare`]; returns its id.
+    pub fn add_prepared(&self, prepared: &Prepared) -> Result<Id, StoreError> {
+        self.stage(prepared.id, &[&prepared.bytes])?;
+        Ok(prepared.id)
     }
 
     /// Stage a blob holding `data` without building its encoding in memory.
@@ -352,53 +381,32 @@ impl Drop for WriteBatch<'_> {
 }
 
 /// One durability point for all staged files and the shard directories
-/// created for them.
-///
-/// Linux: `syncfs` on the store's filesystem writes back and commits every
-/// dirty file and directory there in one call (and reports writeback errors
-/// since 5.8). It also flushes unrelated dirty data on that filesystem, so a
-/// concurrent heavy writer slows a commit down; it never weakens it.
-/// Elsewhere: `fdatasync` each staged file, then fsync `objects/` itself.
+/// created for them: one filesystem-wide flush ([`durable::sync_filesystem`]),
+/// or, where there is none, an `fdatasync` per staged file and an fsync of
+/// `objects/` itself. A filesystem-wide flush also writes back unrelated dirty
+/// data on that filesystem, so a concurrent heavy writer slows a commit down;
+/// it never weakens it.
 fn flush_all(root: &Path, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = staged;
-        syncfs(root)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        for (_, tmp) in staged {
-            File::open(tmp)
-                .and_then(|f| f.sync_data())
-                .map_err(io_err("fsync object", tmp))?;
-        }
-        durable::sync_dir(root)
-    }
-}
-
-/// Make the renames durable: one `syncfs` on Linux, else each shard directory.
-fn flush_dirs(root: &Path, shards: &BTreeSet<PathBuf>) -> Result<(), IoError> {
-    if shards.is_empty() {
+    if durable::sync_filesystem(root)? {
         return Ok(());
     }
-    #[cfg(target_os = "linux")]
-    {
-        syncfs(root)
+    for (_, tmp) in staged {
+        File::open(tmp)
+            .and_then(|f| f.sync_data())
+            .map_err(io_err("fsync object", tmp))?;
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = root;
-        for dir in shards {
-            durable::sync_dir(dir)?;
-        }
-        Ok(())
-    }
+    durable::sync_dir(root)
 }
 
-#[cfg(target_os = "linux")]
-fn syncfs(root: &Path) -> Result<(), IoError> {
-    let dir = File::open(root).map_err(io_err("open object directory", root))?;
-    rustix::fs::syncfs(&dir).map_err(|e| IoError::new("syncfs", root, e.into()))
+/// Make the renames durable: one filesystem flush, else each shard directory.
+fn flush_dirs(root: &Path, shards: &BTreeSet<PathBuf>) -> Result<(), IoError> {
+    if shards.is_empty() || durable::sync_filesystem(root)? {
+        return Ok(());
+    }
+    for dir in shards {
+        durable::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

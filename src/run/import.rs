@@ -39,7 +39,7 @@ use crate::mkit::object::{Object, ObjectType};
 use crate::mkit::refs::{self, Head, RefCondition, RefError};
 use crate::mkit::repo::Repo;
 use crate::mkit::sign::KeyPair;
-use crate::mkit::store::{StoreError, WriteBatch};
+use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
 /// What to import and how.
@@ -274,14 +274,9 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let interrupted_before = state::importing_is_set(&state_dir)?;
     state::set_importing(&state_dir)?;
 
-    let mut clock = std::time::Instant::now();
-    let mut timings: Vec<(&'static str, std::time::Duration)> = Vec::new();
-    let mut lap = |name: &'static str| {
-        timings.push((name, clock.elapsed()));
-        clock = std::time::Instant::now();
-    };
+    let mut laps = Laps::default();
     let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
-    lap("fetch");
+    laps.lap("fetch");
     if state::read_direction(&state_dir)?.is_none() {
         state::bind_direction(&state_dir, Direction::Import)?;
     }
@@ -322,6 +317,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         refusals: HashMap::new(),
         normalized: false,
         new_objects: Vec::new(),
+        laps: Laps::default(),
     };
     let batch = repo.store().batch();
     let mut raw = state::RawWriter::new(&state_dir);
@@ -341,12 +337,23 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .map(|(r, _)| r.target)
         .collect();
     let graph = pool.install(|| run.walk(&tips))?;
-    lap("walk");
+    laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
-    pool.install(|| run.translate(&graph, &batch, &mut raw, req.interrupt))?;
-    lap("translate");
+    // The original bytes of every new commit and tag are retained (framed),
+    // in parallel and off the translation's sequential path.
+    pool.install(|| {
+        graph
+            .commits
+            .par_iter()
+            .map(|(s, b)| (s, ObjectKind::Commit, b))
+            .chain(graph.tags.par_iter().map(|(s, b)| (s, ObjectKind::Tag, b)))
+            .try_for_each(|(sha, kind, body)| raw.retain(sha, &frame(kind, body)).map(|_| ()))
+    })?;
+    laps.lap("raw");
+    pool.install(|| run.translate(&graph, &batch, req.interrupt))?;
+    laps.take(&mut run.laps);
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
@@ -354,7 +361,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
     let outcome_batch = batch.commit()?;
     raw.sync()?;
-    lap("durable");
+    laps.lap("durable");
     let mut pairs: Vec<(Sha1, Id)> = run
         .new_objects
         .iter()
@@ -456,8 +463,8 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         );
     }
     state::clear_importing(&state_dir)?;
-    lap("map+refs");
-    outcome.timings = timings;
+    laps.lap("map+refs");
+    outcome.timings = laps.done;
     Ok(outcome)
 }
 
@@ -469,6 +476,40 @@ fn is_ancestor(mirror: &gix::ThreadSafeRepository, old: &Sha1, new: &Sha1) -> bo
     };
     let target = gix::ObjectId::from(old.0);
     walk.filter_map(Result::ok).any(|info| info.id == target)
+}
+
+/// Wall-clock laps of a run's phases, in order.
+struct Laps {
+    clock: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Default for Laps {
+    fn default() -> Self {
+        Laps {
+            clock: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Laps {
+    /// Close the current lap under `name` and start the next.
+    fn lap(&mut self, name: &'static str) {
+        self.done.push((name, self.clock.elapsed()));
+        self.clock = std::time::Instant::now();
+    }
+
+    /// Start the current lap now.
+    fn restart(&mut self) {
+        self.clock = std::time::Instant::now();
+    }
+
+    /// Append another run of laps and restart.
+    fn take(&mut self, other: &mut Laps) {
+        self.done.append(&mut other.done);
+        self.restart();
+    }
 }
 
 /// A translated tree and whether a historic mode was normalized in it.
@@ -502,6 +543,8 @@ struct Run<'a> {
     normalized: bool,
     /// Objects translated in this run, in no particular order.
     new_objects: Vec<Sha1>,
+    /// Wall time of each translation phase.
+    laps: Laps,
 }
 
 thread_local! {
@@ -728,7 +771,6 @@ impl Run<'_> {
         &mut self,
         graph: &Graph,
         batch: &WriteBatch<'_>,
-        raw: &mut state::RawWriter,
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
         let mut heights = HashMap::new();
@@ -739,6 +781,7 @@ impl Run<'_> {
         }
 
         // Blobs, in parallel.
+        self.laps.restart();
         self.progress.phase("blobs", graph.blobs.len() as u64);
         let mirror = self.mirror;
         let progress = self.progress;
@@ -791,6 +834,7 @@ impl Run<'_> {
             }
             by_level[l].push(*sha);
         }
+        self.laps.lap("blobs");
         self.progress.phase("trees", graph.trees.len() as u64);
         for wave in &mut by_level {
             wave.sort();
@@ -855,44 +899,56 @@ impl Run<'_> {
             waves[g].push(*sha);
         }
         let key = self.key;
+        self.laps.lap("trees");
         self.progress.phase("commits", graph.commits.len() as u64);
+        let mut to_write = Vec::with_capacity(graph.commits.len());
         for wave in &waves {
             if interrupt.load(Ordering::Relaxed) {
                 return Err(ImportError::Interrupted);
             }
             let memo = &self.memo;
-            let results: Vec<(Sha1, Result<Translated, Refusal>)> = wave
+            let results: Vec<(Sha1, Result<Prepared, Refusal>)> = wave
                 .par_iter()
                 .map(|sha| {
                     let body = bodies[sha];
                     let r = (|| {
                         let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
-                        let id =
-                            batch
-                                .add(&Object::Commit(c))
-                                .map_err(|e| Refusal::CorruptObject {
-                                    object: *sha,
-                                    detail: e.to_string(),
-                                })?;
-                        Ok(Translated {
-                            id,
-                            kind: ObjectType::Commit,
-                            depth: 0,
-                        })
+                        // Only the id is needed by the next generation; the
+                        // file is written after the last wave, in parallel.
+                        let prepared =
+                            prepare(&Object::Commit(c)).map_err(|e| Refusal::CorruptObject {
+                                object: *sha,
+                                detail: e.to_string(),
+                            })?;
+                        Ok(prepared)
                     })();
                     progress.advance(1, 0);
                     (*sha, r)
                 })
                 .collect();
-            for (sha, r) in &results {
-                if r.is_ok() {
-                    raw.retain(sha, &frame(ObjectKind::Commit, bodies[sha]))?;
-                }
+            let mut settled = Vec::with_capacity(results.len());
+            for (sha, r) in results {
+                settled.push((
+                    sha,
+                    r.map(|p| {
+                        let t = Translated {
+                            id: p.id(),
+                            kind: ObjectType::Commit,
+                            depth: 0,
+                        };
+                        to_write.push(p);
+                        t
+                    }),
+                ));
             }
-            self.absorb(results);
+            self.absorb(settled);
         }
+        to_write
+            .par_iter()
+            .try_for_each(|p| batch.add_prepared(p).map(|_| ()))?;
 
         // Tags: each round translates the tags whose target is settled.
+        self.laps.lap("commits");
         self.progress.phase("tags", graph.tags.len() as u64);
         let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
         pending.sort_by_key(|(s, _)| *s);
@@ -930,14 +986,12 @@ impl Run<'_> {
                                 detail: e.to_string(),
                             })
                     });
-                if r.is_ok() {
-                    raw.retain(sha, &frame(ObjectKind::Tag, body))?;
-                }
                 self.progress.advance(1, 0);
                 self.absorb(vec![(*sha, r)]);
             }
             pending = later;
         }
+        self.laps.lap("tags");
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Result, StateError};
 use super::sha1::Sha1;
-use crate::durable::{create_dir_all_durable, create_temp, io_err, sync_dir};
+use crate::durable::{create_temp, io_err, sync_dir};
 
 /// Directory of retained bytes inside a state directory.
 pub const RAW_DIR: &str = "raw";
@@ -81,12 +81,29 @@ pub fn check_frame(id: &Sha1, framed: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Retains raw bytes and remembers which fan-out directories still need an
-/// fsync; call [`RawWriter::sync`] once the batch is done.
+/// Retains raw bytes in a batch: [`RawWriter::retain`] stages each new file
+/// as a temp file (invisible under its final name), and [`RawWriter::sync`]
+/// makes them all durable at one point, renames them into place, and makes the
+/// renames durable — the object store's batch discipline, so a run that
+/// retains thousands of commits pays for two filesystem flushes, not one
+/// fsync per file. Dropping the writer unsynced removes its temp files.
+///
+/// `retain` takes `&self`, so many threads can stage into one writer.
 #[derive(Debug)]
 pub struct RawWriter {
     state: PathBuf,
-    unsynced: BTreeSet<PathBuf>,
+    pending: std::sync::Mutex<Pending>,
+}
+
+/// What a [`RawWriter`] still has to make durable.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Temp files waiting for `sync`, with their final paths.
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// Fan-out directories holding retained or found files.
+    dirs: BTreeSet<PathBuf>,
+    /// Ids staged (or found) in this batch, so each is handled once.
+    seen: std::collections::HashSet<Sha1>,
 }
 
 impl RawWriter {
@@ -94,50 +111,84 @@ impl RawWriter {
     pub fn new(state: &Path) -> RawWriter {
         RawWriter {
             state: state.to_owned(),
-            unsynced: BTreeSet::new(),
+            pending: std::sync::Mutex::new(Pending::default()),
         }
     }
 
-    /// Retain `framed` as the bytes of `id` unless already retained.
+    /// Stage `framed` as the bytes of `id` unless already retained.
     ///
-    /// Returns whether a file was written. The file's content is durable on
-    /// return; its directory entry is durable after [`RawWriter::sync`].
-    pub fn retain(&mut self, id: &Sha1, framed: &[u8]) -> Result<bool> {
+    /// Returns whether a file will be written. Nothing is visible under the
+    /// final name, nor durable, before [`RawWriter::sync`] returns.
+    pub fn retain(&self, id: &Sha1, framed: &[u8]) -> Result<bool> {
         check_frame(id, framed)?;
+        if !self.lock().seen.insert(*id) {
+            return Ok(false);
+        }
         let path = raw_path(&self.state, id);
         let dir = crate::durable::parent_or_dot(&path).to_owned();
         let exists = has_raw(&self.state, id)?;
         if !exists {
-            create_dir_all_durable(&dir)?;
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
             let (mut file, tmp) = create_temp(&path, 0o644)?;
-            let written = file
-                .write_all(framed)
-                .map_err(io_err("write", &tmp))
-                .and_then(|()| file.sync_all().map_err(io_err("fsync", &tmp)))
-                .and_then(|()| {
-                    drop(file);
-                    fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))
-                });
-            if let Err(e) = written {
+            if let Err(e) = file.write_all(framed) {
                 let _ = fs::remove_file(&tmp);
-                return Err(e.into());
+                return Err(io_err("write", &tmp)(e).into());
             }
+            self.lock().staged.push((tmp, path));
         }
         // Even a file found in place may come from a run that crashed before
-        // its directory was fsynced, so its directory is synced either way.
-        self.unsynced.insert(dir);
+        // its directory entry was durable, so it is flushed either way.
+        self.lock().dirs.insert(dir);
         Ok(!exists)
     }
 
-    /// Fsync every fan-out directory touched since the last sync.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every update is a single push or insert: a panicking stager cannot
+        // leave the lists inconsistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make every staged file durable, rename it into place, and make the
+    /// directory entries durable.
     pub fn sync(&mut self) -> Result<()> {
-        while let Some(dir) = self.unsynced.pop_first() {
-            if let Err(e) = sync_dir(&dir) {
-                self.unsynced.insert(dir);
-                return Err(e.into());
+        let state = self.state.clone();
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        if pending.staged.is_empty() && pending.dirs.is_empty() {
+            return Ok(());
+        }
+        let flushed = crate::durable::sync_filesystem(&state)?;
+        if !flushed {
+            for (tmp, _) in &pending.staged {
+                fs::File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("fsync", tmp))?;
+            }
+        }
+        while let Some((tmp, path)) = pending.staged.pop() {
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("rename into place", &path)(e).into());
+            }
+        }
+        if crate::durable::sync_filesystem(&state)? {
+            pending.dirs.clear();
+        } else {
+            while let Some(dir) = pending.dirs.pop_first() {
+                if let Err(e) = sync_dir(&dir) {
+                    pending.dirs.insert(dir);
+                    return Err(e.into());
+                }
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for RawWriter {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.lock().staged {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }
 
