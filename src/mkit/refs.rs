@@ -549,6 +549,70 @@ pub fn write_ref(
     Ok(())
 }
 
+/// Set many refs unconditionally (as [`RefCondition::Any`]) with one
+/// durability point for all of them: every ref's lock is taken (in name order,
+/// so two batch writers cannot deadlock), refs already holding their new value
+/// are left alone, the rest are written as temp files, made durable together,
+/// renamed into place, and their directory entries made durable, before the
+/// locks are released. Returns how many refs changed. Each ref changes
+/// atomically; the batch as a whole is not a transaction (a failure part way
+/// through the renames leaves the earlier refs updated).
+pub fn write_refs(mkit_dir: &Path, updates: &[(String, Id)]) -> Result<usize, RefError> {
+    let mut latest: std::collections::BTreeMap<&str, Id> = std::collections::BTreeMap::new();
+    for (name, id) in updates {
+        check_new(mkit_dir, name)?;
+        latest.insert(name.as_str(), *id);
+    }
+    let mut locks = Vec::with_capacity(latest.len());
+    for name in latest.keys() {
+        locks.push(lock_ref(mkit_dir, name)?);
+    }
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| -> Result<(), RefError> {
+        for (name, id) in &latest {
+            let path = ref_path(mkit_dir, name);
+            if read_value_at(&path).unwrap_or(None) == Some(*id) {
+                continue;
+            }
+            guard_history(mkit_dir, name, true)?;
+            if let Some(parent) = path.parent() {
+                durable::create_dir_all_durable(parent)?;
+            }
+            let (mut file, tmp) = durable::create_temp(&path, 0o644)?;
+            std::io::Write::write_all(&mut file, &encode_ref_value(id))
+                .map_err(io_err("write", &tmp))?;
+            staged.push((tmp, path));
+        }
+        if staged.is_empty() {
+            return Ok(());
+        }
+        if !durable::sync_filesystem(mkit_dir)? {
+            for (tmp, _) in &staged {
+                File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("fsync", tmp))?;
+            }
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for (tmp, path) in &staged {
+            fs::rename(tmp, path).map_err(io_err("rename into place", path))?;
+            dirs.insert(durable::parent_or_dot(path).to_path_buf());
+        }
+        if !durable::sync_filesystem(mkit_dir)? {
+            for dir in &dirs {
+                durable::sync_dir(dir)?;
+            }
+        }
+        Ok(())
+    })();
+    for (tmp, _) in &staged {
+        // Renamed temps are gone; this removes only the ones left behind.
+        let _ = fs::remove_file(tmp);
+    }
+    drop(locks);
+    result.map(|()| staged.len())
+}
+
 /// Delete ref `name` if it holds `expected` (or unconditionally with `None`),
 /// under the same per-ref lock as [`write_ref`]. Returns whether a ref was
 /// removed; a ref that is already absent is not an error.
@@ -823,5 +887,36 @@ mod tests {
         assert!(delete_ref(m, "refs/remotes/up/x", Some(a)).unwrap());
         assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), None);
         assert!(!delete_ref(m, "refs/remotes/up/x", None).unwrap());
+    }
+    #[test]
+    fn batch_writes_skip_unchanged_refs_and_take_the_last_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let a = Id([1; 32]);
+        let b = Id([2; 32]);
+        let updates = vec![
+            ("refs/remotes/up/x".to_owned(), a),
+            ("refs/tags/v1".to_owned(), a),
+            ("refs/remotes/up/x".to_owned(), b),
+        ];
+        assert_eq!(write_refs(m, &updates).unwrap(), 2);
+        assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), Some(b));
+        assert_eq!(read_ref(m, "refs/tags/v1").unwrap(), Some(a));
+        // Nothing changes the second time.
+        assert_eq!(write_refs(m, &updates).unwrap(), 0);
+        assert!(write_refs(m, &[("refs/tags/a b".to_owned(), a)]).is_err());
+        // No temp file is left anywhere.
+        let mut stack = vec![m.join("refs")];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(!n.contains(".tmp."), "{n}");
+                }
+            }
+        }
     }
 }

@@ -384,6 +384,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .map(|s| (s.name.clone(), s))
         .collect();
     let mut ref_state = Vec::new();
+    let mut ref_updates = Vec::new();
     for (upstream, mapping) in plan {
         let mapping = match mapping {
             Ok(m) => m,
@@ -417,7 +418,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
                 upstream.target.to_hex()
             ));
         }
-        refs::write_ref(mkit_dir, mapping.mkit_ref(), &id, RefCondition::Any)?;
+        ref_updates.push((mapping.mkit_ref().to_owned(), id));
         ref_state.push(RefState {
             name: upstream.name.clone(),
             mkit: id,
@@ -430,6 +431,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             mkit: id,
         });
     }
+    refs::write_refs(mkit_dir, &ref_updates)?;
     // Branches deleted upstream lose their tracking refs.
     for (name, old) in &previous {
         if fetched.refs.iter().any(|r| &r.name == name) {
