@@ -348,23 +348,20 @@ impl WriteBatch<'_> {
             already_present: st.present,
             bytes: st.bytes,
         };
-        let mut staged = st.staged;
+        let staged = st.staged;
         let result = (|| {
             if !staged.is_empty() {
                 flush_all(self.store.root(), &staged)?;
             }
-            while let Some((id, tmp)) = staged.pop() {
-                let path = self.store.path_for(&id);
-                if let Err(e) = fs::rename(&tmp, &path) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(IoError::new("rename object into place", path, e));
-                }
-            }
+            rename_all(self.store, &staged)?;
             flush_dirs(self.store.root(), &st.shards)
         })();
-        // Anything not renamed (after an error) is removed.
-        for (_, tmp) in staged {
-            let _ = fs::remove_file(tmp);
+        // After an error, remove what was not renamed (renamed temps are
+        // already gone, so this only ever deletes leftovers).
+        if result.is_err() {
+            for (_, tmp) in staged {
+                let _ = fs::remove_file(tmp);
+            }
         }
         result?;
         Ok(outcome)
@@ -378,6 +375,37 @@ impl Drop for WriteBatch<'_> {
             let _ = fs::remove_file(tmp);
         }
     }
+}
+
+/// Rename staged temp files to their objects' paths, spread over the
+/// machine's cores (renames into different shard directories do not contend).
+fn rename_all(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = staged.len().div_ceil(threads.max(1)).max(1024);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = staged
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    for (id, tmp) in part {
+                        let path = store.path_for(id);
+                        fs::rename(tmp, &path)
+                            .map_err(|e| IoError::new("rename object into place", path, e))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| {
+                Err(IoError::new(
+                    "rename objects into place",
+                    store.root(),
+                    std::io::Error::other("a rename thread panicked"),
+                ))
+            })
+        })
+    })
 }
 
 /// One durability point for all staged files and the shard directories
