@@ -1,6 +1,7 @@
 //! Exit codes (sysexits.h) and the CLI's error type.
 
 use mkit_bridge::durable::IoError;
+use mkit_bridge::git::push::PushError;
 use mkit_bridge::git::staging::StagingError;
 use mkit_bridge::mkit::id::HexError;
 use mkit_bridge::mkit::keys::KeyError;
@@ -8,8 +9,11 @@ use mkit_bridge::mkit::object::ObjectError;
 use mkit_bridge::mkit::refs::RefError;
 use mkit_bridge::mkit::repo::RepoError;
 use mkit_bridge::mkit::store::StoreError;
+use mkit_bridge::run::export::ExportError;
+use mkit_bridge::run::export::pack::PackError;
 use mkit_bridge::run::import::ImportError;
 use mkit_bridge::run::snapshot::SnapshotError;
+use mkit_bridge::run::verify::VerifyRunError;
 use mkit_bridge::state::StateError;
 
 /// Success.
@@ -72,6 +76,15 @@ pub enum CliError {
     /// An import could not run.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// An export could not run or did not land.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// A verification could not run.
+    #[error(transparent)]
+    VerifyRun(#[from] VerifyRunError),
+    /// A verification ran and did not pass; the details were already printed.
+    #[error("{0}")]
+    Unverified(String),
     /// The state directory refused the operation.
     #[error(transparent)]
     State(#[from] StateError),
@@ -116,8 +129,51 @@ impl CliError {
             CliError::Import(ImportError::Interrupted) => TEMPFAIL,
             CliError::Import(ImportError::Store(_) | ImportError::Mirror { .. }) => IOERR,
             CliError::Import(ImportError::Threads { .. }) => SOFTWARE,
+            CliError::Export(e) => export_code(e),
+            CliError::VerifyRun(VerifyRunError::State(StateError::Busy { .. })) => TEMPFAIL,
+            CliError::VerifyRun(VerifyRunError::State(StateError::Io(_))) => IOERR,
+            CliError::VerifyRun(
+                VerifyRunError::Ambiguous(_) | VerifyRunError::UnknownRef { .. },
+            ) => USAGE,
+            CliError::VerifyRun(VerifyRunError::State(_)) => CONFIG,
+            CliError::VerifyRun(_) => NOINPUT,
+            CliError::Unverified(_) => DATAERR,
             CliError::Import(_) | CliError::State(_) => CONFIG,
             CliError::Failed(_) => FAILURE,
         }
+    }
+}
+
+/// The sysexits code for an export error.
+fn export_code(e: &ExportError) -> u8 {
+    match e {
+        ExportError::State(StateError::Busy { .. }) => TEMPFAIL,
+        ExportError::State(StateError::Io(_)) => IOERR,
+        ExportError::State(StateError::InvalidRemoteName { .. }) => USAGE,
+        ExportError::State(_) => CONFIG,
+        ExportError::Store(StoreError::Io(_)) => IOERR,
+        ExportError::Store(_) | ExportError::Ref(_) => DATAERR,
+        ExportError::Destination(_)
+        | ExportError::RefArgument { .. }
+        | ExportError::NothingToExport => USAGE,
+        ExportError::RefNotFound { .. } => NOINPUT,
+        ExportError::OriginGuard { .. }
+        | ExportError::WrongDirection { .. }
+        | ExportError::DestinationMismatch { .. } => CONFIG,
+        ExportError::DestinationNotEmpty { .. } => CANTCREAT,
+        ExportError::Io(_) | ExportError::Staging { .. } => IOERR,
+        ExportError::Pack(PackError::Io { .. }) => IOERR,
+        ExportError::Pack(_) => SOFTWARE,
+        ExportError::Git(PushError::GitMissing) => UNAVAILABLE,
+        ExportError::Git(PushError::Home { .. }) => CANTCREAT,
+        ExportError::Git(_) => UNAVAILABLE,
+        ExportError::Push { error, .. } if error.is_lease_failure() => TEMPFAIL,
+        ExportError::Push {
+            error: PushError::Rejected { .. },
+            ..
+        } => FAILURE,
+        ExportError::Push { .. } => UNAVAILABLE,
+        ExportError::Threads { .. } => SOFTWARE,
+        ExportError::Interrupted => TEMPFAIL,
     }
 }

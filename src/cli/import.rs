@@ -4,16 +4,15 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use mkit_bridge::git::staging;
 use mkit_bridge::mkit::keys;
 use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::mkit::sign::KeyPair;
-use mkit_bridge::run::import::{self, ImportOutcome, ImportRequest, Progress};
+use mkit_bridge::run::import::{self, ImportOutcome, ImportRequest};
 use mkit_bridge::state;
 
 use super::CliError;
+use super::render::{Bar, json_str};
 
 /// The importer key's default file name under `.mkit/keys/`.
 pub const IMPORT_KEY_FILE: &str = "git-import.key";
@@ -200,84 +199,4 @@ fn render(out: &mut impl Write, o: &ImportOutcome, common: &Common) -> Result<()
         );
     }
     Ok(())
-}
-
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Progress on stderr when it is a terminal; silent otherwise: one bar per
-/// phase (blobs, trees, commits, tags) with its rate and ETA, and the content
-/// rate in MB/s while blobs are read.
-struct Bar {
-    bar: Option<ProgressBar>,
-    bytes: std::sync::atomic::AtomicU64,
-    started: std::time::Instant,
-}
-
-impl Bar {
-    fn new(show: bool) -> Bar {
-        Bar {
-            bar: show.then(|| {
-                let bar = ProgressBar::new(0);
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>8} [{bar:30}] {pos}/{len} (eta {eta}) {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                bar
-            }),
-            bytes: std::sync::atomic::AtomicU64::new(0),
-            started: std::time::Instant::now(),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn phase(&self, name: &'static str, total: u64) {
-        if let Some(b) = &self.bar {
-            b.set_prefix(name);
-            b.set_message("");
-            b.set_length(total);
-            b.set_position(0);
-            b.reset_eta();
-        }
-    }
-
-    fn advance(&self, n: u64, bytes: u64) {
-        let Some(b) = &self.bar else { return };
-        if n > 0 {
-            b.inc(n);
-        }
-        if bytes > 0 {
-            let total = self
-                .bytes
-                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed)
-                + bytes;
-            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!("{:.1} MB/s", total as f64 / secs / 1e6));
-        }
-    }
 }

@@ -6,8 +6,10 @@
 //! command quietly with success.
 
 mod exit;
+mod export;
 mod import;
 mod objects;
+mod render;
 mod snapshot;
 
 use std::io::{self, Write};
@@ -97,6 +99,52 @@ enum Command {
         #[command(flatten)]
         opts: ImportArgs,
     },
+    /// Export branches and tags to a git mirror: deterministic translation, one atomic
+    /// push with a lease per ref (behaves as the reference's `mkit git export --no-attest`).
+    Export {
+        /// Destination: a git URL or a local path (a missing or empty local path is
+        /// initialized as a bare repository).
+        dest: String,
+        /// Name of the bridge state under .mkit/git/.
+        #[arg(long = "remote-name", default_value = "mirror")]
+        remote_name: String,
+        /// Export only these refs (full names, refs/heads/... or refs/tags/...);
+        /// default: every branch and tag.
+        #[arg(long = "ref", value_name = "REF")]
+        refs: Vec<String>,
+        /// Push without leases: move every exported ref whatever the mirror holds.
+        #[arg(long)]
+        force: bool,
+        /// Accepted for compatibility with `mkit git export`; attestations are not
+        /// minted yet, so every export behaves as --no-attest.
+        #[arg(long = "no-attest")]
+        no_attest: bool,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Print the outcome as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress and no summary on stderr (warnings still print).
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Verify a bridge state's git side: carried signatures (shallow), or whole
+    /// closures with every BLAKE3 link (--deep).
+    Verify {
+        /// Bridge state under .mkit/git/ (optional when there is only one).
+        #[arg(long = "remote-name", value_name = "NAME")]
+        remote_name: Option<String>,
+        /// Reconstruct each tip's whole closure and check every link and signature.
+        #[arg(long)]
+        deep: bool,
+        /// Verify only these recorded refs (full names); default: every recorded ref.
+        #[arg(long = "ref", value_name = "REF")]
+        refs: Vec<String>,
+        /// Print the outcome as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -170,6 +218,41 @@ pub fn main() -> u8 {
         Command::VerifyObject { repo, ids } => objects::verify_object(&mut out, &repo, &ids),
         Command::Import { url, dir, opts } => import::import(&mut out, &url, dir, &opts.common()),
         Command::Fetch { opts } => import::fetch(&mut out, &opts.common()),
+        Command::Export {
+            dest,
+            remote_name,
+            refs,
+            force,
+            no_attest: _,
+            jobs,
+            json,
+            quiet,
+        } => export::export(
+            &mut out,
+            &export::ExportArgs {
+                dest,
+                remote: remote_name,
+                refs,
+                force,
+                jobs,
+                json,
+                quiet,
+            },
+        ),
+        Command::Verify {
+            remote_name,
+            deep,
+            refs,
+            json,
+        } => export::verify(
+            &mut out,
+            &export::VerifyArgs {
+                remote: remote_name,
+                deep,
+                refs,
+                json,
+            },
+        ),
         Command::Snapshot {
             source,
             repo,

@@ -2,14 +2,16 @@
 //!
 //! Git object ids, kinds and the `"<kind> <len>\0"` frame ([`sha1`]), tolerant
 //! parsers for commit, tag and tree bodies ([`parse`]), and upstream locations
-//! with their canonical identity ([`remote`]). Everything here is pure except
-//! the one symlink-resolving step of a local path's identity; reading objects
-//! out of a repository belongs to the driver that owns the gix handles. The
-//! export direction writes tree, commit and tag bodies the way git does with
-//! [`encode`].
+//! with their canonical identity ([`remote`]) are pure, except the one
+//! symlink-resolving step of a local path's identity. The export direction
+//! writes tree, commit and tag bodies the way git does with [`encode`]. The
+//! two modules that do I/O are the staging mirror, fetched with gix
+//! ([`staging`]), and the `git push` / `ls-remote` command line that export
+//! drives, with its leases ([`push`]).
 
 pub mod encode;
 pub mod parse;
+pub mod push;
 pub mod remote;
 pub mod sha1;
 pub mod staging;

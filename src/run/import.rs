@@ -70,22 +70,7 @@ impl std::fmt::Debug for ImportRequest<'_> {
     }
 }
 
-/// Progress callbacks for a long run.
-pub trait Progress: Sync {
-    /// A phase starts with `total` units of work (objects).
-    fn phase(&self, name: &'static str, total: u64);
-    /// `n` units of work done, `bytes` bytes of content read.
-    fn advance(&self, n: u64, bytes: u64);
-}
-
-/// A [`Progress`] that ignores everything.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn phase(&self, _: &'static str, _: u64) {}
-    fn advance(&self, _: u64, _: u64) {}
-}
+pub use crate::run::progress::{NoProgress, Progress};
 
 /// One upstream ref that was imported.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,5 +3,8 @@
 //! Translation rules elsewhere are pure; a driver reads inputs, calls them,
 //! stages objects in a write batch, commits it, and only then moves refs.
 
+pub mod export;
 pub mod import;
+pub mod progress;
 pub mod snapshot;
+pub mod verify;
