@@ -345,3 +345,44 @@ fn another_key_is_refused_and_nothing_changes() {
         pinned
     );
 }
+
+/// Bad upstreams and targets are refused before anything is created, each
+/// with its sysexits code.
+#[test]
+fn bad_arguments_are_refused_before_anything_is_created() {
+    let work = tempfile::tempdir().unwrap();
+    let full = work.path().join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("x"), "x").unwrap();
+    let cases: [(&[&str], i32); 4] = [
+        (&["import", "/nonexistent/upstream", "out1"], 66),
+        (&["import", "ftp://example.invalid/x", "out2"], 64),
+        (&["import", "--", "--upload-pack=x", "out3"], 64),
+        (&["import", "/nonexistent/upstream", "full"], 66),
+    ];
+    for (args, code) in cases {
+        let out = Command::new(common::bridge_bin())
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("generated a NEW import key"),
+            "{args:?}: {err}"
+        );
+    }
+    for d in ["out1", "out2", "out3"] {
+        assert!(!work.path().join(d).exists(), "{d} was created");
+    }
+    let e = env("plain");
+    let out = Command::new(common::bridge_bin())
+        .arg("import")
+        .arg(&e.src)
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(73));
+    assert_eq!(fs::read_dir(&full).unwrap().count(), 1);
+}

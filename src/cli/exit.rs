@@ -88,6 +88,19 @@ pub enum CliError {
     /// The state directory refused the operation.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The upstream argument cannot name anything we could fetch.
+    #[error("{0}")]
+    BadUpstream(String),
+    /// A local upstream path that does not exist.
+    #[error("{}: no such repository", .0.display())]
+    MissingUpstream(std::path::PathBuf),
+    /// `import <url> <dir>` into a directory that already has content.
+    #[error(
+        "{} exists and is not empty; import into an empty or new directory, or run \
+         `mkit-bridge import <url>` inside an existing repository",
+        .0.display()
+    )]
+    TargetNotEmpty(std::path::PathBuf),
     /// A check failed; the details were already printed.
     #[error("{0}")]
     Failed(String),
@@ -106,7 +119,9 @@ impl CliError {
     /// The sysexits code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::BadId { .. } => USAGE,
+            CliError::BadId { .. } | CliError::BadUpstream(_) => USAGE,
+            CliError::MissingUpstream(_) => NOINPUT,
+            CliError::TargetNotEmpty(_) => CANTCREAT,
             CliError::Repo(RepoError::NotARepository(_)) => NOINPUT,
             CliError::Repo(RepoError::AlreadyInitialized(_)) => CANTCREAT,
             CliError::Repo(RepoError::IncompatibleFormat { .. }) => DATAERR,

@@ -33,14 +33,11 @@ pub fn import(
     dir: Option<PathBuf>,
     common: &Common,
 ) -> Result<(), CliError> {
+    check_upstream(url)?;
     let (repo, created) = match &dir {
         Some(d) => {
             if !import::is_fresh_target(d) {
-                return Err(CliError::Failed(format!(
-                    "{} exists and is not empty; import into an empty or new directory, or run \
-                     `mkit-bridge import <url>` inside an existing repository",
-                    d.display()
-                )));
+                return Err(CliError::TargetNotEmpty(d.clone()));
             }
             let existed = d.exists();
             mkit_bridge::durable::create_dir_all_durable(d)?;
@@ -59,6 +56,25 @@ pub fn import(
         let _ = std::fs::remove_dir_all(d);
     }
     result
+}
+
+/// Refuse, before anything is created, an upstream we could never fetch: a
+/// blank or option-like argument, a scheme no transport handles, or a local
+/// path that does not exist.
+fn check_upstream(url: &str) -> Result<(), CliError> {
+    use mkit_bridge::git::remote::{self, UrlKind};
+    remote::check_url(url).map_err(|e| CliError::BadUpstream(e.to_string()))?;
+    match remote::url_kind(url) {
+        UrlKind::Other(scheme) => Err(CliError::BadUpstream(format!(
+            "{url}: the {scheme}:// scheme is not supported (use a path, file://, git://, ssh://, \
+             user@host:path or http(s)://)"
+        ))),
+        UrlKind::Local | UrlKind::File => match remote::local_path(url) {
+            Some(p) if !p.exists() => Err(CliError::MissingUpstream(p)),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// `fetch`: re-import from the source recorded in the state.
