@@ -166,7 +166,7 @@ struct ImportArgs {
     /// generated with a notice when absent).
     #[arg(long)]
     key: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: two per core; translation waits on the disk).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
     /// Print the outcome as JSON on stdout.
