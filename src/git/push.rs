@@ -12,7 +12,7 @@
 //! staging repository is created without templates, so it has none, and a
 //! destination's server-side hooks are its owner's policy.
 //!
-//! [`push`] uses `--porcelain` and reports each ref's fate ([`PushStatus`]);
+//! [`Git::push`] uses `--porcelain` and reports each ref's fate ([`PushStatus`]);
 //! a rejected push (a lease that no longer holds, or a server-side
 //! compare-and-swap lost to a concurrent pusher) is [`PushError::Rejected`]
 //! with the refs and git's reasons. `--atomic` means either every ref lands
