@@ -213,7 +213,8 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let identity = crate::git::remote::remote_identity(req.url);
 
     // Bindings: refuse before touching anything.
-    match state::read_direction(&state_dir)? {
+    let direction = state::read_direction(&state_dir)?;
+    match direction {
         None | Some(Direction::Import) | Some(Direction::Fork) => {}
         Some(other) => {
             return Err(ImportError::WrongDirection {
@@ -222,7 +223,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             });
         }
     }
-    let fork_mode = state::read_direction(&state_dir)? == Some(Direction::Fork);
+    let fork_mode = direction == Some(Direction::Fork);
     if let Some(bound) = state::read_binding(&state_dir, Binding::Source)?
         && bound != identity
     {
@@ -262,7 +263,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let mut laps = Laps::default();
     let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
     laps.lap("fetch");
-    if state::read_direction(&state_dir)?.is_none() {
+    if direction.is_none() {
         state::bind_direction(&state_dir, Direction::Import)?;
     }
     state::pin_binding(&state_dir, Binding::Source, &identity)?;
@@ -520,6 +521,10 @@ struct Graph {
     commits: Vec<(Sha1, Vec<u8>)>,
     /// New tags with their raw body.
     tags: Vec<(Sha1, Vec<u8>)>,
+    /// Parents of each new commit that parsed, as the walk read them.
+    parents: HashMap<Sha1, Vec<Sha1>>,
+    /// Target of each new tag that parsed.
+    tag_targets: HashMap<Sha1, Sha1>,
     /// Already-mapped objects referenced by new ones.
     mapped: Vec<Sha1>,
 }
@@ -658,12 +663,14 @@ impl Run<'_> {
                         for p in c.parents.iter().rev() {
                             stack.push((*p, Some(ObjectKind::Commit)));
                         }
+                        graph.parents.insert(sha, c.parents);
                     }
                     graph.commits.push((sha, body));
                 }
                 ObjectKind::Tag => {
                     if let Ok(t) = TagRef::parse(&body) {
                         stack.push((t.object, None));
+                        graph.tag_targets.insert(sha, t.object);
                     }
                     graph.tags.push((sha, body));
                 }
@@ -788,6 +795,8 @@ impl Run<'_> {
                     return (*sha, Err(Refusal::MissingObject { object: *sha }));
                 }
                 let r = (|| {
+                    // The header first, so an object over the 1 GiB cap is
+                    // refused before its content is read into memory.
                     if let Some((kind, size)) = read_header(mirror, sha) {
                         check_object_size(sha, kind, size)?;
                     }
@@ -883,7 +892,7 @@ impl Run<'_> {
         let mut order: Vec<Sha1> = graph.commits.iter().map(|(s, _)| *s).collect();
         order.sort();
         for sha in &order {
-            commit_generation(sha, &bodies, &mut generation);
+            commit_generation(sha, &graph.parents, &bodies, &mut generation);
         }
         let mut waves: Vec<Vec<Sha1>> = Vec::new();
         for sha in &order {
@@ -948,12 +957,11 @@ impl Run<'_> {
         let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
         pending.sort_by_key(|(s, _)| *s);
         while !pending.is_empty() {
-            let (ready, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, body)| {
-                TagRef::parse(body).map_or(true, |t| {
-                    let target = t.object;
-                    !graph.tags.iter().any(|(s, _)| *s == target)
-                        || self.memo.contains_key(&target)
-                        || self.refusals.contains_key(&target)
+            let (ready, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(sha, _)| {
+                graph.tag_targets.get(sha).is_none_or(|target| {
+                    !graph.tag_targets.contains_key(target)
+                        || self.memo.contains_key(target)
+                        || self.refusals.contains_key(target)
                 })
             });
             if ready.is_empty() {
@@ -1045,23 +1053,22 @@ fn tree_level(
 /// Wave index of a new commit: one more than its latest new parent.
 fn commit_generation(
     sha: &Sha1,
-    bodies: &HashMap<Sha1, &Vec<u8>>,
+    parents: &HashMap<Sha1, Vec<Sha1>>,
+    new: &HashMap<Sha1, &Vec<u8>>,
     generation: &mut HashMap<Sha1, usize>,
 ) -> usize {
     if let Some(g) = generation.get(sha) {
         return *g;
     }
+    // Only new commits take part (an unparsable one too, so its children come
+    // in a later wave and report its refusal); mapped parents are settled.
     let parents_of = |s: &Sha1| -> Vec<Sha1> {
-        bodies
-            .get(s)
-            .and_then(|b| CommitRef::parse(b).ok())
-            .map(|c| {
-                c.parents
-                    .into_iter()
-                    .filter(|p| bodies.contains_key(p))
-                    .collect()
-            })
-            .unwrap_or_default()
+        parents.get(s).map_or_else(Vec::new, |ps| {
+            ps.iter()
+                .filter(|p| new.contains_key(*p))
+                .copied()
+                .collect()
+        })
     };
     // Iterative: histories are far deeper than the stack allows.
     let mut stack = vec![(*sha, false)];
