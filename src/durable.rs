@@ -71,6 +71,105 @@ pub fn create_temp(final_path: &Path, mode: u32) -> Result<(File, PathBuf), IoEr
     Ok((file, tmp))
 }
 
+/// Write every part to `file`, in order, with as few `write` calls as the
+/// kernel allows (one `writev` in the common case).
+pub fn write_all_parts(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The 256 fan-out directories (`<root>/<2 hex>/`) one writer stages into,
+/// each created at most once per writer.
+///
+/// Remembers whether this writer created a directory: a directory made by
+/// this writer held nothing when it was made, so nothing this writer stages
+/// into it can already be published there, and the writer may skip the
+/// per-file existence check. (Another process publishing the same
+/// content-addressed file meanwhile is harmless: the later rename replaces it
+/// with identical bytes.)
+#[derive(Debug)]
+pub struct FanOut {
+    slots: [std::sync::atomic::AtomicU8; 256],
+}
+
+const FAN_UNKNOWN: u8 = 0;
+const FAN_EXISTED: u8 = 1;
+const FAN_CREATED: u8 = 2;
+
+impl Default for FanOut {
+    fn default() -> Self {
+        FanOut {
+            slots: std::array::from_fn(|_| std::sync::atomic::AtomicU8::new(FAN_UNKNOWN)),
+        }
+    }
+}
+
+impl FanOut {
+    /// Make sure `dir`, the fan-out directory numbered `index`, exists.
+    /// Returns true when this writer created it.
+    pub fn ensure(&self, index: u8, dir: &Path) -> Result<bool, IoError> {
+        let slot = &self.slots[usize::from(index)];
+        match slot.load(Ordering::Acquire) {
+            FAN_EXISTED => return Ok(false),
+            FAN_CREATED => return Ok(true),
+            _ => {}
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {
+                slot.store(FAN_CREATED, Ordering::Release);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Another stager of this writer may have just created it; its
+                // `FAN_CREATED` wins, and this call's answer stays cautious.
+                let _ = slot.compare_exchange(
+                    FAN_UNKNOWN,
+                    FAN_EXISTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The root itself is missing: make the whole path, and do not
+                // claim the directory as new (a racing stager may share it).
+                fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+                let _ = slot.compare_exchange(
+                    FAN_UNKNOWN,
+                    FAN_EXISTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                Ok(false)
+            }
+            Err(e) => Err(IoError::new("create directory", dir, e)),
+        }
+    }
+}
+
+/// Whether `a` and `b` are on the same filesystem (one filesystem-wide
+/// flush covers both). False when either cannot be examined.
+pub fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
 /// Flush a directory's entries to disk (makes a rename or create durable).
 pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
     File::open(dir)
@@ -177,6 +276,44 @@ pub fn sync_filesystem(path: &Path) -> Result<bool, IoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_all_parts_writes_the_concatenation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut f = File::create(&p).unwrap();
+        let big = vec![7u8; 300_000];
+        write_all_parts(&mut f, &[b"head ", b"", &big, b" tail"]).unwrap();
+        drop(f);
+        let mut want = b"head ".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b" tail");
+        assert_eq!(fs::read(&p).unwrap(), want);
+    }
+
+    #[test]
+    fn fan_out_knows_which_directories_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("objects");
+        let fan = FanOut::default();
+        // The root is missing: it is made, and the directory not claimed.
+        assert!(!fan.ensure(0x00, &root.join("00")).unwrap());
+        assert!(root.join("00").is_dir());
+        assert!(fan.ensure(0xab, &root.join("ab")).unwrap());
+        assert!(fan.ensure(0xab, &root.join("ab")).unwrap(), "remembered");
+        fs::create_dir(root.join("cd")).unwrap();
+        assert!(!fan.ensure(0xcd, &root.join("cd")).unwrap());
+        // A fresh writer sees every one of them as already there.
+        let again = FanOut::default();
+        assert!(!again.ensure(0xab, &root.join("ab")).unwrap());
+        // A path that cannot be a directory is an error, not a panic.
+        fs::write(root.join("ef"), b"").unwrap();
+        assert!(
+            FanOut::default()
+                .ensure(0xef, &root.join("ef").join("x"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn write_atomic_replaces_whole_file_and_leaves_no_temp() {

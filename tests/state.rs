@@ -717,6 +717,47 @@ fn raw_bytes_are_written_once_under_the_fanout_path() {
     assert!(state::retain_raw(&st, &sha(9), b"tag 0\0").unwrap());
 }
 
+#[test]
+fn raw_bytes_publish_inside_a_shared_flush_and_skip_what_is_there() {
+    let (_t, _m, st) = fresh();
+    let a = Sha1::from_hex("97bf12871965f6973b29623dc9391a008653ce0c").unwrap();
+    let b = Sha1::from_hex("1111111111111111111111111111111111111111").unwrap();
+    let mut w = state::RawWriter::new(&st);
+    assert!(!w.is_pending());
+    assert!(w.retain(&a, b"commit 3\0abc").unwrap());
+    assert!(w.is_pending());
+    assert!(
+        !state::has_raw(&st, &a).unwrap(),
+        "invisible before publication"
+    );
+    // The caller flushed the filesystem after staging: renames are left.
+    assert!(mkit_bridge::durable::sync_filesystem(&st).unwrap() || cfg!(not(target_os = "linux")));
+    w.publish_within(true).unwrap();
+    assert!(!w.is_pending());
+    assert_eq!(
+        state::read_raw(&st, &a).unwrap(),
+        Some(b"commit 3\0abc".to_vec())
+    );
+
+    // Without a shared flush it is a full sync; a new writer finds `a` in
+    // its (existing) fan-out directory and does not write it again.
+    let mut w = state::RawWriter::new(&st);
+    assert!(!w.retain(&a, b"commit 3\0abc").unwrap());
+    assert!(w.retain(&b, b"tag 1\0x").unwrap());
+    w.publish_within(false).unwrap();
+    assert_eq!(
+        state::read_raw(&st, &b).unwrap(),
+        Some(b"tag 1\0x".to_vec())
+    );
+    for dir in ["raw/97", "raw/11"] {
+        assert_eq!(
+            fs::read_dir(st.join(dir)).unwrap().count(),
+            1,
+            "temp left in {dir}"
+        );
+    }
+}
+
 // --- lock ----------------------------------------------------------------------
 
 #[test]

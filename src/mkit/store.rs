@@ -9,9 +9,14 @@
 //! [`WriteBatch`] amortises that over many objects, as a translation run
 //! needs: objects are staged as temp files (invisible to every reader), then
 //! [`WriteBatch::commit`] issues one durability point for all of them, renames
-//! them into place, and makes the touched shard directories durable. A batch
-//! that is dropped uncommitted removes its temp files and changes nothing.
-//! Callers write refs only after `commit` returns.
+//! them into place, and makes the touched shard directories durable. A large
+//! batch does the same in the background for what it has staged so far
+//! ([`WriteBatch::checkpoint`], also started by itself every few thousand
+//! objects), so the disk works while translation goes on; the rule that
+//! nothing is visible before it is durable holds there too. A batch that is
+//! dropped uncommitted removes the temp files it still holds; objects
+//! published at a checkpoint stay, unreferenced, like any object nothing
+//! points at yet. Callers write refs only after `commit` returns.
 //!
 //! A `WriteBatch` is `Sync`: rayon workers stage into one batch concurrently.
 
@@ -171,7 +176,8 @@ impl Store {
         WriteBatch {
             store: self,
             state: Mutex::new(BatchState::default()),
-            shards_made: std::array::from_fn(|_| std::sync::atomic::AtomicBool::new(false)),
+            shards_made: durable::FanOut::default(),
+            early: Mutex::new(None),
         }
     }
 }
@@ -235,7 +241,18 @@ struct BatchState {
     present: u64,
     /// Bytes staged.
     bytes: u64,
+    /// Objects staged (including those published at a checkpoint).
+    written: u64,
+    /// Bytes in `staged`.
+    staged_bytes: u64,
 }
+
+/// A batch publishes what it has staged in the background (see
+/// [`WriteBatch::checkpoint`]) once this many objects or bytes are waiting,
+/// so the disk works while translation goes on and a large import never
+/// holds more than this in temp files.
+const CHECKPOINT_OBJECTS: usize = 2048;
+const CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// What a committed batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -252,8 +269,18 @@ pub struct BatchOutcome {
 pub struct WriteBatch<'s> {
     store: &'s Store,
     state: Mutex<BatchState>,
-    /// Shard directories known to exist (indexed by the id's first byte).
-    shards_made: [std::sync::atomic::AtomicBool; 256],
+    /// Shard directories made or found by this batch.
+    shards_made: durable::FanOut,
+    /// Publication of a [`WriteBatch::checkpoint`], running or finished.
+    early: Mutex<Option<Early>>,
+}
+
+/// The publication a checkpoint started.
+enum Early {
+    /// Running on its own thread.
+    Running(std::thread::JoinHandle<Result<(), IoError>>),
+    /// Done already (when no thread could be started).
+    Done(Result<(), IoError>),
 }
 
 impl std::fmt::Debug for WriteBatch<'_> {
@@ -302,37 +329,34 @@ impl WriteBatch<'_> {
         }
         let path = self.store.path_for(&id);
         let shard = durable::parent_or_dot(&path).to_path_buf();
-        if path.is_file() {
+        // The new shard's entry in `objects/` becomes durable at commit,
+        // before any object is renamed into it (see `flush_all`). A shard
+        // this batch created cannot hold the object yet, so the existence
+        // check is only needed in shards that were already there.
+        let fresh_shard = self.shards_made.ensure(id.0[0], &shard)?;
+        if !fresh_shard && path.is_file() {
             let mut st = self.lock();
             st.present += 1;
             st.shards.insert(shard);
             return Ok(());
         }
-        // The new shard's entry in `objects/` becomes durable at commit,
-        // before any object is renamed into it (see `flush_all`). Each shard
-        // is created at most once per batch.
-        let slot = &self.shards_made[id.0[0] as usize];
-        if !slot.load(std::sync::atomic::Ordering::Relaxed) {
-            fs::create_dir_all(&shard).map_err(io_err("create directory", &shard))?;
-            slot.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
-        let mut len = 0u64;
-        for part in parts {
-            if let Err(e) = file.write_all(part) {
-                let _ = fs::remove_file(&tmp);
-                return Err(IoError::new("write object", tmp, e).into());
-            }
-            len += part.len() as u64;
+        if let Err(e) = durable::write_all_parts(&mut file, parts) {
+            let _ = fs::remove_file(&tmp);
+            return Err(IoError::new("write object", tmp, e).into());
         }
-        // Durability happens at commit (see `flush_all`); start the data's
-        // writeback now so it overlaps with the rest of the run instead of
-        // all landing on the commit's flush.
-        start_writeback(&file);
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let mut st = self.lock();
         st.staged.push((id, tmp));
+        st.written += 1;
         st.shards.insert(shard);
         st.bytes += len;
+        st.staged_bytes += len;
+        let due = st.staged.len() >= CHECKPOINT_OBJECTS || st.staged_bytes >= CHECKPOINT_BYTES;
+        drop(st);
+        if due {
+            self.start_checkpoint(false);
+        }
         Ok(())
     }
 
@@ -342,22 +366,105 @@ impl WriteBatch<'_> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Publish everything staged so far, in the background: one durability
+    /// point, then the renames, on a thread of its own, while staging goes
+    /// on. The rule that no object is visible before it is durable holds as
+    /// for [`WriteBatch::commit`]; what changes is that these objects may
+    /// become visible before the commit, which no reader can tell from
+    /// objects written by someone else (nothing refers to them yet).
+    /// [`WriteBatch::commit`] waits for the checkpoint and reports its error.
+    pub fn checkpoint(&self) {
+        self.start_checkpoint(true);
+    }
+
+    /// Start a checkpoint. Unless `wait`, give up at once when the previous
+    /// one is still running (staging never blocks on the disk).
+    fn start_checkpoint(&self, wait: bool) {
+        let mut slot = if wait {
+            self.early.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.early.try_lock() {
+                Ok(slot) => slot,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        };
+        match &*slot {
+            Some(Early::Running(h)) if !wait && !h.is_finished() => return,
+            // A failed checkpoint stops further ones; commit reports it.
+            Some(Early::Done(Err(_))) => return,
+            _ => {}
+        }
+        if let Err(e) = wait_early(&mut slot) {
+            *slot = Some(Early::Done(Err(e)));
+            return;
+        }
+        let staged = {
+            let mut st = self.lock();
+            st.staged_bytes = 0;
+            std::sync::Arc::new(std::mem::take(&mut st.staged))
+        };
+        if staged.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let work = std::sync::Arc::clone(&staged);
+        *slot = Some(
+            match std::thread::Builder::new()
+                .name("checkpoint".to_owned())
+                .spawn(move || publish_staged(&store, &work))
+            {
+                Ok(handle) => Early::Running(handle),
+                Err(_) => Early::Done(publish_staged(self.store, &staged)),
+            },
+        );
+    }
+
     /// Make every staged object durable, then visible, then its directory
     /// entry durable. Only after this returns may refs point at them.
     pub fn commit(self) -> Result<BatchOutcome, StoreError> {
+        self.commit_with(false, |_| Ok::<(), StoreError>(()))
+    }
+
+    /// [`WriteBatch::commit`], sharing its durability points with files
+    /// staged elsewhere (for example retained raw bytes).
+    ///
+    /// `publish` runs after the staged objects' data is durable and they are
+    /// renamed into place, and before the flush that makes those renames
+    /// durable. It receives whether that durability came from one
+    /// filesystem-wide flush: when it did, every file staged on the same
+    /// filesystem before `commit_with` was called is durable too and
+    /// `publish` only has to rename its own files, whose entries the final
+    /// flush covers; when not, it must make its files durable itself.
+    /// `also_pending` says whether `publish` has anything to do, so a batch
+    /// with nothing staged still flushes for it.
+    pub fn commit_with<E: From<StoreError>>(
+        self,
+        also_pending: bool,
+        publish: impl FnOnce(bool) -> Result<(), E>,
+    ) -> Result<BatchOutcome, E> {
+        let early = wait_early(&mut self.early.lock().unwrap_or_else(|p| p.into_inner()));
         let st = std::mem::take(&mut *self.lock());
         let outcome = BatchOutcome {
-            written: st.staged.len() as u64,
+            written: st.written,
             already_present: st.present,
             bytes: st.bytes,
         };
         let staged = st.staged;
-        let result = (|| {
-            if !staged.is_empty() {
-                flush_all(self.store.root(), &staged)?;
+        let root = self.store.root();
+        let result = (|| -> Result<(), E> {
+            early.map_err(StoreError::from)?;
+            let flushed = if !staged.is_empty() || also_pending {
+                flush_all(root, &staged).map_err(StoreError::from)?
+            } else {
+                false
+            };
+            rename_all(self.store, &staged).map_err(StoreError::from)?;
+            publish(flushed)?;
+            if flushed || !st.shards.is_empty() {
+                flush_dirs(root, &st.shards).map_err(StoreError::from)?;
             }
-            rename_all(self.store, &staged)?;
-            flush_dirs(self.store.root(), &st.shards)
+            Ok(())
         })();
         // After an error, remove what was not renamed (renamed temps are
         // already gone, so this only ever deletes leftovers).
@@ -373,6 +480,7 @@ impl WriteBatch<'_> {
 
 impl Drop for WriteBatch<'_> {
     fn drop(&mut self) {
+        let _ = wait_early(&mut self.early.lock().unwrap_or_else(|p| p.into_inner()));
         let st = self.lock();
         for (_, tmp) in &st.staged {
             let _ = fs::remove_file(tmp);
@@ -380,20 +488,32 @@ impl Drop for WriteBatch<'_> {
     }
 }
 
-/// Ask the kernel to start writing `file`'s dirty pages back without waiting
-/// (Linux: `posix_fadvise(DONTNEED)` initiates asynchronous writeback of the
-/// range; we never read a staged object again, so dropping its cached pages
-/// costs nothing). Purely a scheduling hint: durability still comes from the
-/// batch's flush, and a failure here is ignored.
-fn start_writeback(file: &File) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+/// Wait for a checkpoint's publication, if any, and take its result.
+fn wait_early(slot: &mut Option<Early>) -> Result<(), IoError> {
+    match slot.take() {
+        None => Ok(()),
+        Some(Early::Done(result)) => result,
+        Some(Early::Running(handle)) => handle.join().unwrap_or_else(|_| {
+            Err(IoError::new(
+                "publish staged objects",
+                PathBuf::new(),
+                std::io::Error::other("the checkpoint thread panicked"),
+            ))
+        }),
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = file;
+}
+
+/// Make `staged` durable, then rename it into place; on failure remove the
+/// temps not renamed. The renames' directory entries become durable with the
+/// batch's final flush.
+fn publish_staged(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
+    let result = flush_all(store.root(), staged).and_then(|_| rename_all(store, staged));
+    if result.is_err() {
+        for (_, tmp) in staged {
+            let _ = fs::remove_file(tmp);
+        }
     }
+    result
 }
 
 /// Rename staged temp files to their objects' paths, spread over the
@@ -430,24 +550,27 @@ fn rename_all(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
 /// One durability point for all staged files and the shard directories
 /// created for them: one filesystem-wide flush ([`durable::sync_filesystem`]),
 /// or, where there is none, an `fdatasync` per staged file and an fsync of
-/// `objects/` itself. A filesystem-wide flush also writes back unrelated dirty
-/// data on that filesystem, so a concurrent heavy writer slows a commit down;
-/// it never weakens it.
-fn flush_all(root: &Path, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
+/// `objects/` itself. Returns whether it was a filesystem-wide flush.
+///
+/// A filesystem-wide flush also writes back unrelated dirty data on that
+/// filesystem, so a concurrent heavy writer slows a commit down; it never
+/// weakens it.
+fn flush_all(root: &Path, staged: &[(Id, PathBuf)]) -> Result<bool, IoError> {
     if durable::sync_filesystem(root)? {
-        return Ok(());
+        return Ok(true);
     }
     for (_, tmp) in staged {
         File::open(tmp)
             .and_then(|f| f.sync_data())
             .map_err(io_err("fsync object", tmp))?;
     }
-    durable::sync_dir(root)
+    durable::sync_dir(root)?;
+    Ok(false)
 }
 
 /// Make the renames durable: one filesystem flush, else each shard directory.
 fn flush_dirs(root: &Path, shards: &BTreeSet<PathBuf>) -> Result<(), IoError> {
-    if shards.is_empty() || durable::sync_filesystem(root)? {
+    if durable::sync_filesystem(root)? {
         return Ok(());
     }
     for dir in shards {
@@ -564,6 +687,84 @@ mod tests {
         let out = batch.commit().unwrap();
         assert_eq!(out.written, 100);
         assert_eq!(walk(dir.path()).len(), 100);
+    }
+
+    #[test]
+    fn checkpoint_publishes_early_and_commit_counts_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+
+        // Published at the checkpoint, so still there when the batch is
+        // dropped; what was staged after it is not.
+        let batch = store.batch();
+        let early = batch.add(&blob(b"early")).unwrap();
+        batch.checkpoint();
+        let late = batch.add(&blob(b"late")).unwrap();
+        drop(batch);
+        assert_eq!(store.read(&early).unwrap(), blob(b"early"));
+        assert!(!store.contains(&late));
+        assert_eq!(walk(dir.path()).len(), 1, "no temp file may be left");
+
+        let batch = store.batch();
+        batch.add(&blob(b"one")).unwrap();
+        batch.checkpoint();
+        batch.add(&blob(b"two")).unwrap();
+        batch.checkpoint();
+        batch.add(&blob(b"three")).unwrap();
+        batch.add(&blob(b"early")).unwrap();
+        let out = batch.commit().unwrap();
+        assert_eq!((out.written, out.already_present), (3, 1));
+        for data in [&b"one"[..], b"two", b"three", b"early"] {
+            assert_eq!(
+                store
+                    .read(&id::flat_id(&blob(data).encode().unwrap()))
+                    .unwrap(),
+                blob(data)
+            );
+        }
+        assert_eq!(walk(dir.path()).len(), 4);
+    }
+
+    #[test]
+    fn a_large_batch_checkpoints_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let batch = store.batch();
+        let n = CHECKPOINT_OBJECTS as u32 + 100;
+        let ids: Vec<Id> = (0..n)
+            .map(|i| batch.add_blob(&i.to_le_bytes()).unwrap())
+            .collect();
+        // The first objects are published in the background, before commit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !store.contains(&ids[0]) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint happened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!store.contains(&ids[n as usize - 1]));
+        let out = batch.commit().unwrap();
+        assert_eq!(out.written, u64::from(n));
+        assert_eq!(walk(dir.path()).len(), n as usize);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(store.read(id).unwrap(), blob(&(i as u32).to_le_bytes()));
+        }
+    }
+
+    #[test]
+    fn an_object_published_by_another_writer_meanwhile_is_harmless() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let batch = store.batch();
+        // The batch creates the shard, so it does not look for the object;
+        // another writer then publishes the same object first.
+        let id = batch.add(&blob(b"racing")).unwrap();
+        assert_eq!(store.write(&blob(b"racing")).unwrap(), id);
+        let out = batch.commit().unwrap();
+        assert_eq!(out.written, 1);
+        assert_eq!(store.read(&id).unwrap(), blob(b"racing"));
+        assert_eq!(walk(dir.path()).len(), 1);
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -30,6 +30,7 @@ use crate::bridge::import::{
     self as rules, ImportOptions, RefMapping, Translated, check_object_size,
 };
 use crate::bridge::refusal::Refusal;
+use crate::durable;
 use crate::git::parse::{CommitRef, TagRef, parse_tree};
 use crate::git::sha1::{ObjectKind, Sha1, frame, object_id};
 use crate::git::staging::{self, StagingError, UpstreamRef};
@@ -353,8 +354,13 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     }
 
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
-    let outcome_batch = batch.commit()?;
-    raw.sync()?;
+    // One pair of filesystem flushes covers the objects and the raw bytes:
+    // both are staged before the first, renamed before the second.
+    let shared = durable::same_filesystem(repo.store().root(), &state_dir);
+    let outcome_batch = batch.commit_with(raw.is_pending(), |flushed| {
+        raw.publish_within(flushed && shared)
+            .map_err(ImportError::from)
+    })?;
     laps.lap("durable");
     let mut pairs: Vec<(Sha1, Id)> = run
         .new_objects
@@ -527,7 +533,15 @@ struct Graph {
     tag_targets: HashMap<Sha1, Sha1>,
     /// Already-mapped objects referenced by new ones.
     mapped: Vec<Sha1>,
+    /// Bodies of new trees read by the walk, up to [`TREE_BODY_BUDGET`].
+    tree_bodies: HashMap<Sha1, Vec<u8>>,
+    /// Bytes held in `tree_bodies`.
+    tree_body_bytes: usize,
 }
+
+/// Memory the walk may spend keeping tree bodies for the translation; trees
+/// beyond it are read again from the mirror.
+const TREE_BODY_BUDGET: usize = 256 << 20;
 
 struct Run<'a> {
     mirror: &'a gix::ThreadSafeRepository,
@@ -656,6 +670,12 @@ impl Run<'_> {
                         }
                     }
                     graph.trees.push((sha, subtrees));
+                    // Kept for the translation, within a budget, so most
+                    // trees are inflated and hashed once.
+                    if graph.tree_body_bytes + body.len() <= TREE_BODY_BUDGET {
+                        graph.tree_body_bytes += body.len();
+                        graph.tree_bodies.insert(sha, body);
+                    }
                 }
                 ObjectKind::Commit => {
                     if let Ok(c) = CommitRef::parse(&body) {
@@ -851,9 +871,16 @@ impl Run<'_> {
                 .par_iter()
                 .map(|sha| {
                     let r = (|| {
-                        let (_, body) = read_object(mirror, sha)?;
+                        let read;
+                        let body = match graph.tree_bodies.get(sha) {
+                            Some(body) => body,
+                            None => {
+                                read = read_object(mirror, sha)?.1;
+                                &read
+                            }
+                        };
                         let t =
-                            rules::translate_tree(sha, &body, options, |c| memo.get(c).copied())?;
+                            rules::translate_tree(sha, body, options, |c| memo.get(c).copied())?;
                         let id = batch.add(&Object::Tree(t.tree)).map_err(|e| {
                             Refusal::CorruptObject {
                                 object: *sha,
@@ -903,6 +930,9 @@ impl Run<'_> {
             waves[g].push(*sha);
         }
         let key = self.key;
+        // Blobs and trees are most of the files: publish them while the
+        // commit chain is computed.
+        batch.checkpoint();
         self.laps.lap("trees");
         self.progress.phase("commits", graph.commits.len() as u64);
         let mut to_write = Vec::with_capacity(graph.commits.len());
@@ -911,25 +941,30 @@ impl Run<'_> {
                 return Err(ImportError::Interrupted);
             }
             let memo = &self.memo;
-            let results: Vec<(Sha1, Result<Prepared, Refusal>)> = wave
-                .par_iter()
-                .map(|sha| {
-                    let body = bodies[sha];
-                    let r = (|| {
-                        let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
-                        // Only the id is needed by the next generation; the
-                        // file is written after the last wave, in parallel.
-                        let prepared =
-                            prepare(&Object::Commit(c)).map_err(|e| Refusal::CorruptObject {
-                                object: *sha,
-                                detail: e.to_string(),
-                            })?;
-                        Ok(prepared)
-                    })();
-                    progress.advance(1, 0);
-                    (*sha, r)
-                })
-                .collect();
+            let one = |sha: &Sha1| {
+                let body = bodies[sha];
+                let r = (|| {
+                    let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
+                    // Only the id is needed by the next generation; the
+                    // file is written after the last wave, in parallel.
+                    let prepared =
+                        prepare(&Object::Commit(c)).map_err(|e| Refusal::CorruptObject {
+                            object: *sha,
+                            detail: e.to_string(),
+                        })?;
+                    Ok(prepared)
+                })();
+                progress.advance(1, 0);
+                (*sha, r)
+            };
+            // Linear stretches of history make waves of one or two commits:
+            // those are translated inline, where handing them to the pool
+            // would cost more than the work.
+            let results: Vec<(Sha1, Result<Prepared, Refusal>)> = if wave.len() < PARALLEL_WAVE {
+                wave.iter().map(one).collect()
+            } else {
+                wave.par_iter().map(one).collect()
+            };
             let mut settled = Vec::with_capacity(results.len());
             for (sha, r) in results {
                 settled.push((
@@ -947,12 +982,13 @@ impl Run<'_> {
             }
             self.absorb(settled);
         }
+        self.laps.lap("commits");
         to_write
             .par_iter()
             .try_for_each(|p| batch.add_prepared(p).map(|_| ()))?;
 
         // Tags: each round translates the tags whose target is settled.
-        self.laps.lap("commits");
+        self.laps.lap("commit files");
         self.progress.phase("tags", graph.tags.len() as u64);
         let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
         pending.sort_by_key(|(s, _)| *s);
@@ -1049,6 +1085,9 @@ fn tree_level(
     }
     level[sha]
 }
+
+/// Commit waves smaller than this are translated on the calling thread.
+const PARALLEL_WAVE: usize = 8;
 
 /// Wave index of a new commit: one more than its latest new parent.
 fn commit_generation(

@@ -93,6 +93,8 @@ pub fn check_frame(id: &Sha1, framed: &[u8]) -> Result<()> {
 pub struct RawWriter {
     state: PathBuf,
     pending: std::sync::Mutex<Pending>,
+    /// Fan-out directories made or found by this writer.
+    dirs_made: crate::durable::FanOut,
 }
 
 /// What a [`RawWriter`] still has to make durable.
@@ -112,6 +114,7 @@ impl RawWriter {
         RawWriter {
             state: state.to_owned(),
             pending: std::sync::Mutex::new(Pending::default()),
+            dirs_made: crate::durable::FanOut::default(),
         }
     }
 
@@ -126,9 +129,11 @@ impl RawWriter {
         }
         let path = raw_path(&self.state, id);
         let dir = crate::durable::parent_or_dot(&path).to_owned();
-        let exists = has_raw(&self.state, id)?;
+        // A fan-out directory this writer created holds nothing yet, so the
+        // existence check is only needed in directories that were there.
+        let fresh_dir = self.dirs_made.ensure(id.0[0], &dir)?;
+        let exists = !fresh_dir && has_raw(&self.state, id)?;
         if !exists {
-            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
             let (mut file, tmp) = create_temp(&path, 0o644)?;
             if let Err(e) = file.write_all(framed) {
                 let _ = fs::remove_file(&tmp);
@@ -180,6 +185,32 @@ impl RawWriter {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Whether anything is staged or awaits a directory flush.
+    pub fn is_pending(&self) -> bool {
+        let p = self.lock();
+        !p.staged.is_empty() || !p.dirs.is_empty()
+    }
+
+    /// Publish the staged files inside someone else's durability point
+    /// (see `WriteBatch::commit_with`). `flushed` means the whole filesystem
+    /// was flushed after every file here was staged, and will be flushed
+    /// again once this returns: renaming is then all that is left. Otherwise
+    /// this is [`RawWriter::sync`].
+    pub fn publish_within(&mut self, flushed: bool) -> Result<()> {
+        if !flushed {
+            return self.sync();
+        }
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        while let Some((tmp, path)) = pending.staged.pop() {
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("rename into place", &path)(e).into());
+            }
+        }
+        pending.dirs.clear();
         Ok(())
     }
 }
