@@ -20,8 +20,11 @@ ours="$here/target/release/mkit-bridge"
 command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; exit 1; }
 [ -d "$repo/.mkit" ] || { echo "$repo is not an mkit repository" >&2; exit 1; }
 
+# Let the filesystem settle first (see settle.sh).
+. "$here/benches/settle.sh"
+settle_wait
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'settle_cleanup "$work"' EXIT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }

@@ -18,8 +18,12 @@ cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 ours="$here/target/release/mkit-bridge"
 command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; exit 1; }
 
+# Let the filesystem settle first (see settle.sh).
+. "$here/benches/settle.sh"
+settle_wait
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'settle_cleanup "$work"' EXIT
+
 mkdir -m 700 "$work/keys"
 printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"
 chmod 600 "$work/keys/import.key"
@@ -32,14 +36,16 @@ refs_of() {
 }
 
 theirs_t=(); ours_t=(); theirs_re=(); ours_re=()
+# Each timed run starts with nothing dirty in the page cache (`sync`), so a
+# tool that flushes the whole filesystem does not pay for the other's writes.
 for i in $(seq "$runs"); do
-  t=$(now); mkit git import "$repo" "$work/theirs$i" --key "$work/keys/import.key" >/dev/null 2>"$work/theirs$i.err" || true
+  sync; t=$(now); mkit git import "$repo" "$work/theirs$i" --key "$work/keys/import.key" >/dev/null 2>"$work/theirs$i.err" || true
   theirs_t+=("$(elapsed "$t")")
-  t=$(now); "$ours" import "$repo" "$work/ours$i" --key "$work/keys/import.key" --quiet >/dev/null 2>"$work/ours$i.err" || true
+  sync; t=$(now); "$ours" import "$repo" "$work/ours$i" --key "$work/keys/import.key" --quiet >/dev/null 2>"$work/ours$i.err" || true
   ours_t+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/theirs$i" && mkit git fetch --key "$work/keys/import.key" >/dev/null 2>&1) || true
+  sync; t=$(now); (cd "$work/theirs$i" && mkit git fetch --key "$work/keys/import.key" >/dev/null 2>&1) || true
   theirs_re+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/ours$i" && "$ours" fetch --key "$work/keys/import.key" --quiet >/dev/null 2>&1) || true
+  sync; t=$(now); (cd "$work/ours$i" && "$ours" fetch --key "$work/keys/import.key" --quiet >/dev/null 2>&1) || true
   ours_re+=("$(elapsed "$t")")
 done
 

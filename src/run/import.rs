@@ -935,57 +935,77 @@ impl Run<'_> {
         batch.checkpoint();
         self.laps.lap("trees");
         self.progress.phase("commits", graph.commits.len() as u64);
-        let mut to_write = Vec::with_capacity(graph.commits.len());
-        for wave in &waves {
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(ImportError::Interrupted);
-            }
-            let memo = &self.memo;
-            let one = |sha: &Sha1| {
-                let body = bodies[sha];
-                let r = (|| {
-                    let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
-                    // Only the id is needed by the next generation; the
-                    // file is written after the last wave, in parallel.
-                    let prepared =
+        // Commit files are written by a thread of their own while the chain
+        // goes on: only ids travel along the chain.
+        std::thread::scope(|scope| -> Result<(), ImportError> {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
+            let writer = scope.spawn(move || -> Result<(), StoreError> {
+                for chunk in rx {
+                    for p in &chunk {
+                        batch.add_prepared(p)?;
+                    }
+                }
+                Ok(())
+            });
+            let mut to_write = Vec::new();
+            for wave in &waves {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(ImportError::Interrupted);
+                }
+                let memo = &self.memo;
+                let one = |sha: &Sha1| {
+                    let body = bodies[sha];
+                    let r = (|| {
+                        let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
                         prepare(&Object::Commit(c)).map_err(|e| Refusal::CorruptObject {
                             object: *sha,
                             detail: e.to_string(),
-                        })?;
-                    Ok(prepared)
-                })();
-                progress.advance(1, 0);
-                (*sha, r)
-            };
-            // Linear stretches of history make waves of one or two commits:
-            // those are translated inline, where handing them to the pool
-            // would cost more than the work.
-            let results: Vec<(Sha1, Result<Prepared, Refusal>)> = if wave.len() < PARALLEL_WAVE {
-                wave.iter().map(one).collect()
-            } else {
-                wave.par_iter().map(one).collect()
-            };
-            let mut settled = Vec::with_capacity(results.len());
-            for (sha, r) in results {
-                settled.push((
-                    sha,
-                    r.map(|p| {
-                        let t = Translated {
-                            id: p.id(),
-                            kind: ObjectType::Commit,
-                            depth: 0,
-                        };
-                        to_write.push(p);
-                        t
-                    }),
-                ));
+                        })
+                    })();
+                    progress.advance(1, 0);
+                    (*sha, r)
+                };
+                // Linear stretches of history make waves of one or two
+                // commits: those are translated inline, where handing them to
+                // the pool would cost more than the work.
+                let results: Vec<(Sha1, Result<Prepared, Refusal>)> = if wave.len() < PARALLEL_WAVE
+                {
+                    wave.iter().map(one).collect()
+                } else {
+                    wave.par_iter().map(one).collect()
+                };
+                let mut settled = Vec::with_capacity(results.len());
+                for (sha, r) in results {
+                    settled.push((
+                        sha,
+                        r.map(|p| {
+                            let t = Translated {
+                                id: p.id(),
+                                kind: ObjectType::Commit,
+                                depth: 0,
+                            };
+                            to_write.push(p);
+                            t
+                        }),
+                    ));
+                }
+                self.absorb(settled);
+                if to_write.len() >= COMMIT_WRITE_CHUNK {
+                    // A send fails only once the writer has stopped on an
+                    // error, which its join below reports.
+                    let _ = tx.send(std::mem::take(&mut to_write));
+                }
             }
-            self.absorb(settled);
-        }
-        self.laps.lap("commits");
-        to_write
-            .par_iter()
-            .try_for_each(|p| batch.add_prepared(p).map(|_| ()))?;
+            let _ = tx.send(to_write);
+            drop(tx);
+            self.laps.lap("commits");
+            match writer.join() {
+                Ok(written) => written?,
+                // A panic is a bug, not an input error: pass it on as is.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            Ok(())
+        })?;
 
         // Tags: each round translates the tags whose target is settled.
         self.laps.lap("commit files");
@@ -1009,25 +1029,31 @@ impl Run<'_> {
                 }
                 break;
             }
-            for (sha, body) in ready {
-                let r = rules::translate_tag(sha, body, |t| self.memo.get(t).copied(), key)
-                    .and_then(|t| {
-                        let chain = t.chain;
-                        batch
-                            .add(&Object::Tag(t.tag))
-                            .map(|id| Translated {
-                                id,
-                                kind: ObjectType::Tag,
-                                depth: chain,
-                            })
-                            .map_err(|e| Refusal::CorruptObject {
-                                object: *sha,
-                                detail: e.to_string(),
-                            })
-                    });
-                self.progress.advance(1, 0);
-                self.absorb(vec![(*sha, r)]);
-            }
+            // Tags of one round never depend on each other.
+            let memo = &self.memo;
+            let results: Vec<(Sha1, Result<Translated, Refusal>)> = ready
+                .par_iter()
+                .map(|(sha, body)| {
+                    let r = rules::translate_tag(sha, body, |t| memo.get(t).copied(), key)
+                        .and_then(|t| {
+                            let chain = t.chain;
+                            batch
+                                .add(&Object::Tag(t.tag))
+                                .map(|id| Translated {
+                                    id,
+                                    kind: ObjectType::Tag,
+                                    depth: chain,
+                                })
+                                .map_err(|e| Refusal::CorruptObject {
+                                    object: *sha,
+                                    detail: e.to_string(),
+                                })
+                        });
+                    progress.advance(1, 0);
+                    (*sha, r)
+                })
+                .collect();
+            self.absorb(results);
             pending = later;
         }
         self.laps.lap("tags");
@@ -1088,6 +1114,9 @@ fn tree_level(
 
 /// Commit waves smaller than this are translated on the calling thread.
 const PARALLEL_WAVE: usize = 8;
+
+/// Commits handed to the commit writer at a time.
+const COMMIT_WRITE_CHUNK: usize = 64;
 
 /// Wave index of a new commit: one more than its latest new parent.
 fn commit_generation(

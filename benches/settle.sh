@@ -1,0 +1,34 @@
+# Sourced by the whole-run benchmark scripts: let the filesystem settle
+# before timing, and note when this invocation's cleanup happened.
+#
+# On ext4 without a journal (this project's machine) the inode allocator
+# passes over every inode freed in the last 60 s -- 360 s while its
+# inode-table block is dirty, which allocating a neighbour makes it -- one by
+# one, so creating files for minutes after a mass deletion (say the cleanup of
+# a previous benchmark invocation) can be several times slower; `perf` then
+# shows `recently_deleted` on top. Both tools would suffer, not equally, and
+# the ratio would measure the disk. So every cleanup leaves a time stamp, and
+# the next invocation waits until six minutes have passed since it. Deleting
+# other large trees just before a benchmark has the same effect: wait six
+# minutes after doing so.
+
+settle_stamp="${TMPDIR:-/tmp}/.mkit-bridge-bench-cleanup"
+
+# Wait until six minutes have passed since the last recorded cleanup.
+settle_wait() {
+  if [ -f "$settle_stamp" ]; then
+    local wait_s=$(( $(cat "$settle_stamp") + 360 - $(date +%s) ))
+    if [ "$wait_s" -gt 0 ]; then
+      echo "waiting ${wait_s}s for an earlier cleanup to settle" >&2
+      sleep "$wait_s"
+    fi
+  fi
+  sync
+}
+
+# Remove a work directory and record when.
+settle_cleanup() {
+  rm -rf "$1"
+  sync
+  date +%s > "$settle_stamp"
+}
