@@ -265,7 +265,9 @@ pub struct BatchOutcome {
     pub bytes: u64,
 }
 
-/// A set of object writes that become durable, then visible, together.
+/// A set of object writes made durable, then visible: all of them by
+/// [`WriteBatch::commit`], a large batch's earlier ones already at its
+/// background checkpoints.
 pub struct WriteBatch<'s> {
     store: &'s Store,
     state: Mutex<BatchState>,
