@@ -130,33 +130,25 @@ impl FanOut {
         match fs::create_dir(dir) {
             Ok(()) => {
                 slot.store(FAN_CREATED, Ordering::Release);
-                Ok(true)
+                return Ok(true);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                // Another stager of this writer may have just created it; its
-                // `FAN_CREATED` wins, and this call's answer stays cautious.
-                let _ = slot.compare_exchange(
-                    FAN_UNKNOWN,
-                    FAN_EXISTED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                Ok(false)
-            }
+            // Another stager of this writer may have just created it; its
+            // `FAN_CREATED` wins below, and this call's answer stays cautious.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // The root itself is missing: make the whole path, and do not
+            // claim the directory as new (a racing stager may share it).
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // The root itself is missing: make the whole path, and do not
-                // claim the directory as new (a racing stager may share it).
                 fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-                let _ = slot.compare_exchange(
-                    FAN_UNKNOWN,
-                    FAN_EXISTED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                Ok(false)
             }
-            Err(e) => Err(IoError::new("create directory", dir, e)),
+            Err(e) => return Err(IoError::new("create directory", dir, e)),
         }
+        let _ = slot.compare_exchange(
+            FAN_UNKNOWN,
+            FAN_EXISTED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        Ok(false)
     }
 }
 

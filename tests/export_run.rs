@@ -755,14 +755,7 @@ fn the_origin_guard_and_the_destination_binding_refuse_without_side_effects() {
     git(&upstream, &["add", "f"]);
     git(&upstream, &["commit", "-q", "-m", "one"]);
     let repo = w.path("imported");
-    common::run_ok(
-        Command::new(common::bridge_bin())
-            .arg("import")
-            .arg(&upstream)
-            .arg(&repo)
-            .args(["--quiet", "--key"])
-            .arg(&w.key),
-    );
+    common::bridge_import(&upstream, &repo, &w.key);
     let refs_before = mirror_refs(&upstream);
     let out = bridge(&repo, &["export", upstream.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
@@ -927,14 +920,7 @@ fn verify_vouches_for_imported_history() {
     }
     git(&upstream, &["tag", "-a", "v1", "-m", "tag"]);
     let repo = w.path("imported");
-    common::run_ok(
-        Command::new(common::bridge_bin())
-            .arg("import")
-            .arg(&upstream)
-            .arg(&repo)
-            .args(["--quiet", "--key"])
-            .arg(&w.key),
-    );
+    common::bridge_import(&upstream, &repo, &w.key);
     let out = bridge(&repo, &["verify", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -997,14 +997,19 @@ impl Run<'_> {
                     let _ = tx.send(std::mem::take(&mut to_write));
                 }
             }
-            let _ = tx.send(to_write);
             drop(tx);
             self.laps.lap("commits");
+            // The chain is done: the pool writes what is left while the
+            // writer drains its queue.
+            let rest = to_write
+                .par_iter()
+                .try_for_each(|p| batch.add_prepared(p).map(|_| ()));
             match writer.join() {
                 Ok(written) => written?,
                 // A panic is a bug, not an input error: pass it on as is.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
+            rest?;
             Ok(())
         })?;
 

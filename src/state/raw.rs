@@ -108,6 +108,20 @@ struct Pending {
     seen: std::collections::HashSet<Sha1>,
 }
 
+impl Pending {
+    /// Rename every staged temp file to its final name; a temp whose rename
+    /// fails is removed and the error returned.
+    fn rename_staged(&mut self) -> Result<()> {
+        while let Some((tmp, path)) = self.staged.pop() {
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("rename into place", &path)(e).into());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl RawWriter {
     /// A writer for the state directory `state`.
     pub fn new(state: &Path) -> RawWriter {
@@ -169,12 +183,7 @@ impl RawWriter {
                     .map_err(io_err("fsync", tmp))?;
             }
         }
-        while let Some((tmp, path)) = pending.staged.pop() {
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("rename into place", &path)(e).into());
-            }
-        }
+        pending.rename_staged()?;
         if crate::durable::sync_filesystem(&state)? {
             pending.dirs.clear();
         } else {
@@ -204,12 +213,7 @@ impl RawWriter {
             return self.sync();
         }
         let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
-        while let Some((tmp, path)) = pending.staged.pop() {
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("rename into place", &path)(e).into());
-            }
-        }
+        pending.rename_staged()?;
         pending.dirs.clear();
         Ok(())
     }

@@ -67,6 +67,19 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
+/// `mkit-bridge import <upstream> <repo> --quiet --key <key>`, which must
+/// succeed; returns stdout.
+pub fn bridge_import(upstream: &Path, repo: &Path, key: &Path) -> Vec<u8> {
+    run_ok(
+        Command::new(bridge_bin())
+            .arg("import")
+            .arg(upstream)
+            .arg(repo)
+            .args(["--quiet", "--key"])
+            .arg(key),
+    )
+}
+
 /// Read a golden vector file.
 pub fn read_golden(dir: &Path, rel: &str) -> Vec<u8> {
     std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read golden {rel}: {e}"))
