@@ -144,6 +144,12 @@ impl CliError {
             CliError::Import(ImportError::Interrupted) => TEMPFAIL,
             CliError::Import(ImportError::Store(_) | ImportError::Mirror { .. }) => IOERR,
             CliError::Import(ImportError::Threads { .. }) => SOFTWARE,
+            // As 0.5.0: a store failure is "cannot create", a minting failure generic.
+            CliError::Import(ImportError::Attest(
+                mkit_bridge::attest::AttestError::Io(_)
+                | mkit_bridge::attest::AttestError::TooLarge { .. },
+            )) => CANTCREAT,
+            CliError::Import(ImportError::Attest(_)) => FAILURE,
             CliError::Export(e) => export_code(e),
             CliError::VerifyRun(VerifyRunError::State(StateError::Busy { .. })) => TEMPFAIL,
             CliError::VerifyRun(VerifyRunError::State(StateError::Io(_))) => IOERR,

@@ -178,9 +178,10 @@ fn render(out: &mut impl Write, o: &ImportOutcome, common: &Common) -> Result<()
             .map(|(n, d)| format!("{}:{:.3}", json_str(n), d.as_secs_f64()))
             .collect();
         s.push_str(&format!(
-            "],\"translated\":{},\"written\":{},\"checked_out\":{},\"seconds\":{{{}}}}}",
+            "],\"translated\":{},\"written\":{},\"attestations\":{},\"checked_out\":{},\"seconds\":{{{}}}}}",
             o.translated,
             o.written,
+            o.attestations,
             o.checked_out.as_deref().map_or("null".to_owned(), json_str),
             timings.join(",")
         ));
