@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mkit_bridge::mkit::Id;
-use mkit_bridge::mkit::object::{Commit, Identity, Object};
+use mkit_bridge::mkit::object::{Commit, Object};
 use mkit_bridge::mkit::refs::{self, RefCondition};
 use mkit_bridge::mkit::repo::Repo;
 
