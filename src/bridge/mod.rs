@@ -10,6 +10,8 @@
 
 pub mod export;
 pub mod import;
+pub mod mbox;
+pub mod patch;
 pub mod reconstruct;
 pub mod refusal;
 pub mod verify;

@@ -11,6 +11,7 @@ use mkit_bridge::mkit::repo::RepoError;
 use mkit_bridge::mkit::store::StoreError;
 use mkit_bridge::run::export::ExportError;
 use mkit_bridge::run::export::pack::PackError;
+use mkit_bridge::run::format_patch::FormatPatchError;
 use mkit_bridge::run::import::ImportError;
 use mkit_bridge::run::snapshot::SnapshotError;
 use mkit_bridge::run::verify::VerifyRunError;
@@ -101,6 +102,9 @@ pub enum CliError {
         .0.display()
     )]
     TargetNotEmpty(std::path::PathBuf),
+    /// `format-patch` could not render or write the series.
+    #[error(transparent)]
+    FormatPatch(#[from] FormatPatchError),
     /// A check failed; the details were already printed.
     #[error("{0}")]
     Failed(String),
@@ -161,6 +165,7 @@ impl CliError {
             CliError::Unverified(_) => DATAERR,
             CliError::Import(_) | CliError::State(_) => CONFIG,
             CliError::Failed(_) => FAILURE,
+            CliError::FormatPatch(e) => super::format_patch::exit_code(e),
         }
     }
 }

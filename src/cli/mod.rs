@@ -7,6 +7,7 @@
 
 mod exit;
 mod export;
+mod format_patch;
 mod import;
 mod objects;
 mod render;
@@ -145,6 +146,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render local commits as `git am`-able patches (behaves as `mkit git format-patch`):
+    /// merges skipped with a warning, binary changes refused.
+    FormatPatch(format_patch::Args),
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -253,6 +257,7 @@ pub fn main() -> u8 {
                 json,
             },
         ),
+        Command::FormatPatch(args) => format_patch::run(&mut out, &args),
         Command::Snapshot {
             source,
             repo,

@@ -4,6 +4,7 @@
 //! stages objects in a write batch, commits it, and only then moves refs.
 
 pub mod export;
+pub mod format_patch;
 pub mod import;
 pub mod progress;
 pub mod snapshot;
