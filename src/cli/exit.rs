@@ -10,9 +10,11 @@ use mkit_bridge::mkit::refs::RefError;
 use mkit_bridge::mkit::repo::RepoError;
 use mkit_bridge::mkit::store::StoreError;
 use mkit_bridge::run::export::ExportError;
+use mkit_bridge::run::checkout::CheckoutError;
 use mkit_bridge::run::export::pack::PackError;
 use mkit_bridge::run::format_patch::FormatPatchError;
 use mkit_bridge::run::import::ImportError;
+use mkit_bridge::run::pull::PullError;
 use mkit_bridge::run::snapshot::SnapshotError;
 use mkit_bridge::run::verify::VerifyRunError;
 use mkit_bridge::state::StateError;
@@ -105,6 +107,12 @@ pub enum CliError {
     /// `format-patch` could not render or write the series.
     #[error(transparent)]
     FormatPatch(#[from] FormatPatchError),
+    /// A checkout was refused or failed.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    /// A pull could not fast-forward.
+    #[error(transparent)]
+    Pull(#[from] PullError),
     /// A check failed; the details were already printed.
     #[error("{0}")]
     Failed(String),
@@ -166,7 +174,42 @@ impl CliError {
             CliError::Import(_) | CliError::State(_) => CONFIG,
             CliError::Failed(_) => FAILURE,
             CliError::FormatPatch(e) => super::format_patch::exit_code(e),
+            CliError::Checkout(e) => checkout_code(e),
+            CliError::Pull(e) => pull_code(e),
         }
+    }
+}
+
+/// The exit code for a checkout error: 1 as the reference's "checkout: ..."
+/// failures, 75 for a busy worktree or ref, 73 when the branch or `HEAD`
+/// cannot be written.
+fn checkout_code(e: &CheckoutError) -> u8 {
+    match e {
+        CheckoutError::Busy { .. }
+        | CheckoutError::Ref(RefError::Conflict { .. } | RefError::LockTimeout { .. }) => TEMPFAIL,
+        CheckoutError::Ref(_) => CANTCREAT,
+        CheckoutError::NotACommit { .. } => DATAERR,
+        _ => FAILURE,
+    }
+}
+
+/// The exit code for a pull error, as `mkit git pull` 0.5.0: 1 for a
+/// divergence, a dirty worktree or a failed update; 73 when the branch cannot
+/// be advanced; 65 for a tracking ref that is not a commit; 75 when busy.
+fn pull_code(e: &PullError) -> u8 {
+    match e {
+        PullError::Checkout(c) => match c {
+            CheckoutError::Busy { .. } => TEMPFAIL,
+            CheckoutError::NotACommit { .. } => DATAERR,
+            _ => FAILURE,
+        },
+        PullError::Advance(RefError::Conflict { .. } | RefError::LockTimeout { .. }) => TEMPFAIL,
+        PullError::Advance(_) => CANTCREAT,
+        PullError::NotACommit { .. } => DATAERR,
+        PullError::NotFastForward { .. }
+        | PullError::RollbackFailed { .. }
+        | PullError::Ref(_)
+        | PullError::Store(_) => FAILURE,
     }
 }
 

@@ -12,6 +12,7 @@ mod import;
 mod objects;
 mod render;
 mod snapshot;
+mod status;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -92,6 +93,10 @@ enum Command {
         /// Create this directory (absent or empty), import into it and set HEAD to the
         /// upstream's default branch; without it, import into the repository here.
         dir: Option<PathBuf>,
+        /// Check out this imported branch instead of the upstream's default branch
+        /// (only with <DIR>).
+        #[arg(long, value_name = "NAME", requires = "dir")]
+        branch: Option<String>,
         #[command(flatten)]
         opts: ImportArgs,
     },
@@ -99,6 +104,19 @@ enum Command {
     Fetch {
         #[command(flatten)]
         opts: ImportArgs,
+    },
+    /// Fetch, then fast-forward the current branch and its files to the tracking ref
+    /// (a diverged branch is refused: integrate with `mkit merge <remote>/<branch>`).
+    Pull {
+        #[command(flatten)]
+        opts: ImportArgs,
+    },
+    /// Show every bridge state: direction, source, destination, pinned importer key,
+    /// tracking refs, export leases and staging health.
+    Status {
+        /// Print the states as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Export branches and tags to a git mirror: deterministic translation, one atomic
     /// push with a lease per ref (behaves as the reference's `mkit git export --no-attest`).
@@ -220,8 +238,15 @@ pub fn main() -> u8 {
             id,
         } => objects::cat_object(&mut out, &repo, &id, kind, size),
         Command::VerifyObject { repo, ids } => objects::verify_object(&mut out, &repo, &ids),
-        Command::Import { url, dir, opts } => import::import(&mut out, &url, dir, &opts.common()),
+        Command::Import {
+            url,
+            dir,
+            branch,
+            opts,
+        } => import::import(&mut out, &url, dir, branch, &opts.common()),
         Command::Fetch { opts } => import::fetch(&mut out, &opts.common()),
+        Command::Pull { opts } => import::pull(&mut out, &opts.common()),
+        Command::Status { json } => status::status(&mut out, json),
         Command::Export {
             dest,
             remote_name,

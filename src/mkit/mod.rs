@@ -10,6 +10,7 @@ pub mod content;
 pub mod decode;
 pub mod encode;
 pub mod id;
+pub mod index;
 pub mod keys;
 pub mod object;
 pub mod refs;

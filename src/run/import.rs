@@ -112,6 +112,8 @@ pub struct ImportOutcome {
     pub attestations: u64,
     /// The branch `HEAD` now names, when the default branch was set.
     pub checked_out: Option<String>,
+    /// The upstream's default branch (`refs/heads/main`), imported or not.
+    pub default_branch: Option<String>,
     /// True when this run created the staging mirror.
     pub cloned: bool,
     /// Wall time of each phase, in order.
@@ -383,6 +385,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         translated: pairs.len() as u64,
         written: outcome_batch.written,
         cloned: fetched.cloned,
+        default_branch: fetched.default_branch.clone(),
         ..ImportOutcome::default()
     };
     let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?

@@ -3,9 +3,12 @@
 //! Translation rules elsewhere are pure; a driver reads inputs, calls them,
 //! stages objects in a write batch, commits it, and only then moves refs.
 
+pub mod checkout;
 pub mod export;
 pub mod format_patch;
 pub mod import;
 pub mod progress;
+pub mod pull;
 pub mod snapshot;
+pub mod status;
 pub mod verify;
