@@ -37,11 +37,11 @@ for i in $(seq "$runs"); do
   sync
   t=$(now); (cd "$work/theirs$i" && mkit git export "$work/mirror-theirs$i" --no-attest >/dev/null 2>"$work/theirs$i.err") || true
   theirs_t+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --quiet >/dev/null 2>"$work/ours$i.err") || true
+  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --no-attest --quiet >/dev/null 2>"$work/ours$i.err") || true
   ours_t+=("$(elapsed "$t")")
   t=$(now); (cd "$work/theirs$i" && mkit git export "$work/mirror-theirs$i" --no-attest >/dev/null 2>&1) || true
   theirs_re+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --quiet >/dev/null 2>&1) || true
+  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --no-attest --quiet >/dev/null 2>&1) || true
   ours_re+=("$(elapsed "$t")")
 done
 

@@ -148,7 +148,7 @@ fn bridge_ok(dir: &Path, args: &[&str]) -> Vec<u8> {
 }
 
 fn export_json(repo: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["export", "--json"];
+    let mut all = vec!["export", "--json", "--no-attest"];
     all.extend_from_slice(args);
     serde_json::from_slice(&bridge_ok(repo, &all)).unwrap()
 }
@@ -404,7 +404,7 @@ fn a_moved_mirror_ref_fails_the_push_with_nothing_applied() {
         fs::read(st.join("refs")).unwrap(),
         fs::read(st.join("map")).unwrap(),
     );
-    let out = bridge(&repo, &["export", mirror.to_str().unwrap()]);
+    let out = bridge(&repo, &["export", "--no-attest", mirror.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("stale info"), "{}", stderr(&out));
     assert_eq!(mirror_refs(&mirror), mirror_before, "something was applied");
@@ -507,7 +507,7 @@ fn racing_exporters_end_with_one_lease_failure_and_no_divergent_ref() {
 
     let spawn = |repo: &Path| {
         Command::new(common::bridge_bin())
-            .args(["export", "--json"])
+            .args(["export", "--json", "--no-attest"])
             .arg(&dest)
             .current_dir(repo)
             .stdout(std::process::Stdio::piped())
@@ -668,7 +668,10 @@ fn refused_refs_are_skipped_and_only_all_skipped_fails() {
     refs::write_ref(&mkit_dir, "refs/heads/bad.", &main, RefCondition::Any).unwrap();
 
     let mirror = w.path("mirror");
-    let out = bridge(&repo_dir, &["export", "--json", mirror.to_str().unwrap()]);
+    let out = bridge(
+        &repo_dir,
+        &["export", "--json", "--no-attest", mirror.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let skipped: BTreeMap<String, String> = report["skipped"]

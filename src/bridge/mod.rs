@@ -7,8 +7,10 @@
 //! threads and the progress, and call these functions object by object. The
 //! export direction (SPEC-GIT-BRIDGE) is [`export`], its fail-closed inverse
 //! [`reconstruct`], and shallow and deep checking of exported history [`verify`].
+//! [`plan`] decides, as data, what a push does to each ref.
 
 pub mod export;
+pub mod plan;
 pub mod import;
 pub mod mbox;
 pub mod patch;

@@ -244,5 +244,16 @@ fn export_code(e: &ExportError) -> u8 {
         ExportError::Push { .. } => UNAVAILABLE,
         ExportError::Threads { .. } => SOFTWARE,
         ExportError::Interrupted => TEMPFAIL,
+        ExportError::PassthroughNeedsImport { .. }
+        | ExportError::ForkNormalized { .. }
+        | ExportError::ForkTagExists { .. } => USAGE,
+        ExportError::ForkStagingMissing { .. } => CONFIG,
+        ExportError::NotFastForward { .. } => DATAERR,
+        ExportError::LeaseMismatch { .. } => TEMPFAIL,
+        ExportError::Signer {
+            source: KeyError::Missing { .. },
+        } => NOINPUT,
+        ExportError::Signer { .. } => CONFIG,
+        ExportError::Attest { .. } => SOFTWARE,
     }
 }

@@ -19,6 +19,8 @@ pub struct ExportArgs {
     pub remote: String,
     pub refs: Vec<String>,
     pub force: bool,
+    pub passthrough: bool,
+    pub attest: bool,
     pub jobs: usize,
     pub json: bool,
     pub quiet: bool,
@@ -36,6 +38,8 @@ pub fn export(out: &mut impl Write, args: &ExportArgs) -> Result<(), CliError> {
             remote: &args.remote,
             refs: &args.refs,
             force: args.force,
+            passthrough: args.passthrough,
+            attest: args.attest,
             jobs: args.jobs,
             interrupt: &interrupt,
             progress: &bar,
@@ -93,12 +97,27 @@ fn render_export(
             .iter()
             .map(|(n, d)| format!("{}:{:.3}", json_str(n), d.as_secs_f64()))
             .collect();
+        let attestations = o.attestations.as_ref().map_or_else(
+            || "null".to_owned(),
+            |a| {
+                format!(
+                    "{{\"ref\":\"refs/mkit/attestations\",\"git\":\"{}\",\"minted\":{},\
+                     \"status\":\"{}\"}}",
+                    a.commit.to_hex(),
+                    a.minted,
+                    a.status.as_str()
+                )
+            },
+        );
         writeln!(
             out,
-            "{{\"ok\":{ok},\"exported\":[{}],\"skipped\":[{}],\"updated\":{},\"translated\":{},\
-             \"written\":{},\"destination\":{},\"seconds\":{{{}}}}}",
+            "{{\"ok\":{ok},\"exported\":[{}],\"skipped\":[{}],\"mode\":\"{}\",\
+             \"attestations\":{},\"updated\":{},\"translated\":{},\"written\":{},\
+             \"destination\":{},\"seconds\":{{{}}}}}",
             exported.join(","),
             skipped.join(","),
+            if o.fork { "fork" } else { "export" },
+            attestations,
             o.updated(),
             o.translated,
             o.written,
@@ -126,6 +145,14 @@ fn render_export(
             o.translated,
             o.written
         );
+        if let Some(a) = &o.attestations {
+            eprintln!(
+                "refs/mkit/attestations {} ({} minted, {})",
+                a.commit.to_hex(),
+                a.minted,
+                a.status.as_str()
+            );
+        }
     }
     Ok(())
 }

@@ -119,7 +119,8 @@ enum Command {
         json: bool,
     },
     /// Export branches and tags to a git mirror: deterministic translation, one atomic
-    /// push with a lease per ref (behaves as the reference's `mkit git export --no-attest`).
+    /// push with a lease per ref, git-bridge/v1 attestations on refs/mkit/attestations;
+    /// --passthrough is fork mode through an import state.
     Export {
         /// Destination: a git URL or a local path (a missing or empty local path is
         /// initialized as a bare repository).
@@ -132,12 +133,17 @@ enum Command {
         #[arg(long = "ref", value_name = "REF")]
         refs: Vec<String>,
         /// Push without leases: move every exported ref whatever the mirror holds.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "passthrough")]
         force: bool,
-        /// Accepted for compatibility with `mkit git export`; attestations are not
-        /// minted yet, so every export behaves as --no-attest.
+        /// Mint no git-bridge/v1 attestation and publish no refs/mkit/attestations
+        /// (no key is read).
         #[arg(long = "no-attest")]
         no_attest: bool,
+        /// Fork mode (SPEC-GIT-BRIDGE §14) through this --remote-name's import state:
+        /// imported history keeps its original git ids, local commits are translated on
+        /// top, and every branch must fast-forward on the destination (tags never move).
+        #[arg(long)]
+        passthrough: bool,
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         jobs: usize,
@@ -252,7 +258,8 @@ pub fn main() -> u8 {
             remote_name,
             refs,
             force,
-            no_attest: _,
+            no_attest,
+            passthrough,
             jobs,
             json,
             quiet,
@@ -263,6 +270,8 @@ pub fn main() -> u8 {
                 remote: remote_name,
                 refs,
                 force,
+                passthrough,
+                attest: !no_attest,
                 jobs,
                 json,
                 quiet,

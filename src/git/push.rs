@@ -103,12 +103,15 @@ pub enum Lease {
     Force,
 }
 
-/// One ref to push: the same name on both sides.
+/// One ref to push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefPush {
-    /// Full ref name (`refs/heads/main`).
+    /// Full ref name on the destination (`refs/heads/main`).
     pub name: String,
-    /// The value it gets (already a ref of that name in the staging repository).
+    /// The staging ref that holds the value (the same name, or
+    /// `refs/mkit-export/<name>` in fork mode).
+    pub src: String,
+    /// The value it gets (already the value of `src` in the staging repository).
     pub new: Sha1,
     /// The condition on its current value.
     pub lease: Lease,
@@ -265,8 +268,10 @@ impl Git {
         c.status().is_ok_and(|s| s.success())
     }
 
-    /// The destination's heads and tags (`git ls-remote --refs`), run from
-    /// `staging` (so a relative URL resolves as the push's does).
+    /// The destination's refs (`git ls-remote --refs`: heads, tags and any
+    /// other namespace such as `refs/mkit/attestations`; no peeled entries,
+    /// no `HEAD`), run from `staging` (so a relative URL resolves as the
+    /// push's does).
     pub fn ls_remote(
         &self,
         staging: &Path,
@@ -288,7 +293,7 @@ impl Git {
             let Some((hex, name)) = line.split_once('\t') else {
                 continue;
             };
-            if !(name.starts_with("refs/heads/") || name.starts_with("refs/tags/")) {
+            if !name.starts_with("refs/") {
                 continue;
             }
             if let Ok(id) = Sha1::from_hex_any_case(hex.trim().as_bytes()) {
@@ -318,8 +323,8 @@ impl Git {
         c.arg("--").arg(dest);
         for r in refs {
             match r.lease {
-                Lease::Force => c.arg(format!("+{0}:{0}", r.name)),
-                Lease::Expect(_) => c.arg(format!("{0}:{0}", r.name)),
+                Lease::Force => c.arg(format!("+{}:{}", r.src, r.name)),
+                Lease::Expect(_) => c.arg(format!("{}:{}", r.src, r.name)),
             };
         }
         let out = self.output(c)?;
@@ -370,6 +375,100 @@ impl Git {
                 .collect()
         };
         Err(PushError::Rejected { refs: chosen })
+    }
+}
+
+impl Git {
+    /// The commit `spec` names in `repo` (`rev-parse --verify --quiet
+    /// <spec>^{commit}`), `None` when it names none.
+    pub fn rev_parse_commit(&self, repo: &Path, spec: &str) -> Result<Option<Sha1>, PushError> {
+        let mut c = self.command(Some(repo));
+        c.args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{spec}^{{commit}}"));
+        let out = self.output(c)?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(Sha1::from_hex_any_case(text.trim().as_bytes()).ok())
+    }
+
+    /// The tree of `commit` in `repo`.
+    pub fn commit_tree(&self, repo: &Path, commit: &Sha1) -> Result<Option<Sha1>, PushError> {
+        let mut c = self.command(Some(repo));
+        c.args(["rev-parse", "--verify", "--quiet"])
+            .arg(format!("{}^{{tree}}", commit.to_hex()));
+        let out = self.output(c)?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(Sha1::from_hex_any_case(text.trim().as_bytes()).ok())
+    }
+
+    /// The entries of `commit`'s root tree in `repo`: `(name, id)` of each
+    /// (`git ls-tree -z`), in tree order.
+    pub fn ls_tree(&self, repo: &Path, commit: &Sha1) -> Result<Vec<(String, Sha1)>, PushError> {
+        let out = self.run(
+            "ls-tree",
+            Some(repo),
+            [
+                "ls-tree".to_owned(),
+                "-z".to_owned(),
+                format!("{}^{{tree}}", commit.to_hex()),
+            ],
+        )?;
+        let mut entries = Vec::new();
+        for record in out.split('\0').filter(|r| !r.is_empty()) {
+            // "<mode> <kind> <id>\t<name>"
+            let Some((meta, name)) = record.split_once('\t') else {
+                continue;
+            };
+            let Some(hex) = meta.split(' ').nth(2) else {
+                continue;
+            };
+            if let Ok(id) = Sha1::from_hex_any_case(hex.as_bytes()) {
+                entries.push((name.to_owned(), id));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Whether `old` is `new` or one of its ancestors in `repo`; false when
+    /// `repo` does not have `old` at all (`cat-file -e`, then `merge-base
+    /// --is-ancestor`).
+    pub fn is_ancestor(&self, repo: &Path, old: &Sha1, new: &Sha1) -> Result<bool, PushError> {
+        let mut probe = self.command(Some(repo));
+        probe
+            .args(["cat-file", "-e", &format!("{}^{{commit}}", old.to_hex())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if !self.status(probe)? {
+            return Ok(false);
+        }
+        let mut c = self.command(Some(repo));
+        c.args(["merge-base", "--is-ancestor", &old.to_hex(), &new.to_hex()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = self.output(c)?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(PushError::Failed {
+                action: "merge-base",
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            }),
+        }
+    }
+
+    fn status(&self, mut c: Command) -> Result<bool, PushError> {
+        c.status().map(|s| s.success()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                PushError::GitMissing
+            } else {
+                PushError::Spawn(e)
+            }
+        })
     }
 }
 

@@ -1,47 +1,64 @@
-//! The export driver: mkit history → a git mirror (SPEC-GIT-BRIDGE §12).
+//! The export driver: mkit history → a git mirror (SPEC-GIT-BRIDGE §12), and
+//! its fork mode (`--passthrough`, §14).
 //!
-//! One run, under the state lock, in this order:
+//! One run, under the state lock, as a short list of phases:
 //!
-//! 1. select the refs (every branch and tag, or `--ref`s) and refuse the
-//!    run early, with no side effect, on a bad destination, a destination
-//!    that is a recorded import source in any state (the origin guard,
-//!    §14.2), a state bound to another direction or another destination;
-//! 2. prepare the destination (a missing or empty local path is
-//!    `git init --bare`ed) and the bare staging repository
-//!    `.mkit/git/<remote>/repo.git` (a fresh one discards the map, whose
-//!    ids it would not hold);
-//! 3. translate the union of the refs' closures that the map does not know,
-//!    in parallel: a breadth-first walk reads the new trees, commits and
-//!    tags level by level, then reads, translates and compresses every new
-//!    blob and chunked blob in one parallel pass; trees, commits and tags
-//!    follow in waves where every object's children are in earlier waves.
-//!    Each git object is named by our collision-detecting SHA-1 and, unless
-//!    staging already has it, appended to one pack for the run, which gix
-//!    indexes (hashing every object itself) and which must hold exactly our
-//!    ids ([`pack`]). A refused object refuses every ref whose closure holds
-//!    it, with its own reason; the other refs go on;
-//! 4. point the staging refs at the new tips and run ONE
-//!    `git push --atomic` with a lease per ref: the recorded ref state, else
-//!    the value `git ls-remote` observes (absent: must not exist); `--force`
-//!    drops the leases. Refs are only added or moved, never deleted. The
-//!    pack is flushed to disk (`syncfs`) while the push runs;
-//! 5. only once the push has landed (and the pack is durable): bind the
-//!    direction and (first time) the destination, append the map, and
-//!    rewrite the ref state merged over the prior records.
+//! 1. **check** ([`check_state`]): refuse the run early, with no side
+//!    effect, on a bad destination; a destination that is a recorded import
+//!    source (the origin guard, §14.2: allowed only in fork mode through the
+//!    very state that imports from it); a state bound to another direction;
+//!    and, in fork mode, a state that is not an import (or fork) state or
+//!    whose import normalized historic tree modes (`normalized`);
+//! 2. **prepare**: the destination (a missing or empty local path is
+//!    `git init --bare`ed), the plain export's destination binding, and the
+//!    staging repository `.mkit/git/<remote>/repo.git` (plain export: made
+//!    when missing, a fresh one discards the map; fork mode: the import's own
+//!    mirror, which must exist, with the import's map);
+//! 3. **translate** ([`translate_refs`]): the union of the refs' closures
+//!    that the map does not know, in parallel: a breadth-first walk reads the
+//!    new trees, commits and tags level by level, then reads, translates and
+//!    compresses every new blob and chunked blob in one parallel pass; trees,
+//!    commits and tags follow in waves where every object's children are in
+//!    earlier waves. In fork mode the map is the import's, so every imported
+//!    object keeps its original SHA-1 and is not written again (its bytes are
+//!    already in the import mirror): only local objects are translated. Each
+//!    git object is named by our collision-detecting SHA-1 and, unless
+//!    staging already has it, appended to one pack for the run ([`pack`]). A
+//!    refused object refuses every ref whose closure holds it; the others go
+//!    on;
+//! 4. **attest** (`attest.rs`): unless `--no-attest`, one `git-bridge/v1`
+//!    envelope per exported head this run translated (in fork mode, not for
+//!    a head that passed through), signed by the repository key, saved under
+//!    `.mkit/attestations/` and published as a flat tree on the synthetic
+//!    chain `refs/mkit/attestations` (its objects go into the same pack). A
+//!    head whose recorded state is unchanged is not re-minted;
+//! 5. **stage**: the pack is indexed and the staging refs point at the new
+//!    tips (fork mode: under `refs/mkit-export/`, so the import's own refs
+//!    are untouched);
+//! 6. **plan and push** ([`push_refs`]): observe the destination when the
+//!    mode needs it (`git ls-remote`; fork mode always), plan every ref with
+//!    the pure planner ([`crate::bridge::plan`]) and refuse the whole run on
+//!    any refused ref (a moved lease, a fork-mode tag that exists, a
+//!    fork-mode branch that would not fast-forward), then ONE
+//!    `git push --atomic` with a lease per ref. The pack is flushed to disk
+//!    (`syncfs`) while the push runs;
+//! 7. **record** ([`record`]): only once the push has landed: the direction
+//!    (`export`, or the `import` → `fork` upgrade), the destination (plain:
+//!    bound on the first push; fork: the last one, for status only), the
+//!    map, and the ref state merged over the prior records.
 //!
 //! A failure before the push leaves the mirror and the state as they were
-//! (objects written to staging are harmless: content-addressed and
-//! unreferenced). A state directory that had no destination binding when
-//! the run started is removed on failure, so a typo does not burn the
-//! name; a destination directory this run created is removed too.
+//! (objects written to staging are harmless: content-addressed). A plain
+//! state directory that had no destination binding when the run started is
+//! removed on failure, so a typo does not burn the name; a destination
+//! directory this run created is removed too.
 //!
 //! Output is identical for any number of jobs: ids are content-addressed,
 //! refusals are chosen by a fixed rule (an object takes the refusal of its
 //! first refused child, in the object's own child order) and every list
-//! written is sorted. Attestations (§11) are not minted yet: the run behaves
-//! as the reference's `mkit git export --no-attest` and never pushes
-//! `refs/mkit/attestations`.
+//! written is sorted.
 
+mod attest;
 pub mod pack;
 
 use std::collections::{HashMap, HashSet};
@@ -55,11 +72,13 @@ use crate::bridge::export::{
     ExportRefusal, check_manifest, dependencies, export_blob, export_flattened, export_object,
     export_ref,
 };
+use crate::bridge::plan::{self, Action, Mode, Observation, PlanRefusal, RefInput};
 use crate::durable::IoError;
 use crate::git::remote::{self, RemoteError, UrlKind};
 use crate::git::sha1::Sha1;
 use crate::git::staging;
 use crate::mkit::id::Id;
+use crate::mkit::keys::KeyError;
 use crate::mkit::object::{EntryMode, Object, ObjectType};
 use crate::mkit::refs::{self, HEADS_PREFIX, Head, RefError, TAGS_PREFIX};
 use crate::mkit::repo::Repo;
@@ -73,6 +92,13 @@ use pack::{PackEntry, PackError, PackWriter};
 /// The state name `export` uses when none is given (the reference's).
 pub const DEFAULT_REMOTE: &str = "mirror";
 
+/// The mirror-side ref that carries the published attestations (§11).
+pub const ATTESTATIONS_REF: &str = "refs/mkit/attestations";
+
+/// Where fork mode stages its tips in the import mirror, so the import's own
+/// refs (the upstream's state) stay untouched.
+pub const FORK_STAGING_PREFIX: &str = "refs/mkit-export/";
+
 /// What to export and where.
 pub struct ExportRequest<'a> {
     /// The destination: a local path or a git URL.
@@ -82,8 +108,15 @@ pub struct ExportRequest<'a> {
     /// Full ref names to export (`refs/heads/*` or `refs/tags/*`); empty
     /// means every branch and tag.
     pub refs: &'a [String],
-    /// Push without leases: every ref is moved whatever the mirror holds.
+    /// Push without leases: every ref is moved whatever the mirror holds
+    /// (plain export only).
     pub force: bool,
+    /// Fork mode (`--passthrough`): through an import state, imported
+    /// objects keep their original SHA-1s and every push fast-forwards.
+    pub passthrough: bool,
+    /// Mint and publish `git-bridge/v1` attestations (`--no-attest` clears
+    /// it, and then no key is read).
+    pub attest: bool,
     /// Worker threads; 0 means one per core.
     pub jobs: usize,
     /// Set to stop at the next safe point before the push.
@@ -99,8 +132,22 @@ impl std::fmt::Debug for ExportRequest<'_> {
             .field("remote", &self.remote)
             .field("refs", &self.refs)
             .field("force", &self.force)
+            .field("passthrough", &self.passthrough)
+            .field("attest", &self.attest)
             .field("jobs", &self.jobs)
             .finish_non_exhaustive()
+    }
+}
+
+impl ExportRequest<'_> {
+    fn mode(&self) -> Mode {
+        if self.passthrough {
+            Mode::Fork
+        } else if self.force {
+            Mode::Force
+        } else {
+            Mode::Mirror
+        }
     }
 }
 
@@ -111,7 +158,8 @@ pub struct ExportedRef {
     pub name: String,
     /// The mkit id it names.
     pub mkit: Id,
-    /// Its translation.
+    /// Its translation (in fork mode, the original SHA-1 when it passed
+    /// through).
     pub git: Sha1,
     /// What the push did to it.
     pub status: PushStatus,
@@ -126,6 +174,17 @@ pub struct SkippedRef {
     pub refusal: ExportRefusal,
 }
 
+/// What happened to the attestations chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationsOutcome {
+    /// The commit `refs/mkit/attestations` names after the run.
+    pub commit: Sha1,
+    /// Envelopes minted by this run.
+    pub minted: usize,
+    /// What the push did to the ref.
+    pub status: PushStatus,
+}
+
 /// What an export did.
 #[derive(Debug, Default)]
 pub struct ExportOutcome {
@@ -134,6 +193,8 @@ pub struct ExportOutcome {
     pub exported: Vec<ExportedRef>,
     /// Refs skipped, in selection order.
     pub skipped: Vec<SkippedRef>,
+    /// The attestations ref, when attestations were published.
+    pub attestations: Option<AttestationsOutcome>,
     /// mkit objects translated in this run.
     pub translated: u64,
     /// Git objects newly written to the staging repository.
@@ -142,8 +203,10 @@ pub struct ExportOutcome {
     pub destination: String,
     /// True when this run created the destination repository.
     pub created_destination: bool,
-    /// True when `git ls-remote` was run to seed leases.
+    /// True when `git ls-remote` was run (seeding leases, or fork mode).
     pub observed: bool,
+    /// True in fork mode.
+    pub fork: bool,
     /// Wall time of each phase, in order.
     pub timings: Vec<(&'static str, Duration)>,
 }
@@ -194,8 +257,8 @@ pub enum ExportError {
     #[error(
         "{dest} is the recorded git-import source of state '{state}'; a plain export toward it \
          would replace its history with a disconnected re-translation (SPEC-GIT-BRIDGE §14.2). \
-         Export to a separate mirror, or use fork mode through that state \
-         (`mkit git export --passthrough --remote-name {state}`)"
+         Export to a separate mirror, or send work upstream in fork mode through that state \
+         (`mkit-bridge export --passthrough --remote-name {state}`)"
     )]
     OriginGuard {
         /// The destination as given.
@@ -205,7 +268,7 @@ pub enum ExportError {
     },
     /// The state is bound to another direction.
     #[error(
-        "state '{remote}' is bound to direction '{direction}'; 'export' is not allowed there \
+        "state '{remote}' is bound to direction '{direction}'; '{wanted}' is not allowed there \
          (one direction per state directory: choose another --remote-name)"
     )]
     WrongDirection {
@@ -213,6 +276,37 @@ pub enum ExportError {
         remote: String,
         /// Its direction.
         direction: &'static str,
+        /// What this run needs (`export`, or `fork` for `--passthrough`).
+        wanted: &'static str,
+    },
+    /// `--passthrough` through a state that no import made.
+    #[error(
+        "--passthrough requires import state for '{remote}': run `mkit-bridge import <url>` \
+         (or `mkit git import`) under that --remote-name first (SPEC-GIT-BRIDGE §14.1)"
+    )]
+    PassthroughNeedsImport {
+        /// The state.
+        remote: String,
+    },
+    /// `--passthrough` through a state whose import normalized tree modes.
+    #[error(
+        "state '{remote}' contains historic-mode-normalized trees; fork mode cannot reproduce \
+         their original sha1s (SPEC-GIT-IMPORT §3.3). Re-import under a new --remote-name to \
+         get fork-strict refusals"
+    )]
+    ForkNormalized {
+        /// The state.
+        remote: String,
+    },
+    /// `--passthrough` through a state whose import mirror is gone.
+    #[error(
+        "fork-mode staging mirror {} is missing; re-run the import (`mkit-bridge import` or \
+         `mkit git import`) to restore it",
+        path.display()
+    )]
+    ForkStagingMissing {
+        /// The staging repository.
+        path: PathBuf,
     },
     /// The state is bound to another destination (SPEC-GIT-BRIDGE §12.3).
     #[error("state '{remote}' is bound to {bound}; use a different --remote-name for {dest}")]
@@ -234,6 +328,82 @@ pub enum ExportError {
         /// The path.
         path: PathBuf,
     },
+    /// Fork mode: the destination's tag names another object.
+    #[error(
+        "{name} already exists on {dest} at a different object ({}); fork-mode export never \
+         moves an existing tag. Nothing was pushed: export the other refs with --ref, or \
+         delete or rename the tag on one side",
+        observed.to_hex()
+    )]
+    ForkTagExists {
+        /// The tag.
+        name: String,
+        /// The destination.
+        dest: String,
+        /// What the destination's tag names.
+        observed: Sha1,
+    },
+    /// Fork mode: the destination's branch has work we have not integrated.
+    #[error(
+        "{name} on {dest} has commits this repo has not integrated (it is at {}); nothing was \
+         pushed. Fetch and integrate first: `mkit-bridge fetch --remote-name {remote}` (or \
+         `mkit git fetch`), then `mkit merge {remote}/{branch}`, and export again \
+         (fork-mode export refuses non-fast-forward pushes)",
+        observed.to_hex()
+    )]
+    NotFastForward {
+        /// The branch.
+        name: String,
+        /// Its short name.
+        branch: String,
+        /// The destination.
+        dest: String,
+        /// The state.
+        remote: String,
+        /// What the destination's branch names.
+        observed: Sha1,
+    },
+    /// Plain export: the mirror does not hold what this state recorded.
+    #[error(
+        "push to {dest}: {name} stale info: the mirror holds {} where the last export recorded \
+         {}; nothing was pushed and the state is unchanged.\nhint: the mirror moved since it was \
+         last seen: if that change is expected, remove .mkit/git/{remote}/refs to reseed the \
+         leases from the mirror (or use --force), and export again",
+        observed.map_or_else(|| "nothing".to_owned(), |o| o.to_hex()),
+        recorded.to_hex()
+    )]
+    LeaseMismatch {
+        /// The ref.
+        name: String,
+        /// The destination.
+        dest: String,
+        /// The state.
+        remote: String,
+        /// The recorded value.
+        recorded: Sha1,
+        /// What the mirror holds (`None`: the ref is gone).
+        observed: Option<Sha1>,
+    },
+    /// The repository key that signs attestations cannot be used.
+    #[error(
+        "build bridge signer: {source}{}",
+        if matches!(source, KeyError::Missing { .. }) {
+            "; or export with --no-attest to skip attestations"
+        } else { "" }
+    )]
+    Signer {
+        /// Why.
+        #[source]
+        source: KeyError,
+    },
+    /// An attestation could not be minted or saved.
+    #[error("attestation for {name}: {message}")]
+    Attest {
+        /// The ref.
+        name: String,
+        /// What failed.
+        message: String,
+    },
     /// A filesystem operation on the destination or staging failed.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -243,9 +413,9 @@ pub enum ExportError {
     /// The push did not land.
     #[error("push to {dest}: {error}{}", if error.is_lease_failure() {
         format!(
-            "; nothing was pushed and the state is unchanged. The mirror moved since it was \
-             last seen: if that change is expected, remove .mkit/git/{remote}/refs to reseed \
-             the leases from the mirror (or use --force), and export again"
+            "; nothing was pushed and the state is unchanged.\nhint: the mirror moved since it \
+             was last seen: if that change is expected, remove .mkit/git/{remote}/refs to \
+             reseed the leases from the mirror (or use --force), and export again"
         )
     } else { String::new() })]
     Push {
@@ -287,6 +457,29 @@ impl From<PushError> for ExportError {
     }
 }
 
+/// Wall-time laps of the run's phases.
+struct Laps {
+    clock: Instant,
+    timings: Vec<(&'static str, Duration)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps {
+            clock: Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        self.timings.push((name, self.clock.elapsed()));
+        self.clock = Instant::now();
+    }
+}
+
+/// A ref to push: its name, the mkit id it names and its git value.
+type Tip = (String, Id, Sha1);
+
 /// Export `req.refs` (or every branch and tag) of `repo` to `req.dest`
 /// under state `req.remote`.
 pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, ExportError> {
@@ -296,50 +489,22 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
     let selection = select_refs(mkit_dir, req.refs)?;
     let _lock = state::lock_state_default(mkit_dir, req.remote)?;
     let git = Git::new()?;
+    let mut laps = Laps::start();
 
-    let mut clock = Instant::now();
-    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
-    let mut lap = |name: &'static str| {
-        timings.push((name, clock.elapsed()));
-        clock = Instant::now();
-    };
-
-    // Origin guard first: a refusal has no side effect.
-    let guard_identity = remote::remote_identity(req.dest);
-    if let Some(other) = state::state_with_source(mkit_dir, &guard_identity, None)? {
-        return Err(ExportError::OriginGuard {
-            dest: req.dest.to_owned(),
-            state: other,
-        });
-    }
-    match state::read_direction(&state_dir)? {
-        None | Some(Direction::Export) => {}
-        Some(other) => {
-            return Err(ExportError::WrongDirection {
-                remote: req.remote.to_owned(),
-                direction: other.as_str(),
-            });
-        }
-    }
-    let recorded_dest = state::read_binding(&state_dir, Binding::Dest)?;
-
-    // Nothing bound yet: a failure removes what this run made.
+    let recorded_dest = check_state(mkit_dir, &state_dir, req)?;
+    // A plain state bound to nothing yet: a failure removes what this run
+    // made. A fork state is an import's, and is never removed.
     let mut cleanup = Cleanup {
-        state: recorded_dest.is_none().then(|| state_dir.clone()),
+        state: (!req.passthrough && recorded_dest.is_none()).then(|| state_dir.clone()),
         dest: None,
     };
-    let initial_branch = match refs::read_head(mkit_dir) {
-        Ok(Some(Head::Symbolic(name))) if matches!(export_ref(&name), Ok(Some(_))) => {
-            name.strip_prefix(HEADS_PREFIX).map(str::to_owned)
-        }
-        _ => None,
-    };
-    let destination = prepare_destination(&git, req.dest, initial_branch.as_deref())?;
+    let destination = prepare_destination(&git, req.dest, initial_branch(mkit_dir).as_deref())?;
     cleanup.dest = destination.created.clone();
     // After preparing: a fresh local mirror resolves only once it exists.
-    let bound_identity = remote::remote_identity(req.dest);
-    if let Some(bound) = &recorded_dest
-        && *bound != bound_identity
+    let dest_identity = remote::remote_identity(req.dest);
+    if !req.passthrough
+        && let Some(bound) = &recorded_dest
+        && *bound != dest_identity
     {
         return Err(ExportError::DestinationMismatch {
             remote: req.remote.to_owned(),
@@ -347,13 +512,206 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
             dest: req.dest.to_owned(),
         });
     }
-
-    // The plan: refs git cannot name are skipped before any work.
     let mut outcome = ExportOutcome {
         destination: destination.target.clone(),
         created_destination: destination.created.is_some(),
+        fork: req.passthrough,
         ..ExportOutcome::default()
     };
+    let (staging_path, map) = open_staging(&git, &state_dir, req.passthrough)?;
+    let prior = state::load_ref_state(&state_dir)?;
+    laps.lap("prepare");
+
+    let Translated {
+        done,
+        to_push,
+        skipped,
+        mut sink,
+    } = translate_refs(repo, req, &staging_path, &map, selection, &mut laps)?;
+    outcome.translated = done.len() as u64;
+    outcome.skipped = skipped;
+    if to_push.is_empty() {
+        // Every ref was refused: nothing to push, nothing recorded.
+        outcome.timings = laps.timings;
+        return Ok(outcome);
+    }
+    let minted = if req.attest {
+        let heads = attestable(&state_dir, req.passthrough, &to_push)?;
+        attest::publish(&mut attest::Publish {
+            git: &git,
+            staging: &staging_path,
+            store: repo.store(),
+            mkit_dir,
+            dest: req.dest,
+            heads: &heads,
+            prior: &prior,
+            sink: &mut sink,
+        })?
+    } else {
+        None
+    };
+    laps.lap("attest");
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ExportError::Interrupted);
+    }
+    outcome.written = sink.pack.len() as u64;
+    stage(&git, &staging_path, req, sink, &to_push, minted.as_ref())?;
+    laps.lap("stage");
+
+    let mut pushes: Vec<Tip> = to_push.clone();
+    if let Some(m) = &minted {
+        pushes.push((ATTESTATIONS_REF.to_owned(), Id([0; 32]), m.commit));
+    }
+    let target = PushTarget {
+        git: &git,
+        staging: &staging_path,
+        destination: &destination.target,
+        req,
+    };
+    let statuses = push_refs(&target, &pushes, &prior, &mut outcome)?;
+    laps.lap("push");
+
+    let binding = Recording {
+        state_dir: &state_dir,
+        req,
+        unbound: recorded_dest.is_none(),
+        dest_identity: &dest_identity,
+    };
+    record(&binding, &done, &pushes, &prior)?;
+    cleanup.disarm();
+    laps.lap("state");
+
+    let status_of: HashMap<String, PushStatus> = statuses.into_iter().collect();
+    let status = |name: &str| {
+        status_of
+            .get(name)
+            .copied()
+            .unwrap_or(PushStatus::FastForward)
+    };
+    outcome.attestations = minted.map(|m| AttestationsOutcome {
+        commit: m.commit,
+        minted: m.minted,
+        status: status(ATTESTATIONS_REF),
+    });
+    outcome.exported = to_push
+        .into_iter()
+        .map(|(name, mkit, git)| ExportedRef {
+            status: status(&name),
+            name,
+            mkit,
+            git,
+        })
+        .collect();
+    outcome.timings = laps.timings;
+    Ok(outcome)
+}
+
+/// The checks that need no side effect: the origin guard, the direction,
+/// and (fork mode) that the state is an import's and was not normalized.
+/// Returns the recorded `dest` binding.
+fn check_state(
+    mkit_dir: &Path,
+    state_dir: &Path,
+    req: &ExportRequest<'_>,
+) -> Result<Option<String>, ExportError> {
+    let identity = remote::remote_identity(req.dest);
+    if let Some(other) = state::state_with_source(mkit_dir, &identity, None)?
+        && !(req.passthrough && other == req.remote)
+    {
+        return Err(ExportError::OriginGuard {
+            dest: req.dest.to_owned(),
+            state: other,
+        });
+    }
+    let wanted = if req.passthrough {
+        Direction::Fork
+    } else {
+        Direction::Export
+    };
+    let have = state::read_direction(state_dir)?;
+    if req.passthrough && have.is_none() {
+        return Err(ExportError::PassthroughNeedsImport {
+            remote: req.remote.to_owned(),
+        });
+    }
+    if let Some(have) = have
+        && !Direction::may_bind(Some(have), wanted)
+    {
+        return Err(ExportError::WrongDirection {
+            remote: req.remote.to_owned(),
+            direction: have.as_str(),
+            wanted: wanted.as_str(),
+        });
+    }
+    if req.passthrough && state::read_normalized(state_dir)? {
+        return Err(ExportError::ForkNormalized {
+            remote: req.remote.to_owned(),
+        });
+    }
+    Ok(state::read_binding(state_dir, Binding::Dest)?)
+}
+
+/// The branch a destination this run creates gets as `HEAD`: the mkit
+/// repository's current branch, when git can name it.
+fn initial_branch(mkit_dir: &Path) -> Option<String> {
+    match refs::read_head(mkit_dir) {
+        Ok(Some(Head::Symbolic(name))) if matches!(export_ref(&name), Ok(Some(_))) => {
+            name.strip_prefix(HEADS_PREFIX).map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+/// The staging repository and the map that goes with it. Plain export makes
+/// staging when missing (a fresh one discards the map, whose ids it would
+/// not hold); fork mode needs the import's mirror and uses the import's map.
+fn open_staging(
+    git: &Git,
+    state_dir: &Path,
+    fork: bool,
+) -> Result<(PathBuf, BlakeToSha1), ExportError> {
+    if fork {
+        let path = staging::mirror_path(state_dir);
+        if !path.join("objects").is_dir() {
+            return Err(ExportError::ForkStagingMissing { path });
+        }
+        remove_pack_leftovers(&path);
+        return Ok((path, state::load_map(state_dir)?));
+    }
+    crate::durable::create_dir_all_durable(state_dir)?;
+    let (path, fresh) = ensure_staging(git, state_dir)?;
+    let map = if fresh {
+        state::discard_map(state_dir)?;
+        BlakeToSha1::new()
+    } else {
+        state::load_map(state_dir)?
+    };
+    Ok((path, map))
+}
+
+/// What the translation phase leaves for the rest of the run.
+struct Translated {
+    /// Objects translated in this run (the map's new pairs).
+    done: HashMap<Id, Sha1>,
+    /// The refs that can be pushed, in selection order.
+    to_push: Vec<Tip>,
+    /// The refs that cannot, in selection order.
+    skipped: Vec<SkippedRef>,
+    /// The run's pack, still open for the attestation objects.
+    sink: Sink,
+}
+
+/// Translate the closures of the selected refs into the run's pack and
+/// resolve each ref to its git value, or to the refusal that skips it.
+fn translate_refs(
+    repo: &Repo,
+    req: &ExportRequest<'_>,
+    staging_path: &Path,
+    map: &BlakeToSha1,
+    selection: Vec<(String, Id)>,
+    laps: &mut Laps,
+) -> Result<Translated, ExportError> {
+    // Refs git cannot name are skipped before any work.
     let mut candidates: Vec<(usize, String, Id)> = Vec::new();
     let mut skipped: Vec<(usize, SkippedRef)> = Vec::new();
     for (index, (name, id)) in selection.into_iter().enumerate() {
@@ -363,18 +721,6 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
             Err(refusal) => skipped.push((index, SkippedRef { name, refusal })),
         }
     }
-
-    crate::durable::create_dir_all_durable(&state_dir)?;
-    let (staging_path, fresh_staging) = ensure_staging(&git, &state_dir)?;
-    let map = if fresh_staging {
-        state::discard_map(&state_dir)?;
-        BlakeToSha1::new()
-    } else {
-        state::load_map(&state_dir)?
-    };
-    let prior = state::load_ref_state(&state_dir)?;
-    lap("prepare");
-
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(req.jobs)
         .build()
@@ -382,11 +728,10 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
             jobs: req.jobs,
             message: e.to_string(),
         })?;
-    let objects_dir = staging_path.join("objects");
-    let mut sink = Sink::open(&staging_path)?;
+    let mut sink = Sink::open(staging_path)?;
     let mut tr = Translator {
         store: repo.store(),
-        map: &map,
+        map,
         progress: req.progress,
         interrupt: req.interrupt,
         done: HashMap::new(),
@@ -394,76 +739,152 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
     };
     let tips: Vec<Id> = candidates.iter().map(|(_, _, id)| *id).collect();
     let inner = pool.install(|| tr.walk(&tips, &mut sink))?;
-    lap("walk");
+    laps.lap("walk");
     pool.install(|| tr.translate(inner, &mut sink))?;
-    lap("translate");
+    laps.lap("translate");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ExportError::Interrupted);
     }
-    outcome.written = sink.pack.len() as u64;
-    let keep = sink.pack.finish(req.interrupt)?;
-    lap("pack");
-
-    let mut to_push: Vec<(String, Id, Sha1)> = Vec::new();
+    let mut to_push: Vec<Tip> = Vec::new();
     for (index, name, id) in candidates {
         match tr.resolve(&id) {
             Ok(git_id) => to_push.push((name, id, git_id)),
             Err(refusal) => skipped.push((index, SkippedRef { name, refusal })),
         }
     }
-    outcome.translated = tr.done.len() as u64;
     skipped.sort_by_key(|(index, _)| *index);
-    outcome.skipped = skipped.into_iter().map(|(_, s)| s).collect();
-    if to_push.is_empty() {
-        // Every ref was refused: nothing to push, nothing recorded.
-        outcome.timings = timings;
-        return Ok(outcome);
-    }
+    Ok(Translated {
+        done: tr.done,
+        to_push,
+        skipped: skipped.into_iter().map(|(_, s)| s).collect(),
+        sink,
+    })
+}
 
-    // Staging refs name the new tips (the push's sources); the pack is
-    // reachable now, so gix's keep file can go.
-    update_staging_refs(&git, &staging_path, &to_push)?;
+/// The heads that get a `git-bridge/v1` attestation: every pushed head in
+/// plain export; in fork mode only those this bridge translated (a head
+/// whose raw git bytes the import retained passed through, and its
+/// provenance is the import's git-import/v1 claim, §11).
+fn attestable(state_dir: &Path, fork: bool, to_push: &[Tip]) -> Result<Vec<Tip>, ExportError> {
+    let mut heads = Vec::with_capacity(to_push.len());
+    for tip in to_push {
+        if fork && state::has_raw(state_dir, &tip.2)? {
+            continue;
+        }
+        heads.push(tip.clone());
+    }
+    Ok(heads)
+}
+
+/// The staging ref that holds a pushed ref's value.
+fn staging_ref(name: &str, fork: bool) -> String {
+    if fork && name != ATTESTATIONS_REF {
+        format!("{FORK_STAGING_PREFIX}{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Index the run's pack, then point the staging refs at the new tips (and
+/// the attestations chain at its new commit) in one transaction; the pack's
+/// objects are reachable then, so gix's keep file can go.
+fn stage(
+    git: &Git,
+    staging_path: &Path,
+    req: &ExportRequest<'_>,
+    sink: Sink,
+    to_push: &[Tip],
+    minted: Option<&attest::Minted>,
+) -> Result<(), ExportError> {
+    let keep = sink.pack.finish(req.interrupt)?;
+    let mut updates: Vec<(String, Sha1)> = to_push
+        .iter()
+        .map(|(name, _, sha)| (staging_ref(name, req.passthrough), *sha))
+        .collect();
+    if let Some(m) = minted {
+        updates.push((ATTESTATIONS_REF.to_owned(), m.commit));
+    }
+    update_staging_refs(git, staging_path, &updates)?;
     if let Some(keep) = keep {
         let _ = std::fs::remove_file(keep);
     }
-    lap("stage");
+    Ok(())
+}
 
-    let recorded: HashMap<&str, &RefState> = prior.iter().map(|s| (s.name.as_str(), s)).collect();
-    let needs_observation = !req.force
-        && to_push
-            .iter()
-            .any(|(name, _, _)| !recorded.contains_key(name.as_str()));
-    // The objects must be durable before the map promises them to later
-    // runs, not before the push: flush them while the push runs.
-    let (pushed, synced) = std::thread::scope(|scope| {
+/// Where and how the push goes.
+struct PushTarget<'a> {
+    git: &'a Git,
+    staging: &'a Path,
+    destination: &'a str,
+    req: &'a ExportRequest<'a>,
+}
+
+/// Observe the destination when the mode needs it, plan every ref, refuse
+/// the run on any refused ref, then push them all in one atomic push with
+/// their leases. The pack is flushed to disk while the push runs (the map
+/// must not promise objects that are not durable).
+fn push_refs(
+    t: &PushTarget<'_>,
+    pushes: &[Tip],
+    prior: &[RefState],
+    outcome: &mut ExportOutcome,
+) -> Result<Vec<(String, PushStatus)>, ExportError> {
+    let mode = t.req.mode();
+    let recorded: HashMap<&str, Sha1> = prior.iter().map(|s| (s.name.as_str(), s.git)).collect();
+    let needs_observation = pushes
+        .iter()
+        .any(|(name, _, _)| plan::needs_observation(mode, recorded.get(name.as_str()).copied()));
+    let objects_dir = t.staging.join("objects");
+    std::thread::scope(|scope| {
         let sync = scope.spawn(|| sync_objects(&objects_dir));
         let pushed = (|| {
             let observed = if needs_observation {
-                git.ls_remote(&staging_path, &destination.target)?
+                Some(t.git.ls_remote(t.staging, t.destination)?)
             } else {
-                HashMap::new()
+                None
             };
-            let pushes: Vec<RefPush> = to_push
+            outcome.observed = observed.is_some();
+            let inputs: Vec<RefInput> = pushes
                 .iter()
-                .map(|(name, _, new)| RefPush {
-                    name: name.clone(),
-                    new: *new,
-                    lease: if req.force {
-                        Lease::Force
+                .map(|(name, _, new)| {
+                    let seen = match &observed {
+                        None => Observation::Unknown,
+                        Some(o) => o
+                            .get(name)
+                            .map_or(Observation::Absent, |v| Observation::At(*v)),
+                    };
+                    let rec = if mode == Mode::Fork {
+                        None
                     } else {
-                        Lease::Expect(
-                            recorded
-                                .get(name.as_str())
-                                .map(|s| s.git)
-                                .or_else(|| observed.get(name).copied()),
-                        )
+                        recorded.get(name.as_str()).copied()
+                    };
+                    RefInput::new(name, rec, seen, *new)
+                })
+                .collect();
+            let planned = plan::plan(mode, &inputs, |old, new| {
+                t.git.is_ancestor(t.staging, old, new)
+            })?;
+            if let Some((d, refusal)) = planned.refused().next() {
+                return Err(refused(t.req, &d.name, refusal));
+            }
+            let refs: Vec<RefPush> = planned
+                .decisions
+                .iter()
+                .map(|d| RefPush {
+                    name: d.name.clone(),
+                    src: staging_ref(&d.name, t.req.passthrough),
+                    new: d.new,
+                    lease: match d.outcome {
+                        Ok(Action::Force) => Lease::Force,
+                        _ => Lease::Expect(d.expected),
                     },
                 })
                 .collect();
-            git.push(&staging_path, &destination.target, &pushes)
+            t.git
+                .push(t.staging, t.destination, &refs)
                 .map_err(|error| ExportError::Push {
-                    dest: req.dest.to_owned(),
-                    remote: req.remote.to_owned(),
+                    dest: t.req.dest.to_owned(),
+                    remote: t.req.remote.to_owned(),
                     error,
                 })
         })();
@@ -474,54 +895,83 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
                 std::io::Error::other("the flushing thread panicked"),
             )))
         });
-        (pushed, synced)
-    });
-    outcome.observed = needs_observation;
-    let statuses = pushed?;
-    synced?;
-    lap("push");
+        let statuses = pushed?;
+        synced?;
+        Ok(statuses)
+    })
+}
 
-    // The push landed: record.
-    if state::read_direction(&state_dir)?.is_none() {
-        state::bind_direction(&state_dir, Direction::Export)?;
+/// The run-stopping error for a refused ref.
+fn refused(req: &ExportRequest<'_>, name: &str, refusal: PlanRefusal) -> ExportError {
+    match refusal {
+        PlanRefusal::LeaseMismatch { recorded, observed } => ExportError::LeaseMismatch {
+            name: name.to_owned(),
+            dest: req.dest.to_owned(),
+            remote: req.remote.to_owned(),
+            recorded,
+            observed,
+        },
+        PlanRefusal::TagExists { observed } => ExportError::ForkTagExists {
+            name: name.to_owned(),
+            dest: req.dest.to_owned(),
+            observed,
+        },
+        PlanRefusal::NonFastForward { observed } => ExportError::NotFastForward {
+            name: name.to_owned(),
+            branch: name.strip_prefix(HEADS_PREFIX).unwrap_or(name).to_owned(),
+            dest: req.dest.to_owned(),
+            remote: req.remote.to_owned(),
+            observed,
+        },
     }
-    if recorded_dest.is_none() {
-        state::pin_binding(&state_dir, Binding::Dest, &bound_identity)?;
+}
+
+/// Where and what the record phase writes.
+struct Recording<'a> {
+    state_dir: &'a Path,
+    req: &'a ExportRequest<'a>,
+    /// True when the state had no `dest` binding at the start.
+    unbound: bool,
+    dest_identity: &'a str,
+}
+
+/// The push landed: bind the direction and the destination, append the map
+/// (the run's new pairs, sorted) and rewrite the ref state, merged over the
+/// prior records (refs not pushed this time keep theirs).
+fn record(
+    r: &Recording<'_>,
+    done: &HashMap<Id, Sha1>,
+    pushes: &[Tip],
+    prior: &[RefState],
+) -> Result<(), ExportError> {
+    let state_dir = r.state_dir;
+    if r.req.passthrough {
+        state::bind_direction(state_dir, Direction::Fork)?;
+        // Not a binding: the last destination, for status.
+        state::write_binding(state_dir, Binding::Dest, r.dest_identity)?;
+    } else {
+        state::bind_direction(state_dir, Direction::Export)?;
+        if r.unbound {
+            state::pin_binding(state_dir, Binding::Dest, r.dest_identity)?;
+        }
     }
-    cleanup.disarm();
-    let mut pairs: Vec<(Id, Sha1)> = tr.done.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut pairs: Vec<(Id, Sha1)> = done.iter().map(|(k, v)| (*k, *v)).collect();
     pairs.sort();
-    state::append_map(&state_dir, &pairs)?;
-    let pushed: HashSet<&str> = to_push.iter().map(|(n, _, _)| n.as_str()).collect();
+    state::append_map(state_dir, &pairs)?;
+    let pushed: HashSet<&str> = pushes.iter().map(|(n, _, _)| n.as_str()).collect();
     let mut merged: Vec<RefState> = prior
         .iter()
         .filter(|s| !pushed.contains(s.name.as_str()))
         .cloned()
         .collect();
-    merged.extend(to_push.iter().map(|(name, mkit, git)| RefState {
+    merged.extend(pushes.iter().map(|(name, mkit, git)| RefState {
         name: name.clone(),
         mkit: *mkit,
         git: *git,
     }));
     merged.sort_by(|a, b| a.name.cmp(&b.name));
-    state::store_ref_state(&state_dir, &merged)?;
-    lap("state");
-
-    let status_of: HashMap<String, PushStatus> = statuses.into_iter().collect();
-    outcome.exported = to_push
-        .into_iter()
-        .map(|(name, mkit, git)| ExportedRef {
-            status: status_of
-                .get(&name)
-                .copied()
-                .unwrap_or(PushStatus::FastForward),
-            name,
-            mkit,
-            git,
-        })
-        .collect();
-    outcome.timings = timings;
-    Ok(outcome)
+    state::store_ref_state(state_dir, &merged)?;
+    Ok(())
 }
 
 /// The refs to export: the `--ref`s (de-duplicated, in order), else every
@@ -634,18 +1084,7 @@ fn prepare_destination(
 fn ensure_staging(git: &Git, state_dir: &Path) -> Result<(PathBuf, bool), ExportError> {
     let path = staging::mirror_path(state_dir);
     if path.join("objects").is_dir() {
-        // A pack body left by a run that died before indexing it (we hold
-        // the state lock, so no other run is writing one).
-        if let Ok(entries) = std::fs::read_dir(&path) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with(pack::BODY_PREFIX)
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
+        remove_pack_leftovers(&path);
         return Ok((path, false));
     }
     let partial = state_dir.join(format!("{}.partial", staging::MIRROR_DIR));
@@ -658,11 +1097,26 @@ fn ensure_staging(git: &Git, state_dir: &Path) -> Result<(PathBuf, bool), Export
     Ok((path, true))
 }
 
-/// Point each staging ref at its new tip, in one `update-ref` transaction.
+/// Remove a pack body left by a run that died before indexing it (we hold
+/// the state lock, so no other run is writing one).
+fn remove_pack_leftovers(staging: &Path) {
+    if let Ok(entries) = std::fs::read_dir(staging) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(pack::BODY_PREFIX)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Point each staging ref at its new value, in one `update-ref` transaction.
 fn update_staging_refs(
     git: &Git,
     staging: &Path,
-    refs: &[(String, Id, Sha1)],
+    refs: &[(String, Sha1)],
 ) -> Result<(), ExportError> {
     use std::io::Write;
     let mut c = git.command(Some(staging));
@@ -674,7 +1128,7 @@ fn update_staging_refs(
         .spawn()
         .map_err(|e| ExportError::Git(PushError::Spawn(e)))?;
     let mut script = String::from("start\n");
-    for (name, _, git_id) in refs {
+    for (name, git_id) in refs {
         script.push_str(&format!("update {name} {}\n", git_id.to_hex()));
     }
     script.push_str("prepare\ncommit\n");
