@@ -11,6 +11,7 @@
 //! Library code never prints to stdout and never panics on input: every
 //! failure is a typed error that names the object, ref or path involved.
 
+pub mod attest;
 pub mod bridge;
 pub mod durable;
 pub mod git;

@@ -55,6 +55,13 @@ impl KeyPair {
     pub fn sign_hash(&self, hash: &[u8; 32]) -> [u8; 64] {
         self.key.sign(hash).to_bytes()
     }
+
+    /// Sign `message` as it is, with no domain or hashing step (DSSE
+    /// attestations sign their pre-authentication encoding directly; see
+    /// [`crate::attest`]).
+    pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
 }
 
 /// The canonical signing bytes of a commit.
