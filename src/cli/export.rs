@@ -1,6 +1,5 @@
-//! `export` (mkit history → a git mirror) and `verify` (audit a bridge
-//! state's git side), rendered like the reference's `mkit git export` and
-//! `mkit git verify`.
+//! `export` (mkit history → a git mirror), rendered like the reference's
+//! `mkit git export`.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -8,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 
 use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::run::export::{self, ExportOutcome, ExportRequest};
-use mkit_bridge::run::verify::{self, VerifyOutcome, VerifyRequest};
 
 use super::CliError;
 use super::render::{Bar, json_str};
@@ -154,127 +152,5 @@ fn render_export(
             );
         }
     }
-    Ok(())
-}
-
-/// Options of `verify`.
-pub struct VerifyArgs {
-    pub remote: Option<String>,
-    pub deep: bool,
-    pub refs: Vec<String>,
-    pub json: bool,
-}
-
-/// `verify`.
-pub fn verify(out: &mut impl Write, args: &VerifyArgs) -> Result<(), CliError> {
-    let repo = Repo::open(Path::new("."))?;
-    let outcome = verify::verify(
-        &repo,
-        &VerifyRequest {
-            remote: args.remote.as_deref(),
-            deep: args.deep,
-            refs: &args.refs,
-        },
-    )?;
-    let summary = summary(&outcome, args.deep);
-    if args.json {
-        render_verify_json(out, &outcome, args.deep)?;
-    } else {
-        for r in &outcome.refs {
-            eprintln!(
-                "verified {} ({}, {})",
-                r.name,
-                r.origin.as_str(),
-                r.git.to_hex()
-            );
-        }
-        for u in &outcome.unsigned {
-            eprintln!("unsigned {}", u.to_hex());
-        }
-        for f in &outcome.failures {
-            eprintln!("FAIL {} {}", f.object.to_hex(), f.reason);
-        }
-    }
-    if !outcome.failures.is_empty() {
-        return Err(CliError::Unverified(format!(
-            "{} object(s) failed verification ({summary})",
-            outcome.failures.len()
-        )));
-    }
-    if !outcome.unsigned.is_empty() {
-        // §10: all-zero signatures are reported as unsigned, never as
-        // tampered, and never as a pass.
-        return Err(CliError::Unverified(format!(
-            "{} unsigned object(s) ({summary})",
-            outcome.unsigned.len()
-        )));
-    }
-    if !args.json {
-        eprintln!("ok: {summary}");
-    }
-    Ok(())
-}
-
-fn summary(o: &VerifyOutcome, deep: bool) -> String {
-    let mut s = format!(
-        "{} bridge-translated ({} unsigned), {} imported-vouched",
-        o.bridge,
-        o.unsigned.len(),
-        o.imported
-    );
-    if deep {
-        s.push_str(&format!(", {} objects reconstructed", o.reconstructed));
-    }
-    s
-}
-
-fn render_verify_json(out: &mut impl Write, o: &VerifyOutcome, deep: bool) -> Result<(), CliError> {
-    let refs: Vec<String> = o
-        .refs
-        .iter()
-        .map(|r| {
-            format!(
-                "{{\"ref\":{},\"origin\":\"{}\",\"git\":\"{}\",\"mkit\":\"{}\"}}",
-                json_str(&r.name),
-                r.origin.as_str(),
-                r.git.to_hex(),
-                r.mkit
-            )
-        })
-        .collect();
-    let unsigned: Vec<String> = o
-        .unsigned
-        .iter()
-        .map(|u| format!("\"{}\"", u.to_hex()))
-        .collect();
-    let failures: Vec<String> = o
-        .failures
-        .iter()
-        .map(|f| {
-            format!(
-                "{{\"git\":\"{}\",\"reason\":{}}}",
-                f.object.to_hex(),
-                json_str(&f.reason)
-            )
-        })
-        .collect();
-    writeln!(
-        out,
-        "{{\"ok\":{},\"remote\":{},\"deep\":{deep},\"sources\":[{}],\"refs\":[{}],\"bridge\":{},\
-         \"unsigned\":[{}],\"imported\":{},\"reconstructed\":{},\"failures\":[{}]}}",
-        o.passed(),
-        json_str(&o.remote),
-        o.sources
-            .iter()
-            .map(|p| json_str(&p.display().to_string()))
-            .collect::<Vec<_>>()
-            .join(","),
-        refs.join(","),
-        o.bridge,
-        unsigned.join(","),
-        o.imported,
-        o.reconstructed,
-        failures.join(",")
-    )?;
     Ok(())
 }

@@ -13,6 +13,7 @@ mod objects;
 mod render;
 mod snapshot;
 mod status;
+mod verify;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -154,13 +155,19 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
-    /// Verify a bridge state's git side: carried signatures (shallow), or whole
+    /// Verify a bridge state's git side: carried signatures, the importer's
+    /// signatures and attestations, re-derived content (--fork-audit), or whole
     /// closures with every BLAKE3 link (--deep).
     Verify {
         /// Bridge state under .mkit/git/ (optional when there is only one).
         #[arg(long = "remote-name", value_name = "NAME")]
         remote_name: Option<String>,
-        /// Reconstruct each tip's whole closure and check every link and signature.
+        /// Full fork audit (SPEC-GIT-BRIDGE §14.3): also re-derive every tree and
+        /// blob under bridge commits from its mkit twin and require the exact sha1.
+        #[arg(long = "fork-audit")]
+        fork_audit: bool,
+        /// Everything --fork-audit does, and reconstruct each bridge tip's whole
+        /// closure, checking every link and signature.
         #[arg(long)]
         deep: bool,
         /// Verify only these recorded refs (full names); default: every recorded ref.
@@ -279,13 +286,15 @@ pub fn main() -> u8 {
         ),
         Command::Verify {
             remote_name,
+            fork_audit,
             deep,
             refs,
             json,
-        } => export::verify(
+        } => verify::run(
             &mut out,
-            &export::VerifyArgs {
+            &verify::VerifyArgs {
                 remote: remote_name,
+                fork_audit,
                 deep,
                 refs,
                 json,

@@ -1,46 +1,56 @@
-//! The verify driver: audit the git side of a bridge state (SPEC-GIT-BRIDGE
-//! §10), as `mkit git verify` does.
+//! The verify driver: audit a bridge state's git side against the mkit
+//! store (SPEC-GIT-BRIDGE §10, §14.3; SPEC-GIT-IMPORT §4, §5), as
+//! `mkit git verify` 0.5.0 does.
 //!
-//! The refs audited are those the state records: the export leases (`refs`,
-//! "exported") and the last-seen import tips (`refs-import`, "imported"),
-//! or the `--ref`s among them. Objects are read from the staging repository
-//! `.mkit/git/<remote>/repo.git`, and from the destination when it is a
-//! local repository (so a state whose staging repository is gone can still
-//! be audited against its mirror). From each ref tip:
+//! The job is a short list of phases, each its own function:
 //!
-//! - **shallow** (default): every commit and tag reachable through parents
-//!   and tag targets is checked on its own. A bridge-translated one (no
-//!   retained raw bytes) must rebuild from its carrier headers and its
-//!   signature must verify strictly; it must rebuild to its mapped mkit twin
-//!   when the map knows one, link to the mapped twins of its git tree,
-//!   parents or target when the map knows them, and exist in the mkit store.
-//!   An imported one (raw bytes retained, SPEC-GIT-IMPORT) must match its
-//!   retained bytes, and its mkit twin must be signed by the pinned importer
-//!   key and be exactly the translation of those bytes.
-//! - **deep** (`--deep`): the whole closure of a bridge-translated tip is
-//!   reconstructed (§9), every object's SHA-1 and every carried BLAKE3 link
-//!   checked, every signature verified ([`crate::bridge::verify::Verifier`],
-//!   which needs neither the map nor the store). Imported tips get the
-//!   shallow checks.
+//! 1. [`resolve_state`]: the state named, or the only one there is;
+//! 2. [`audit_targets`]: the recorded refs (`refs` "exported", then
+//!    `refs-import` "imported"), or the `--ref`s among them;
+//! 3. [`source::Mirrors::open`]: the staging repository
+//!    `.mkit/git/<remote>/repo.git`, then a local destination (so a state
+//!    whose staging repository is gone can still be audited);
+//! 4. [`import_context`]: for a state with a pinned importer key, its
+//!    import-spec version (must be ours) and its recorded source;
+//! 5. the walk ([`audit::Audit`]) from each tip, then the provenance check of
+//!    each imported head ([`provenance`]).
 //!
-//! Every tip must rebuild to the mkit id its state records. An all-zero
-//! signature is reported as unsigned, never as tampered, and is not a pass
-//! (§10). Problems are collected, not fatal, so one run lists them all.
+//! What the walk checks, per object reached through parents and tag targets:
+//!
+//! - a **bridge-translated** commit or tag (no retained raw bytes) must
+//!   shallow-verify, reconstruct to its mapped twin, carry git edges that
+//!   the map takes to its signed mkit edges, and have its twin in the store;
+//! - an **imported** commit or tag (raw bytes retained) must match its
+//!   retained bytes, and its twin must be signed by the pinned importer key
+//!   and be exactly the translation of those bytes;
+//! - the **content** (trees and blobs) of every imported commit, and with
+//!   `--fork-audit` (or `--deep`) of every bridge commit too, is re-derived
+//!   from the git bytes by the import rules and must give the mapped twin,
+//!   whose stored bytes must be the git bytes (§14.3 step 3);
+//! - each **imported head** needs a verified `git-import/v1` attestation
+//!   binding that head, its ref and the recorded source, signed by the
+//!   pinned key (SPEC-GIT-IMPORT §5).
+//!
+//! `--deep` (ours) adds, in a state without an importer, the §9
+//! reconstruction of each bridge tip's whole closure
+//! ([`crate::bridge::verify::Verifier`]), which needs neither map nor store.
+//! Every tip must also rebuild to the mkit id its state records (ours).
+//!
+//! An all-zero signature is reported as unsigned, never as tampered, and is
+//! not a pass (§10). Problems are collected, not fatal, so one run lists
+//! them all; only a state that cannot be audited at all is an error.
 
-use std::collections::HashSet;
+mod audit;
+mod provenance;
+mod source;
+
 use std::path::{Path, PathBuf};
 
-use crate::bridge::import::{Translated, unsigned_commit, unsigned_tag};
-use crate::bridge::reconstruct::{carried_commit, carried_tag};
-use crate::bridge::verify::{GitSource, Verifier, shallow_verify};
-use crate::git::parse::{CommitRef, TagRef};
-use crate::git::sha1::{ObjectKind, Sha1, frame, object_id};
+use crate::git::sha1::Sha1;
 use crate::git::staging;
 use crate::mkit::id::Id;
-use crate::mkit::object::{Object, ObjectType};
 use crate::mkit::repo::Repo;
-use crate::mkit::sign::{self, SignatureStatus};
-use crate::state::{self, Binding, StateError};
+use crate::state::{self, IMPORT_SPEC_VERSION, StateError};
 
 /// The export-lease ref the reference keeps for attestations; not a history ref.
 const ATTESTATIONS_REF: &str = "refs/mkit/attestations";
@@ -50,7 +60,10 @@ const ATTESTATIONS_REF: &str = "refs/mkit/attestations";
 pub struct VerifyRequest<'a> {
     /// The state name; `None` picks the only state there is.
     pub remote: Option<&'a str>,
-    /// Reconstruct whole closures instead of checking commits and tags alone.
+    /// Fork audit (§14.3): also re-derive the content of bridge commits.
+    pub fork_audit: bool,
+    /// Everything `fork_audit` does, plus the §9 reconstruction of each
+    /// bridge tip's whole closure in a state without an importer.
     pub deep: bool,
     /// Full ref names to verify (each must be recorded); empty means all.
     pub refs: &'a [String],
@@ -93,7 +106,7 @@ pub struct VerifiedRef {
 pub struct Failure {
     /// The git object it is about.
     pub object: Sha1,
-    /// What is wrong.
+    /// What is wrong, in 0.5.0's words where 0.5.0 has the check.
     pub reason: String,
 }
 
@@ -112,9 +125,11 @@ pub struct VerifyOutcome {
     pub unsigned: Vec<Sha1>,
     /// Imported commits and tags checked against the importer key.
     pub imported: usize,
+    /// Trees and blobs re-derived from their git bytes and found to match.
+    pub derived: usize,
     /// Objects reconstructed by deep verification.
     pub reconstructed: usize,
-    /// Every problem, in walk order.
+    /// Every problem, in the order found.
     pub failures: Vec<Failure>,
 }
 
@@ -125,20 +140,20 @@ impl VerifyOutcome {
     }
 }
 
-/// Why a verification could not run.
+/// Why a verification could not run. Messages are 0.5.0's.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyRunError {
-    /// A state file could not be read.
+    /// A state file could not be read, or the state name is not valid.
     #[error(transparent)]
     State(#[from] StateError),
     /// No state directory exists.
-    #[error("no git bridge state here (run `mkit-bridge export` or `mkit-bridge import` first)")]
+    #[error("no git bridge state (run `mkit git import` or `mkit git export` first)")]
     NoState,
     /// The named state does not exist.
-    #[error("no bridge state '{0}' here")]
+    #[error("no bridge state for '{0}'")]
     NoSuchState(String),
     /// Several states exist and none was named.
-    #[error("several bridge states ({}); pick one with --remote-name", .0.join(", "))]
+    #[error("multiple bridge states ({}); pick one with --remote-name", .0.join(", "))]
     Ambiguous(Vec<String>),
     /// The state records no ref.
     #[error("state '{0}' records no refs")]
@@ -153,7 +168,7 @@ pub enum VerifyRunError {
     },
     /// Neither the staging repository nor a local destination can be read.
     #[error(
-        "state '{remote}' has no staging repository ({}) and no local destination to verify against",
+        "state '{remote}' has no staging repo to verify against ({} is missing and no local destination is recorded)",
         path.display()
     )]
     NoSource {
@@ -162,42 +177,99 @@ pub enum VerifyRunError {
         /// The missing staging repository.
         path: PathBuf,
     },
+    /// The state has a pinned importer but its import-spec stamp cannot be read.
+    #[error("read import-spec: {0}")]
+    ImportSpecUnreadable(String),
+    /// The state was imported under another import-spec version.
+    #[error(
+        "unsupported import-spec version for audit (state records {recorded}, this build implements {IMPORT_SPEC_VERSION})"
+    )]
+    ImportSpecVersion {
+        /// The recorded version.
+        recorded: String,
+    },
+    /// The state has a pinned importer but no readable recorded source.
+    #[error("read import source: {0}")]
+    SourceUnreadable(String),
 }
 
 /// Verify the refs of a bridge state in `repo`.
 pub fn verify(repo: &Repo, req: &VerifyRequest<'_>) -> Result<VerifyOutcome, VerifyRunError> {
-    let mkit_dir = repo.mkit_dir();
-    let remote = match req.remote {
-        Some(name) => {
-            let dir = state::state_dir(mkit_dir, name)?;
-            if !dir.is_dir() {
-                return Err(VerifyRunError::NoSuchState(name.to_owned()));
-            }
-            name.to_owned()
+    let (remote, state_dir) = resolve_state(repo.mkit_dir(), req.remote)?;
+    let refs = audit_targets(&state_dir, &remote, req.refs)?;
+    let mirrors = source::Mirrors::open(&state_dir)?;
+    if mirrors.is_empty() {
+        return Err(VerifyRunError::NoSource {
+            remote,
+            path: staging::mirror_path(&state_dir),
+        });
+    }
+    let import = import_context(&state_dir)?;
+    let mut audit = audit::Audit::new(
+        repo.store(),
+        &state_dir,
+        &mirrors,
+        state::load_map_inverse(&state_dir)?,
+        import.as_ref().map(|i| i.signer),
+        req.fork_audit || req.deep,
+    );
+    for r in &refs {
+        audit.target(r);
+        if let Some(import) = &import {
+            provenance::check_head(&mut audit, repo, &remote, import, r);
         }
-        None => {
-            let names = state::list_states(mkit_dir)?;
-            match names.as_slice() {
-                [] => return Err(VerifyRunError::NoState),
-                [one] => one.clone(),
-                _ => return Err(VerifyRunError::Ambiguous(names)),
-            }
-        }
-    };
-    let state_dir = state::state_dir(mkit_dir, &remote)?;
-
-    let mut refs: Vec<VerifiedRef> = Vec::new();
-    for s in state::load_ref_state(&state_dir)? {
-        if s.name != ATTESTATIONS_REF {
-            refs.push(VerifiedRef {
-                name: s.name,
-                origin: Origin::Exported,
-                git: s.git,
-                mkit: s.mkit,
-            });
+        if req.deep && import.is_none() {
+            audit.reconstruct(r);
         }
     }
-    for s in state::load_import_ref_state(&state_dir)? {
+    let mut outcome = audit.finish();
+    outcome.remote = remote;
+    outcome.sources = mirrors.paths().to_vec();
+    outcome.refs = refs;
+    Ok(outcome)
+}
+
+/// Phase 1: the state named, or the only one (entries starting with `.` are
+/// crash debris and never count).
+pub fn resolve_state(
+    mkit_dir: &Path,
+    remote: Option<&str>,
+) -> Result<(String, PathBuf), VerifyRunError> {
+    if let Some(name) = remote {
+        let dir = state::state_dir(mkit_dir, name)?;
+        if !dir.is_dir() {
+            return Err(VerifyRunError::NoSuchState(name.to_owned()));
+        }
+        return Ok((name.to_owned(), dir));
+    }
+    let names = state::list_states(mkit_dir)?;
+    match names.as_slice() {
+        [] => Err(VerifyRunError::NoState),
+        [one] => Ok((one.clone(), state::state_dir(mkit_dir, one)?)),
+        _ => Err(VerifyRunError::Ambiguous(names)),
+    }
+}
+
+/// Phase 2: the refs to audit. Exported records first, then imported ones
+/// not already listed with the same tip (in a fork the same name may have
+/// two tips); the attestations ref is not history. With `wanted`, only
+/// those, each of which must be recorded.
+pub fn audit_targets(
+    state_dir: &Path,
+    remote: &str,
+    wanted: &[String],
+) -> Result<Vec<VerifiedRef>, VerifyRunError> {
+    let mut refs: Vec<VerifiedRef> = state::load_ref_state(state_dir)?
+        .into_iter()
+        .filter(|s| s.name != ATTESTATIONS_REF)
+        .map(|s| VerifiedRef {
+            name: s.name,
+            origin: Origin::Exported,
+            git: s.git,
+            mkit: s.mkit,
+        })
+        .collect();
+    for s in state::load_import_ref_state(state_dir)? {
         if !refs.iter().any(|r| r.name == s.name && r.git == s.git) {
             refs.push(VerifiedRef {
                 name: s.name,
@@ -207,388 +279,46 @@ pub fn verify(repo: &Repo, req: &VerifyRequest<'_>) -> Result<VerifyOutcome, Ver
             });
         }
     }
-    if !req.refs.is_empty() {
-        refs.retain(|r| req.refs.contains(&r.name));
-        for name in req.refs {
-            if !refs.iter().any(|r| &r.name == name) {
-                return Err(VerifyRunError::UnknownRef {
-                    name: name.clone(),
-                    remote,
-                });
-            }
+    if !wanted.is_empty() {
+        refs.retain(|r| wanted.contains(&r.name));
+        if let Some(name) = wanted.iter().find(|w| !refs.iter().any(|r| &r.name == *w)) {
+            return Err(VerifyRunError::UnknownRef {
+                name: name.clone(),
+                remote: remote.to_owned(),
+            });
         }
     }
     if refs.is_empty() {
-        return Err(VerifyRunError::NoRefs(remote));
+        return Err(VerifyRunError::NoRefs(remote.to_owned()));
     }
+    Ok(refs)
+}
 
-    let source = Mirrors::open(&state_dir)?;
-    if source.repos.is_empty() {
-        return Err(VerifyRunError::NoSource {
-            remote,
-            path: staging::mirror_path(&state_dir),
-        });
-    }
-    let mut audit = Audit {
-        repo,
-        state_dir: &state_dir,
-        source: &source,
-        inverse: state::load_map_inverse(&state_dir)?,
-        pinned: state::read_signer(&state_dir)?,
-        seen: HashSet::new(),
-        outcome: VerifyOutcome {
-            remote: remote.clone(),
-            sources: source.paths.clone(),
-            ..VerifyOutcome::default()
-        },
-        verifier: Verifier::new(),
+/// What an imported state's audit binds heads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportContext {
+    /// The pinned importer public key.
+    pub signer: [u8; 32],
+    /// The recorded canonical source identity (SPEC-GIT-IMPORT §8).
+    pub source: String,
+}
+
+/// Phase 4: `None` for a state without a pinned importer key; otherwise its
+/// import-spec version must be ours and its source must be readable.
+pub fn import_context(state_dir: &Path) -> Result<Option<ImportContext>, VerifyRunError> {
+    let Some(signer) = state::read_signer(state_dir)? else {
+        return Ok(None);
     };
-    for r in &refs {
-        audit.target(r, req.deep);
-    }
-    audit.outcome.refs = refs;
-    Ok(audit.outcome)
-}
-
-/// The repositories objects are read from: staging, then a local destination.
-struct Mirrors {
-    repos: Vec<gix::Repository>,
-    paths: Vec<PathBuf>,
-}
-
-impl Mirrors {
-    fn open(state_dir: &Path) -> Result<Mirrors, VerifyRunError> {
-        let mut candidates = vec![staging::mirror_path(state_dir)];
-        if let Some(dest) = state::read_binding(state_dir, Binding::Dest)? {
-            // A local destination's identity is its resolved path, with a
-            // `.git` suffix stripped (SPEC-GIT-IMPORT §8).
-            if dest.starts_with('/') {
-                candidates.push(PathBuf::from(&dest));
-                candidates.push(PathBuf::from(format!("{dest}.git")));
-            }
-        }
-        let mut out = Mirrors {
-            repos: Vec::new(),
-            paths: Vec::new(),
-        };
-        for path in candidates {
-            if path.join("objects").is_dir()
-                && let Ok(repo) = gix::open(&path)
-            {
-                out.repos.push(repo);
-                out.paths.push(path);
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl GitSource for Mirrors {
-    fn get(&self, id: &Sha1) -> Option<(ObjectKind, Vec<u8>)> {
-        for repo in &self.repos {
-            if let Ok(Some(obj)) = repo.try_find_object(gix::ObjectId::from(id.0)) {
-                let kind = match obj.kind {
-                    gix::object::Kind::Blob => ObjectKind::Blob,
-                    gix::object::Kind::Tree => ObjectKind::Tree,
-                    gix::object::Kind::Commit => ObjectKind::Commit,
-                    gix::object::Kind::Tag => ObjectKind::Tag,
-                };
-                return Some((kind, obj.detach().data));
-            }
-        }
-        None
-    }
-}
-
-struct Audit<'a> {
-    repo: &'a Repo,
-    state_dir: &'a Path,
-    source: &'a Mirrors,
-    /// sha1 → mkit twin, from the map.
-    inverse: state::Sha1ToBlake,
-    pinned: Option<[u8; 32]>,
-    /// Commits and tags already checked (shallow walks share them).
-    seen: HashSet<Sha1>,
-    outcome: VerifyOutcome,
-    verifier: Verifier,
-}
-
-impl Audit<'_> {
-    fn fail(&mut self, object: &Sha1, reason: impl Into<String>) {
-        self.outcome.failures.push(Failure {
-            object: *object,
-            reason: reason.into(),
+    let spec = std::fs::read_to_string(state_dir.join(state::stamps::IMPORT_SPEC_FILE))
+        .map_err(|e| VerifyRunError::ImportSpecUnreadable(e.to_string()))?;
+    if spec.trim() != IMPORT_SPEC_VERSION.to_string() {
+        return Err(VerifyRunError::ImportSpecVersion {
+            recorded: spec.trim().to_owned(),
         });
     }
-
-    /// Read an object and check that its bytes hash to its id.
-    fn read(&mut self, id: &Sha1) -> Option<(ObjectKind, Vec<u8>)> {
-        let Some((kind, body)) = self.source.get(id) else {
-            self.fail(
-                id,
-                "missing from the staging repository and the destination",
-            );
-            return None;
-        };
-        match object_id(kind, &body) {
-            Ok(found) if found == *id => Some((kind, body)),
-            Ok(found) => {
-                self.fail(
-                    id,
-                    format!("its bytes hash to {found}; the repository is corrupt"),
-                );
-                None
-            }
-            Err(e) => {
-                self.fail(id, e.to_string());
-                None
-            }
-        }
-    }
-
-    fn is_imported(&self, id: &Sha1) -> bool {
-        state::has_raw(self.state_dir, id).unwrap_or(false)
-    }
-
-    fn target(&mut self, r: &VerifiedRef, deep: bool) {
-        if deep && !self.is_imported(&r.git) {
-            match self.verifier.verify(self.source, &r.git) {
-                Ok(report) => {
-                    self.outcome.reconstructed += report.objects;
-                    for s in &report.signatures {
-                        self.outcome.bridge += 1;
-                        match s.status {
-                            SignatureStatus::Valid => {}
-                            SignatureStatus::Unsigned => self.outcome.unsigned.push(s.git),
-                            SignatureStatus::Invalid => {
-                                self.fail(&s.git, "embedded signature does NOT verify")
-                            }
-                        }
-                    }
-                    if report.root != r.mkit {
-                        self.fail(
-                            &r.git,
-                            format!(
-                                "{} reconstructs to {}, not the recorded {}",
-                                r.name, report.root, r.mkit
-                            ),
-                        );
-                    }
-                }
-                Err(e) => {
-                    let object = match &e {
-                        crate::bridge::verify::VerifyError::Missing { object }
-                        | crate::bridge::verify::VerifyError::Corrupt { object, .. }
-                        | crate::bridge::verify::VerifyError::KindMismatch { object, .. }
-                        | crate::bridge::verify::VerifyError::Reconstruct { object, .. }
-                        | crate::bridge::verify::VerifyError::Signing { object, .. } => *object,
-                        _ => r.git,
-                    };
-                    self.fail(&object, e.to_string());
-                }
-            }
-            return;
-        }
-        self.walk(r);
-    }
-
-    /// Shallow: every commit and tag reachable from the tip.
-    fn walk(&mut self, r: &VerifiedRef) {
-        let mut stack = vec![(r.git, true)];
-        while let Some((id, is_tip)) = stack.pop() {
-            if !self.seen.insert(id) {
-                continue;
-            }
-            let Some((kind, body)) = self.read(&id) else {
-                continue;
-            };
-            let imported = self.is_imported(&id);
-            let rebuilt = match kind {
-                ObjectKind::Commit => {
-                    if let Ok(c) = CommitRef::parse(&body) {
-                        stack.extend(c.parents.iter().rev().map(|p| (*p, false)));
-                    }
-                    if imported {
-                        self.check_imported(&id, kind, &body)
-                    } else {
-                        self.check_bridge(&id, kind, &body)
-                    }
-                }
-                ObjectKind::Tag => {
-                    if let Ok(t) = TagRef::parse(&body) {
-                        stack.push((t.object, false));
-                    }
-                    if imported {
-                        self.check_imported(&id, kind, &body)
-                    } else {
-                        self.check_bridge(&id, kind, &body)
-                    }
-                }
-                // A blob or tree tip carries no signature: its mkit id is
-                // the reconstruction, checked below.
-                ObjectKind::Blob | ObjectKind::Tree => {
-                    self.seen.remove(&id);
-                    crate::bridge::reconstruct::reconstruct(kind, &body, |g| {
-                        self.inverse.get(g).copied()
-                    })
-                    .ok()
-                    .map(|rec| rec.id)
-                }
-            };
-            if is_tip
-                && let Some(mkit) = rebuilt
-                && mkit != r.mkit
-            {
-                self.fail(
-                    &id,
-                    format!(
-                        "{} reconstructs to {mkit}, not the recorded {}",
-                        r.name, r.mkit
-                    ),
-                );
-            }
-        }
-    }
-
-    /// §10 shallow verification of a bridge-translated commit or tag, and
-    /// its correspondence with the map and the store. Returns its mkit id.
-    fn check_bridge(&mut self, id: &Sha1, kind: ObjectKind, body: &[u8]) -> Option<Id> {
-        self.outcome.bridge += 1;
-        let check = match shallow_verify(kind, body) {
-            Ok(c) => c,
-            Err(e) => {
-                self.fail(id, format!("not a bridge-translated object: {e}"));
-                return None;
-            }
-        };
-        match check.status {
-            SignatureStatus::Valid => {}
-            SignatureStatus::Unsigned => self.outcome.unsigned.push(*id),
-            SignatureStatus::Invalid => self.fail(id, "embedded signature does NOT verify"),
-        }
-        if let Some(twin) = self.inverse.get(id).copied()
-            && twin != check.mkit
-        {
-            self.fail(
-                id,
-                format!("reconstructs to {}, not its mapped twin {twin}", check.mkit),
-            );
-        }
-        // The git edges must lead to the signed mkit edges, where the map
-        // knows the git side.
-        let edges: Vec<(Sha1, Id)> = match kind {
-            ObjectKind::Commit => carried_commit(body)
-                .map(|c| {
-                    std::iter::once((c.tree, c.commit.tree))
-                        .chain(
-                            c.parents
-                                .iter()
-                                .copied()
-                                .zip(c.commit.parents.iter().copied()),
-                        )
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => carried_tag(body)
-                .map(|t| vec![(t.target, t.tag.target)])
-                .unwrap_or_default(),
-        };
-        for (git, mkit) in edges {
-            if let Some(mapped) = self.inverse.get(&git).copied()
-                && mapped != mkit
-            {
-                self.fail(
-                    id,
-                    format!("git edge {git} maps to {mapped}, but the signed mkit edge is {mkit}"),
-                );
-            }
-        }
-        if !self.repo.store().contains(&check.mkit) {
-            self.fail(
-                id,
-                format!(
-                    "reconstructs to {}, which is not in the mkit store",
-                    check.mkit
-                ),
-            );
-        }
-        Some(check.mkit)
-    }
-
-    /// An imported commit or tag: retained bytes, importer signature, and
-    /// exact correspondence with its signed twin. Returns the twin.
-    fn check_imported(&mut self, id: &Sha1, kind: ObjectKind, body: &[u8]) -> Option<Id> {
-        self.outcome.imported += 1;
-        match state::read_raw(self.state_dir, id) {
-            Ok(Some(raw)) if raw == frame(kind, body) => {}
-            Ok(_) => {
-                self.fail(id, "retained raw bytes differ from the repository's");
-                return None;
-            }
-            Err(e) => {
-                self.fail(id, format!("retained raw bytes unreadable: {e}"));
-                return None;
-            }
-        }
-        let Some(twin) = self.inverse.get(id).copied() else {
-            self.fail(id, "no mkit twin recorded in the map");
-            return None;
-        };
-        let Some(pinned) = self.pinned else {
-            self.fail(id, "imported object but no importer key is pinned");
-            return None;
-        };
-        let mut actual = match self.repo.store().read(&twin) {
-            Ok(o) => o,
-            Err(e) => {
-                self.fail(id, format!("mkit twin {twin} unreadable: {e}"));
-                return None;
-            }
-        };
-        let signer = match &actual {
-            Object::Commit(c) if kind == ObjectKind::Commit => c.signer,
-            Object::Tag(t) if kind == ObjectKind::Tag => t.signer,
-            _ => {
-                self.fail(id, format!("mkit twin {twin} is of another kind"));
-                return None;
-            }
-        };
-        if signer != pinned {
-            self.fail(id, "twin signer is NOT the pinned importer key");
-        } else if sign::verify_object(&actual).ok().flatten() != Some(SignatureStatus::Valid) {
-            self.fail(id, "importer signature does not verify");
-        }
-        let store = self.repo.store();
-        let inverse = &self.inverse;
-        let lookup = |g: &Sha1| {
-            let mkit = *inverse.get(g)?;
-            let kind = store.read(&mkit).ok()?.object_type();
-            Some(Translated {
-                id: mkit,
-                kind,
-                depth: usize::from(kind == ObjectType::Tag),
-            })
-        };
-        let expected = match kind {
-            ObjectKind::Commit => unsigned_commit(id, body, pinned, lookup).map(Object::Commit),
-            _ => unsigned_tag(id, body, pinned, lookup).map(|t| Object::Tag(t.tag)),
-        };
-        match &mut actual {
-            Object::Commit(c) => c.signature = [0; 64],
-            Object::Tag(t) => t.signature = [0; 64],
-            _ => {}
-        }
-        match expected {
-            Ok(e) if e == actual => {}
-            Ok(_) => self.fail(
-                id,
-                "signed twin is NOT the translation of the retained git bytes",
-            ),
-            Err(e) => self.fail(
-                id,
-                format!("cannot derive the imported correspondence: {e}"),
-            ),
-        }
-        Some(twin)
-    }
+    let source = std::fs::read_to_string(state_dir.join(state::Binding::Source.file_name()))
+        .map_err(|e| VerifyRunError::SourceUnreadable(e.to_string()))?
+        .trim()
+        .to_owned();
+    Ok(Some(ImportContext { signer, source }))
 }
