@@ -34,7 +34,7 @@ pub const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tag
 pub enum StagingError {
     /// The upstream uses SHA-256 object ids.
     #[error(
-        "{url} is a sha256 repository; mkit's git bridge reads sha1 repositories only (SPEC-GIT-IMPORT §2)"
+        "{url} is a SHA-256 repository: SHA-256 repositories are out of scope for git-import v1; mkit's git bridge reads SHA-1 repositories only (SPEC-GIT-IMPORT §2)"
     )]
     Sha256Upstream {
         /// The upstream.
