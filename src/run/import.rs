@@ -156,7 +156,7 @@ pub enum ImportError {
     #[error(
         "this import is pinned to importer key {pinned}, but no --key was given and the default \
          import key {} does not exist; pass the pinned key with --key <file> (or install it at \
-         that path). A new key is never generated for a state that already pins one \
+         that path). No key is created for a state that already pins one \
          (state '{remote}', SPEC-GIT-IMPORT §4)",
         default_path.display()
     )]
@@ -312,12 +312,6 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
     crash_point("fetched");
     laps.lap("fetch");
-    if direction.is_none() {
-        state::bind_direction(&state_dir, Direction::Import)?;
-    }
-    state::pin_binding(&state_dir, Binding::Source, &identity)?;
-    state::bind_import_spec(&state_dir)?;
-    state::bind_signer(&state_dir, &public)?;
 
     let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
         .into_iter()
@@ -367,6 +361,14 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     if map.is_empty() {
         divergence_probe(repo, &mirror, &fetched.refs, &public)?;
     }
+    // Recorded only now, once the upstream was fetched and the probe
+    // passed, so a refused first import leaves the state name free.
+    if direction.is_none() {
+        state::bind_direction(&state_dir, Direction::Import)?;
+    }
+    state::pin_binding(&state_dir, Binding::Source, &identity)?;
+    state::bind_import_spec(&state_dir)?;
+    state::bind_signer(&state_dir, &public)?;
     // From here until the ref state is recorded, torn objects can exist.
     state::set_importing(&state_dir)?;
 
