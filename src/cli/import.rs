@@ -149,7 +149,16 @@ fn warn_pending(repo: &Repo) {
 /// path that does not exist.
 fn check_upstream(url: &str) -> Result<(), CliError> {
     use mkit_bridge::git::remote::{self, UrlKind};
-    remote::check_url(url).map_err(|e| CliError::BadUpstream(e.to_string()))?;
+    // The reference's wording ("empty git URL or path", "... is not a valid
+    // git URL or path"), then ours.
+    remote::check_url(url).map_err(|e| {
+        CliError::BadUpstream(match e {
+            remote::RemoteError::Empty => format!("empty git URL or path: {e}"),
+            remote::RemoteError::OptionLike(_) => {
+                format!("{url:?} is not a valid git URL or path: {e}")
+            }
+        })
+    })?;
     match remote::url_kind(url) {
         UrlKind::Other(scheme) => Err(CliError::BadUpstream(format!(
             "{url}: the {scheme}:// scheme is not supported (use a path, file://, git://, ssh://, \
