@@ -9,15 +9,13 @@ use mkit_bridge::mkit::keys;
 use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::mkit::sign::KeyPair;
 use mkit_bridge::run::checkout::{self, CheckoutError};
-use mkit_bridge::run::import::{self, ImportOutcome, ImportRequest};
+use mkit_bridge::run::import::{self, ImportOutcome, ImportRequest, KeyChoice, Target};
 use mkit_bridge::run::pull::{self, FetchOnly, PullOutcome};
 use mkit_bridge::state;
+use serde::Serialize;
 
 use super::CliError;
-use super::render::{Bar, json_str};
-
-/// The importer key's default file name under `.mkit/keys/`.
-pub const IMPORT_KEY_FILE: &str = "git-import.key";
+use super::render::Bar;
 
 /// Options shared by `import` and `fetch`.
 pub struct Common {
@@ -29,6 +27,10 @@ pub struct Common {
 }
 
 /// `import <url> [<dir>]`.
+///
+/// The fresh-clone form records a pending marker in `<dir>/.mkit/` as soon
+/// as the repository exists and removes it when the whole command is done,
+/// so an interrupted run is finished by running the same command again.
 pub fn import(
     out: &mut impl Write,
     url: &str,
@@ -37,31 +39,114 @@ pub fn import(
     common: &Common,
 ) -> Result<(), CliError> {
     check_upstream(url)?;
-    let (repo, created) = match &dir {
-        Some(d) => {
-            if !import::is_fresh_target(d) {
-                return Err(CliError::TargetNotEmpty(d.clone()));
-            }
+    let Some(d) = dir else {
+        let repo = Repo::open(Path::new("."))?;
+        warn_pending(&repo);
+        return run(out, &repo, url, false, common);
+    };
+    let (repo, created, resumed) = match import::classify_target(&d, url, &common.remote) {
+        Target::Fresh => {
             let existed = d.exists();
-            mkit_bridge::durable::create_dir_all_durable(d)?;
-            (Repo::init(d)?, (!existed).then(|| d.clone()))
+            mkit_bridge::durable::create_dir_all_durable(&d)?;
+            import::remove_debris(&d);
+            let repo = Repo::init(&d)?;
+            import::crash_point("init");
+            import::write_pending(repo.mkit_dir(), &common.remote, url)?;
+            (repo, !existed, false)
         }
-        None => (Repo::open(Path::new("."))?, None),
+        Target::Resume => {
+            import::remove_debris(&d);
+            let repo = match Repo::open(&d) {
+                Ok(r) => r,
+                Err(mkit_bridge::mkit::repo::RepoError::NotARepository(_)) => Repo::init(&d)?,
+                Err(e) => return Err(e.into()),
+            };
+            import::write_pending(repo.mkit_dir(), &common.remote, url)?;
+            if !common.quiet {
+                eprintln!(
+                    "note: resuming the interrupted import of {url} into {}",
+                    d.display()
+                );
+            }
+            (repo, false, true)
+        }
+        Target::Occupied(other) => {
+            if let Some(p) = other {
+                eprintln!(
+                    "note: {} holds an unfinished import of {} (--remote-name {}); finish it with \
+                     `mkit-bridge import {} {} --remote-name {}`",
+                    d.display(),
+                    p.url,
+                    p.remote,
+                    p.url,
+                    d.display(),
+                    p.remote
+                );
+            }
+            return Err(CliError::TargetNotEmpty(d));
+        }
     };
-    let result = match &dir {
-        Some(_) => import_and_checkout(out, &repo, url, branch.as_deref(), common),
-        None => run(out, &repo, url, false, common),
-    };
-    // An import that could not run leaves no half-initialised directory; one
-    // that ran but skipped every ref (or whose checkout was refused) keeps its
-    // repository and state, as the reference does, so the user can inspect them.
-    if let Err(e) = &result
-        && !matches!(e, CliError::Failed(_) | CliError::Checkout(_))
-        && let Some(d) = created
-    {
-        let _ = std::fs::remove_dir_all(d);
+    let result = import_and_checkout(out, &repo, url, branch.as_deref(), common);
+    match &result {
+        // Done (an all-skipped run too, as the reference keeps its
+        // repository and state for inspection): nothing left to resume.
+        Ok(()) | Err(CliError::Failed(_)) => {
+            import::crash_point("checked-out");
+            import::clear_pending(repo.mkit_dir())?;
+        }
+        // A refused checkout, or a resumed run, keeps what it has (and the
+        // pending marker), so the next attempt finishes the job.
+        Err(CliError::Checkout(_)) => {}
+        Err(_) if resumed => {}
+        // A fresh run that could not run leaves nothing behind: the
+        // directory if it made it, else (a pre-existing empty directory,
+        // which may carry meaning) only its content.
+        Err(_) if created => {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        Err(_) => {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            }
+        }
     }
     result
+}
+
+/// Say how to finish an interrupted fresh-clone import of this repository
+/// (its tracking refs can be fetched, but only the import command makes the
+/// local branch and the checkout).
+fn warn_pending(repo: &Repo) {
+    let Some(p) = import::read_pending(repo.mkit_dir()) else {
+        return;
+    };
+    let root = std::fs::canonicalize(repo.root()).unwrap_or_else(|_| repo.root().to_path_buf());
+    let name = root.file_name().map_or_else(
+        || root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let parent = root
+        .parent()
+        .map_or_else(|| ".".to_owned(), |p| p.display().to_string());
+    eprintln!(
+        "warning: the import of {} into this directory was interrupted before it finished (the \
+         local branch, HEAD and the checkout may be missing); to finish it, run the same command \
+         again: cd {parent} && mkit-bridge import {} {name}{}",
+        p.url,
+        p.url,
+        if p.remote == "upstream" {
+            String::new()
+        } else {
+            format!(" --remote-name {}", p.remote)
+        }
+    );
 }
 
 /// Refuse, before anything is created, an upstream we could never fetch: a
@@ -69,7 +154,16 @@ pub fn import(
 /// path that does not exist.
 fn check_upstream(url: &str) -> Result<(), CliError> {
     use mkit_bridge::git::remote::{self, UrlKind};
-    remote::check_url(url).map_err(|e| CliError::BadUpstream(e.to_string()))?;
+    // The reference's wording ("empty git URL or path", "... is not a valid
+    // git URL or path"), then ours.
+    remote::check_url(url).map_err(|e| {
+        CliError::BadUpstream(match e {
+            remote::RemoteError::Empty => format!("empty git URL or path: {e}"),
+            remote::RemoteError::OptionLike(_) => {
+                format!("{url:?} is not a valid git URL or path: {e}")
+            }
+        })
+    })?;
     match remote::url_kind(url) {
         UrlKind::Other(scheme) => Err(CliError::BadUpstream(format!(
             "{url}: the {scheme}:// scheme is not supported (use a path, file://, git://, ssh://, \
@@ -86,10 +180,11 @@ fn check_upstream(url: &str) -> Result<(), CliError> {
 /// `fetch`: re-import from the source recorded in the state.
 pub fn fetch(out: &mut impl Write, common: &Common) -> Result<(), CliError> {
     let repo = Repo::open(Path::new("."))?;
+    warn_pending(&repo);
     let state_dir = state::state_dir(repo.mkit_dir(), &common.remote)?;
     let url = staging::recorded_url(&state_dir).ok_or_else(|| {
         CliError::Failed(format!(
-            "no import state '{}' here (no {}); run `mkit-bridge import <url>` first",
+            "no import state for '{}' here (no {}); run `mkit-bridge import <url>` first",
             common.remote,
             staging::mirror_path(&state_dir).display()
         ))
@@ -115,17 +210,23 @@ fn fetch_outcome(
     fresh: bool,
     common: &Common,
 ) -> Result<ImportOutcome, CliError> {
-    let key_path = common
-        .key
-        .clone()
-        .unwrap_or_else(|| repo.mkit_dir().join(keys::KEYS_DIR).join(IMPORT_KEY_FILE));
-    if common.key.is_none() && keys::create_seed_new(&key_path)? {
-        eprintln!(
-            "notice: generated a NEW import key at {}; it signs every imported commit and tag, \
-             and later imports of this upstream must use the same key (back it up)",
-            key_path.display()
-        );
-    }
+    let choice = import::choose_import_key(repo.mkit_dir(), &common.remote, common.key.as_deref())?;
+    let key_path = match choice {
+        KeyChoice::Given(p) | KeyChoice::Default(p) => p,
+        KeyChoice::Generate(p) => {
+            // `create_seed_new` never replaces a file: of two first imports
+            // racing here, one key wins and both load it.
+            if keys::create_seed_new(&p)? {
+                eprintln!(
+                    "notice: generated a NEW import key at {}; it signs every imported commit \
+                     and tag, and later imports of this upstream must use the same key (back it \
+                     up; collaborative tracking of one upstream requires sharing it, SPEC-GIT-IMPORT §4)",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
     let key = KeyPair::from_seed(&keys::load_seed(&key_path)?);
     if !common.quiet {
         eprintln!(
@@ -160,80 +261,126 @@ fn finish(
     common: &Common,
     fast_forwarded: Option<&str>,
 ) -> Result<(), CliError> {
-    match fast_forwarded {
-        Some(branch) if common.json => {
-            let mut line = Vec::new();
-            render(&mut line, outcome, common)?;
-            out.write_all(&with_json_field(&line, "fastForwarded", branch))?;
-        }
-        Some(branch) => {
-            render(out, outcome, common)?;
-            eprintln!("fast-forwarded '{branch}'");
-        }
-        None => render(out, outcome, common)?,
-    }
+    render(out, outcome, common, fast_forwarded)?;
     if outcome.imported.is_empty() && !outcome.skipped.is_empty() {
         return Err(CliError::Failed(format!(
-            "every ref was skipped ({} refusals)",
+            "every requested ref was skipped ({} refusals)",
             outcome.skipped.len()
         )));
     }
     Ok(())
 }
 
-fn render(out: &mut impl Write, o: &ImportOutcome, common: &Common) -> Result<(), CliError> {
+/// One imported ref in `--json` output: the reference's `ref`, `git` and
+/// `mkit`, plus ours.
+#[derive(Serialize)]
+struct JsonImported<'a> {
+    #[serde(rename = "ref")]
+    upstream: &'a str,
+    git: String,
+    mkit: String,
+    mkit_ref: &'a str,
+    changed: bool,
+}
+
+/// One skipped ref in `--json` output: the reference's `ref` and `reason`,
+/// plus the refusal's name.
+#[derive(Serialize)]
+struct JsonSkipped<'a> {
+    #[serde(rename = "ref")]
+    upstream: &'a str,
+    reason: String,
+    refusal: &'a str,
+}
+
+/// `--json` output of `import` and `fetch`: the reference's keys (`ok`,
+/// `imported`, `skipped`, `checkedOut`), then ours.
+#[derive(Serialize)]
+struct JsonOutcome<'a> {
+    ok: bool,
+    imported: Vec<JsonImported<'a>>,
+    skipped: Vec<JsonSkipped<'a>>,
+    #[serde(rename = "checkedOut", skip_serializing_if = "Option::is_none")]
+    checked_out_camel: Option<&'a str>,
+    warnings: &'a [String],
+    notes: &'a [String],
+    #[serde(rename = "fastForwarded", skip_serializing_if = "Option::is_none")]
+    fast_forwarded: Option<&'a str>,
+    translated: u64,
+    written: u64,
+    attestations: u64,
+    checked_out: Option<&'a str>,
+    seconds: serde_json::Map<String, serde_json::Value>,
+}
+
+fn render(
+    out: &mut impl Write,
+    o: &ImportOutcome,
+    common: &Common,
+    fast_forwarded: Option<&str>,
+) -> Result<(), CliError> {
     if common.json {
-        let mut s = String::from("{\"imported\":[");
-        for (i, r) in o.imported.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push_str(&format!(
-                "{{\"ref\":{},\"mkit_ref\":{},\"git\":\"{}\",\"mkit\":\"{}\"}}",
-                json_str(&r.upstream),
-                json_str(&r.mkit_ref),
-                r.git.to_hex(),
-                r.mkit
-            ));
-        }
-        s.push_str("],\"skipped\":[");
-        for (i, r) in o.skipped.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push_str(&format!(
-                "{{\"ref\":{},\"refusal\":\"{}\",\"reason\":{}}}",
-                json_str(&r.upstream),
-                r.refusal.name(),
-                json_str(&r.refusal.to_string())
-            ));
-        }
-        s.push_str("],\"warnings\":[");
-        let warnings: Vec<String> = o.warnings.iter().map(|w| json_str(w)).collect();
-        s.push_str(&warnings.join(","));
-        let timings: Vec<String> = o
-            .timings
-            .iter()
-            .map(|(n, d)| format!("{}:{:.3}", json_str(n), d.as_secs_f64()))
-            .collect();
-        s.push_str(&format!(
-            "],\"translated\":{},\"written\":{},\"attestations\":{},\"checked_out\":{},\"seconds\":{{{}}}}}",
-            o.translated,
-            o.written,
-            o.attestations,
-            o.checked_out.as_deref().map_or("null".to_owned(), json_str),
-            timings.join(",")
-        ));
-        writeln!(out, "{s}")?;
+        let doc = JsonOutcome {
+            // Mirrors the exit code: an all-skipped run does not claim success.
+            ok: !o.imported.is_empty() || o.skipped.is_empty(),
+            imported: o
+                .imported
+                .iter()
+                .map(|r| JsonImported {
+                    upstream: &r.upstream,
+                    git: r.git.to_hex(),
+                    mkit: r.mkit.to_hex(),
+                    mkit_ref: &r.mkit_ref,
+                    changed: r.changed,
+                })
+                .collect(),
+            skipped: o
+                .skipped
+                .iter()
+                .map(|r| JsonSkipped {
+                    upstream: &r.upstream,
+                    reason: r.refusal.to_string(),
+                    refusal: r.refusal.name(),
+                })
+                .collect(),
+            checked_out_camel: o.checked_out.as_deref(),
+            warnings: &o.warnings,
+            notes: &o.notes,
+            fast_forwarded,
+            translated: o.translated,
+            written: o.written,
+            attestations: o.attestations,
+            checked_out: o.checked_out.as_deref(),
+            seconds: o
+                .timings
+                .iter()
+                .map(|(n, d)| ((*n).to_owned(), serde_json::json!(d.as_secs_f64())))
+                .collect(),
+        };
+        super::render::json_line(out, &doc)?;
         return Ok(());
     }
-    for r in &o.imported {
+    if !common.quiet {
+        for n in &o.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    // Only refs that moved are listed; a run that changed nothing says so.
+    let changed: Vec<_> = o.imported.iter().filter(|r| r.changed).collect();
+    for r in &changed {
         writeln!(
             out,
             "imported {} {} -> {}",
             r.upstream,
             &r.git.to_hex()[..8],
             &r.mkit.to_hex()[..8]
+        )?;
+    }
+    if changed.is_empty() && o.skipped.is_empty() {
+        writeln!(
+            out,
+            "already up to date: no upstream ref changed ({} refs)",
+            o.imported.len()
         )?;
     }
     for r in &o.skipped {
@@ -245,10 +392,14 @@ fn render(out: &mut impl Write, o: &ImportOutcome, common: &Common) -> Result<()
     if let Some(b) = &o.checked_out {
         eprintln!("checked out '{b}'");
     }
+    if let Some(b) = fast_forwarded {
+        eprintln!("fast-forwarded '{b}'");
+    }
     if !common.quiet {
         eprintln!(
-            "{} refs imported, {} skipped; {} objects translated, {} written",
+            "{} refs imported ({} changed), {} skipped; {} objects translated, {} written",
             o.imported.len(),
+            changed.len(),
             o.skipped.len(),
             o.translated,
             o.written
@@ -273,7 +424,9 @@ fn import_and_checkout(
         Some(name) => {
             if let Err(e) = checkout::start_branch(repo, &common.remote, name) {
                 return Err(match e {
-                    CheckoutError::NoBranch { .. } => CliError::Failed(not_imported(&outcome, name)),
+                    CheckoutError::NoBranch { .. } => {
+                        CliError::Failed(not_imported(&outcome, name))
+                    }
                     other => other.into(),
                 });
             }
@@ -341,16 +494,6 @@ fn warn_default_refused(outcome: &ImportOutcome, url: &str) {
     );
 }
 
-/// Add `"key":"value"` to the JSON object on `line` (one object and a newline).
-fn with_json_field(line: &[u8], key: &str, value: &str) -> Vec<u8> {
-    let text = String::from_utf8_lossy(line);
-    let body = text.trim_end();
-    match body.strip_suffix('}') {
-        Some(open) => format!("{open},{}:{}}}\n", json_str(key), json_str(value)).into_bytes(),
-        None => line.to_vec(),
-    }
-}
-
 /// `pull`: fetch from the recorded upstream, then fast-forward the current
 /// branch and its worktree.
 pub fn pull(out: &mut impl Write, common: &Common) -> Result<(), CliError> {
@@ -374,7 +517,10 @@ pub fn pull(out: &mut impl Write, common: &Common) -> Result<(), CliError> {
         }
         PullOutcome::FetchOnly(why) => {
             if !common.quiet && !common.json {
-                eprintln!("note: fetched only: {}", fetch_only_reason(&why, &common.remote));
+                eprintln!(
+                    "note: fetched only: {}",
+                    fetch_only_reason(&why, &common.remote)
+                );
             }
             None
         }

@@ -4,23 +4,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use mkit_bridge::run::progress::Progress;
 
-/// A JSON string literal.
+/// A JSON string literal (serde_json's escaping).
 pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::from(s).to_string()
+}
+
+/// Write `value` as one line of JSON.
+pub fn json_line(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)?;
+    writeln!(out)
 }
 
 /// Progress on stderr when it is a terminal; silent otherwise: one bar per

@@ -34,7 +34,7 @@ pub const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tag
 pub enum StagingError {
     /// The upstream uses SHA-256 object ids.
     #[error(
-        "{url} is a sha256 repository; mkit's git bridge reads sha1 repositories only (SPEC-GIT-IMPORT §2)"
+        "{url} is a SHA-256 repository: SHA-256 repositories are out of scope for git-import v1; mkit's git bridge reads SHA-1 repositories only (SPEC-GIT-IMPORT §2)"
     )]
     Sha256Upstream {
         /// The upstream.
@@ -243,6 +243,12 @@ pub fn fetch(
         } if full_ref_name.as_bstr() == "HEAD" => Some(target.to_str_lossy().into_owned()),
         _ => None,
     });
+    // A fetch into an existing mirror lists only heads and tags, without
+    // `HEAD`: ask a local upstream directly, else trust the mirror's own
+    // `HEAD` (set from the upstream's when it was cloned).
+    let default_branch = default_branch
+        .or_else(|| local_head(url))
+        .or_else(|| head_name(&repo));
     prune(&repo, &path, &advertised)?;
     if let gix::remote::fetch::Status::Change {
         write_pack_bundle, ..
@@ -258,6 +264,22 @@ pub fn fetch(
         default_branch,
         cloned,
     })
+}
+
+/// The branch `HEAD` names in a local upstream, if `url` is one.
+fn local_head(url: &str) -> Option<String> {
+    use crate::git::remote::{UrlKind, local_path, url_kind};
+    if !matches!(url_kind(url), UrlKind::Local | UrlKind::File) {
+        return None;
+    }
+    head_name(&gix::open(local_path(url)?).ok()?)
+}
+
+/// The branch `HEAD` names in `repo`, when it is a branch that exists.
+fn head_name(repo: &gix::Repository) -> Option<String> {
+    let name = repo.head_name().ok()??;
+    repo.try_find_reference(name.as_ref()).ok()??;
+    Some(name.as_bstr().to_str_lossy().into_owned())
 }
 
 /// Move a finished clone from `partial` to `path`, make the rename durable,

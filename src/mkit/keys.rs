@@ -23,6 +23,9 @@ pub const SEED_LEN: usize = 32;
 pub const KEYS_DIR: &str = "keys";
 /// File name of the repository's default signing key.
 pub const DEFAULT_KEY_FILE: &str = "default.key";
+/// File name of the bridge's default import key (SPEC-GIT-IMPORT §4), the
+/// same path the reference uses.
+pub const IMPORT_KEY_FILE: &str = "git-import.key";
 /// Mode a key file is written with.
 pub const KEY_FILE_MODE: u32 = 0o600;
 /// Mode a key directory is given.
@@ -105,6 +108,12 @@ pub enum KeyError {
 /// key unless its config names another path.
 pub fn default_key_path(mkit_dir: &Path) -> PathBuf {
     mkit_dir.join(KEYS_DIR).join(DEFAULT_KEY_FILE)
+}
+
+/// `<mkit_dir>/keys/git-import.key`: the import key used when no `--key` is
+/// given (the only place the reference looks).
+pub fn default_import_key_path(mkit_dir: &Path) -> PathBuf {
+    mkit_dir.join(KEYS_DIR).join(IMPORT_KEY_FILE)
 }
 
 /// 32 fresh bytes from the operating system's random source.

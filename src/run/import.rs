@@ -84,6 +84,9 @@ pub struct ImportedRef {
     pub git: Sha1,
     /// Its translation.
     pub mkit: Id,
+    /// False when the ref is where the previous import left it (same
+    /// upstream tip, same translation): a no-change fetch reports nothing.
+    pub changed: bool,
 }
 
 /// One upstream ref that was skipped, and why.
@@ -102,8 +105,11 @@ pub struct ImportOutcome {
     pub imported: Vec<ImportedRef>,
     /// Refs skipped, in upstream order.
     pub skipped: Vec<SkippedRef>,
-    /// Warnings for the user (force-pushes, deletions, normalized modes).
+    /// Warnings for the user (force-pushes, deletions, moved tags,
+    /// normalized modes).
     pub warnings: Vec<String>,
+    /// Notes for the user (a map rebuild and why).
+    pub notes: Vec<String>,
     /// Git objects translated in this run.
     pub translated: u64,
     /// mkit objects newly written to the store.
@@ -137,8 +143,9 @@ pub enum ImportError {
     Ref(#[from] RefError),
     /// The importer key differs from the one pinned for this state.
     #[error(
-        "state '{remote}' was imported with key {pinned}, not {offered}; install that key \
-         (--key), or import under a new --remote-name (SPEC-GIT-IMPORT §4)"
+        "this import is pinned to importer key {pinned}; the available key is {offered}. \
+         Designated-importer model: pull this history over mkit transport from the importer, \
+         or install the pinned key and pass it with --key (state '{remote}', SPEC-GIT-IMPORT §4)"
     )]
     SignerMismatch {
         /// The state.
@@ -148,30 +155,66 @@ pub enum ImportError {
         /// The key offered (hex).
         offered: String,
     },
+    /// No `--key` was given, the state pins a key, and the default import key
+    /// file does not exist: a new key would only be refused, so none is made.
+    #[error(
+        "this import is pinned to importer key {pinned}, but no --key was given and the default \
+         import key {} does not exist; pass the pinned key with --key <file> (or install it at \
+         that path). No key is created for a state that already pins one \
+         (state '{remote}', SPEC-GIT-IMPORT §4)",
+        default_path.display()
+    )]
+    PinnedKeyMissing {
+        /// The state.
+        remote: String,
+        /// The pinned key (hex).
+        pinned: String,
+        /// Where the default key was looked for.
+        default_path: std::path::PathBuf,
+    },
+    /// The store already holds this upstream's commits signed by another key
+    /// (SPEC-GIT-IMPORT §6.1, check 2).
+    #[error(
+        "this upstream is already imported here under key {key}; pull from the designated \
+         importer over mkit transport, or install that key (SPEC-GIT-IMPORT §4/§6.1)"
+    )]
+    Diverged {
+        /// The other signer (hex).
+        key: String,
+        /// The upstream commit whose content is already in the store.
+        commit: Sha1,
+    },
     /// Another state already imports this upstream.
     #[error(
-        "{identity} is already imported here as '{other}'; use --remote-name {other} \
-         (SPEC-GIT-IMPORT §6.1)"
+        "{url} is already imported as state '{other}'; use `--remote-name {other}` instead of \
+         creating a duplicate import (canonical identity {identity}, SPEC-GIT-IMPORT §6.1)"
     )]
     AlreadyImported {
+        /// The upstream as given.
+        url: String,
         /// The canonical identity.
         identity: String,
         /// The state that has it.
         other: String,
     },
     /// The state is bound to another upstream.
-    #[error("state '{remote}' imports {bound}, not {identity}; choose another --remote-name")]
+    #[error(
+        "state '{remote}' is bound to {bound}; use a different --remote-name for {url} \
+         (canonical identity {identity})"
+    )]
     SourceMismatch {
         /// The state.
         remote: String,
         /// Its recorded source.
         bound: String,
-        /// The upstream asked for.
+        /// The upstream as given.
+        url: String,
+        /// The canonical identity of the upstream asked for.
         identity: String,
     },
     /// The state is an export state.
     #[error(
-        "state '{remote}' is bound to direction {direction}; import uses its own state (choose another --remote-name)"
+        "state dir '{remote}' is bound to direction '{direction}' (one direction per state dir); import uses its own state: choose another --remote-name"
     )]
     WrongDirection {
         /// The state.
@@ -181,7 +224,7 @@ pub enum ImportError {
     },
     /// The state was written under an import-spec version we do not implement.
     #[error(
-        "state '{remote}' was imported under import-spec {version}; this tool implements 1: re-import under a new --remote-name"
+        "state '{remote}' recorded import-spec {version}, this build implements 1; incremental imports across mapping versions are refused: re-import under a new --remote-name"
     )]
     ImportSpec {
         /// The state.
@@ -238,11 +281,16 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         return Err(ImportError::SourceMismatch {
             remote: req.remote.to_owned(),
             bound,
+            url: req.url.to_owned(),
             identity,
         });
     }
     if let Some(other) = state::state_with_source(mkit_dir, &identity, Some(req.remote))? {
-        return Err(ImportError::AlreadyImported { identity, other });
+        return Err(ImportError::AlreadyImported {
+            url: req.url.to_owned(),
+            identity,
+            other,
+        });
     }
     if let Some(version) = state::read_import_spec(&state_dir)?
         && version != state::IMPORT_SPEC_VERSION
@@ -264,22 +312,27 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     }
 
     crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
-    // A marker left by an earlier run means its map may be incomplete.
+    // A marker left by an earlier run means its map may vouch for torn objects.
     let interrupted_before = state::importing_is_set(&state_dir)?;
-    state::set_importing(&state_dir)?;
 
     let mut laps = Laps::default();
     let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
+    crash_point("fetched");
     laps.lap("fetch");
-    if direction.is_none() {
-        state::bind_direction(&state_dir, Direction::Import)?;
-    }
-    state::pin_binding(&state_dir, Binding::Source, &identity)?;
-    state::bind_import_spec(&state_dir)?;
-    state::bind_signer(&state_dir, &public)?;
 
+    let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
     let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
-    let rebuild = interrupted_before || !intact;
+    let mut notes = Vec::new();
+    let rebuild = match map_verdict(interrupted_before, intact, &map, previous.values()) {
+        MapVerdict::Trusted => false,
+        verdict => {
+            notes.push(verdict.note().to_owned());
+            true
+        }
+    };
     let map = if rebuild {
         state::Sha1ToBlake::new()
     } else {
@@ -309,6 +362,22 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             message: e.to_string(),
         })?
         .into_sync();
+
+    // First contact (or a rebuild): is this upstream's content already in
+    // the store under another key? Read-only, so it runs before the marker.
+    if map.is_empty() {
+        divergence_probe(repo, &mirror, &fetched.refs, &public)?;
+    }
+    // Recorded only now, once the upstream was fetched and the probe
+    // passed, so a refused first import leaves the state name free.
+    if direction.is_none() {
+        state::bind_direction(&state_dir, Direction::Import)?;
+    }
+    state::pin_binding(&state_dir, Binding::Source, &identity)?;
+    state::bind_import_spec(&state_dir)?;
+    state::bind_signer(&state_dir, &public)?;
+    // From here until the ref state is recorded, torn objects can exist.
+    state::set_importing(&state_dir)?;
 
     let mut run = Run {
         mirror: &mirror,
@@ -370,6 +439,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             .map_err(ImportError::from)
     })?;
     laps.lap("durable");
+    crash_point("objects");
     let mut pairs: Vec<(Sha1, Id)> = run
         .new_objects
         .iter()
@@ -386,12 +456,10 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         written: outcome_batch.written,
         cloned: fetched.cloned,
         default_branch: fetched.default_branch.clone(),
+        notes,
         ..ImportOutcome::default()
     };
-    let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
+    crash_point("map");
     let mut ref_state = Vec::new();
     let mut ref_updates = Vec::new();
     for (upstream, mapping) in plan {
@@ -427,13 +495,27 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
                 upstream.target.to_hex()
             ));
         }
-        ref_updates.push((mapping.mkit_ref().to_owned(), id));
+        let before = previous.get(&upstream.name);
+        match &mapping {
+            RefMapping::Tag { tag, mkit_ref } => {
+                match tag_decision(refs::read_ref(mkit_dir, mkit_ref)?, id, before) {
+                    TagDecision::Write => ref_updates.push((mkit_ref.clone(), id)),
+                    TagDecision::Keep => {}
+                    TagDecision::MovedLocally => outcome.warnings.push(format!(
+                        "not updating tag '{tag}': it was moved locally (delete it with \
+                         `mkit tag -d {tag}` to track the upstream tag)"
+                    )),
+                }
+            }
+            RefMapping::Branch { mkit_ref, .. } => ref_updates.push((mkit_ref.clone(), id)),
+        }
         ref_state.push(RefState {
             name: upstream.name.clone(),
             mkit: id,
             git: upstream.target,
         });
         outcome.imported.push(ImportedRef {
+            changed: before.is_none_or(|old| old.git != upstream.target || old.mkit != id),
             upstream: upstream.name,
             mkit_ref: mapping.mkit_ref().to_owned(),
             git: upstream.target,
@@ -441,6 +523,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         });
     }
     refs::write_refs(mkit_dir, &ref_updates)?;
+    crash_point("refs");
     // Branches deleted upstream lose their tracking refs.
     for (name, old) in &previous {
         if fetched.refs.iter().any(|r| &r.name == name) {
@@ -480,6 +563,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         );
     }
     state::clear_importing(&state_dir)?;
+    crash_point("imported");
     laps.lap("map+refs");
     outcome.timings = laps.done;
     Ok(outcome)
@@ -1223,5 +1307,482 @@ pub fn is_fresh_target(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Stop the process on the spot, as `kill -9` would, when
+/// `MKIT_BRIDGE_CRASH_AT` names `point`. Compiled to nothing unless the
+/// `test-hooks` feature is on: the crash tests use it to interrupt an import
+/// at a chosen step of its durability order.
+#[inline]
+pub fn crash_point(point: &str) {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var("MKIT_BRIDGE_CRASH_AT").is_ok_and(|v| v == point) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        std::process::exit(137);
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = point;
+}
+
+/// Whether the map may be trusted, or why it must be rebuilt from scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapVerdict {
+    /// The map is whole: only objects it does not know are translated.
+    Trusted,
+    /// The crash marker was found: the map may vouch for torn objects.
+    Interrupted,
+    /// The map is damaged, lost its tail, or is gone while refs are
+    /// recorded.
+    Damaged,
+}
+
+impl MapVerdict {
+    /// The note shown to the user (the reference's wording).
+    pub fn note(self) -> &'static str {
+        match self {
+            MapVerdict::Trusted => "map cache is intact",
+            MapVerdict::Interrupted => "previous import was interrupted; rebuilding the map cache",
+            MapVerdict::Damaged => {
+                "map cache missing or corrupt; rebuilding from the staging mirror"
+            }
+        }
+    }
+}
+
+/// Decide whether the loaded map can be trusted (0.5.0's rule): not after a
+/// crash; not when a line is damaged; not when a recorded upstream tip is
+/// missing from it (tips are appended before the ref state is recorded, so a
+/// missing one means the tail was lost at a line boundary); not when it is
+/// empty while refs are recorded.
+pub fn map_verdict<'a>(
+    interrupted: bool,
+    intact: bool,
+    map: &state::Sha1ToBlake,
+    recorded: impl IntoIterator<Item = &'a RefState>,
+) -> MapVerdict {
+    if interrupted {
+        return MapVerdict::Interrupted;
+    }
+    let mut any = false;
+    let mut tips_mapped = true;
+    for r in recorded {
+        any = true;
+        tips_mapped &= map.contains_key(&r.git);
+    }
+    if !intact || !tips_mapped || (any && map.is_empty()) {
+        MapVerdict::Damaged
+    } else {
+        MapVerdict::Trusted
+    }
+}
+
+/// What to do with a local tag the upstream has (the moved-tag guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagDecision {
+    /// Absent, or still where the previous import put it: write it.
+    Write,
+    /// Already at the new value.
+    Keep,
+    /// Moved locally since the previous import: leave it, and warn.
+    MovedLocally,
+}
+
+/// Decide, as 0.5.0 does, whether an imported tag may be written: only when
+/// the local tag is absent, already right, or still where the previous
+/// import left it. A tag moved by hand is never overwritten.
+pub fn tag_decision(current: Option<Id>, new: Id, previous: Option<&RefState>) -> TagDecision {
+    match current {
+        None => TagDecision::Write,
+        Some(cur) if cur == new => TagDecision::Keep,
+        Some(cur) if previous.is_some_and(|p| p.mkit == cur) => TagDecision::Write,
+        Some(_) => TagDecision::MovedLocally,
+    }
+}
+
+/// How many commits, along first parents from each upstream tip, the
+/// divergence probe looks at (0.5.0's bound).
+pub const PROBE_DEPTH: usize = 32;
+
+/// The in-store divergence probe (SPEC-GIT-IMPORT §6.1 check 2, as 0.5.0
+/// runs it): digest the framed bytes of up to [`PROBE_DEPTH`] commits along
+/// first parents from each upstream tip (tags peeled), then refuse when a
+/// commit in the store carries one of those `content_digest`s under a signer
+/// other than `ours` — the same upstream was already imported here under
+/// another key. Run on first contact only (an empty map): afterwards the
+/// pinned key and source already guarantee it.
+fn divergence_probe(
+    repo: &Repo,
+    mirror: &gix::ThreadSafeRepository,
+    tips: &[UpstreamRef],
+    ours: &[u8; 32],
+) -> Result<(), ImportError> {
+    let mut digests: HashMap<Id, Sha1> = HashMap::new();
+    for tip in tips {
+        let mut cur = tip.target;
+        let mut peeled = 0;
+        let mut walked = 0;
+        while walked < PROBE_DEPTH {
+            let Ok((kind, body)) = read_object(mirror, &cur) else {
+                break;
+            };
+            match kind {
+                ObjectKind::Tag if peeled <= rules::MAX_TAG_CHAIN => {
+                    peeled += 1;
+                    match TagRef::parse(&body) {
+                        Ok(t) => cur = t.object,
+                        Err(_) => break,
+                    }
+                }
+                ObjectKind::Commit => {
+                    walked += 1;
+                    digests.insert(rules::framed_digest(ObjectKind::Commit, &body), cur);
+                    match CommitRef::parse(&body)
+                        .ok()
+                        .and_then(|c| c.parents.first().copied())
+                    {
+                        Some(p) => cur = p,
+                        None => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    if digests.is_empty() {
+        return Ok(());
+    }
+    for id in store_object_ids(repo.store().root())? {
+        if let Ok(Object::Commit(c)) = repo.store().read(&id)
+            && c.signer != *ours
+            && let Some(commit) = digests.get(&c.content_digest)
+        {
+            let hex = Id(c.signer).to_hex();
+            return Err(ImportError::Diverged {
+                key: format!("{}… ({hex})", &hex[..16]),
+                commit: *commit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every object id in a loose store (`<2 hex>/<62 hex>` files), sorted.
+fn store_object_ids(objects: &Path) -> Result<Vec<Id>, ImportError> {
+    let list = |dir: &Path| -> Result<Vec<std::fs::DirEntry>, ImportError> {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StateError::from(durable::IoError::new("list", dir, e)).into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StateError::from(durable::IoError::new("list", dir, e)).into()),
+        }
+    };
+    let mut ids = Vec::new();
+    for shard in list(objects)? {
+        let prefix = shard.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 || !shard.path().is_dir() {
+            continue;
+        }
+        for f in list(&shard.path())? {
+            let rest = f.file_name().to_string_lossy().into_owned();
+            if let Ok(id) = Id::from_hex(&format!("{prefix}{rest}")) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// Where the importer key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChoice {
+    /// The file the user named with `--key`.
+    Given(std::path::PathBuf),
+    /// The default import key file, which exists.
+    Default(std::path::PathBuf),
+    /// The default import key file does not exist and the state pins no
+    /// key: generate one there (first use).
+    Generate(std::path::PathBuf),
+}
+
+/// Decide which key signs an import or fetch into state `remote`.
+///
+/// `--key` wins. Without it the reference knows only the default path
+/// `.mkit/keys/git-import.key`, and so do we: an existing file there is
+/// used (a state pinned to another key then refuses with
+/// [`ImportError::SignerMismatch`]). When the file is absent, a key is
+/// generated only for a state that pins none; a state that already pins a
+/// key refuses with [`ImportError::PinnedKeyMissing`], naming the pinned key,
+/// instead of writing a stray key the state would refuse anyway.
+pub fn choose_import_key(
+    mkit_dir: &Path,
+    remote: &str,
+    given: Option<&Path>,
+) -> Result<KeyChoice, ImportError> {
+    if let Some(path) = given {
+        return Ok(KeyChoice::Given(path.to_path_buf()));
+    }
+    let default = crate::mkit::keys::default_import_key_path(mkit_dir);
+    if std::fs::symlink_metadata(&default).is_ok() {
+        // Present in any form: loading it reports what is wrong with it; a
+        // damaged key file is never replaced.
+        return Ok(KeyChoice::Default(default));
+    }
+    let state_dir = state::state_dir(mkit_dir, remote)?;
+    match state::read_signer(&state_dir)? {
+        Some(pinned) => Err(ImportError::PinnedKeyMissing {
+            remote: remote.to_owned(),
+            pinned: Id(pinned).to_hex(),
+            default_path: default,
+        }),
+        None => Ok(KeyChoice::Generate(default)),
+    }
+}
+
+/// The marker a fresh-clone import (`import <url> <dir>`) leaves in
+/// `<dir>/.mkit/` from just after the repository is created until the whole
+/// command is done (refs, local branch, `HEAD`, checkout). Its presence
+/// means the command was interrupted; running the same command again
+/// finishes it.
+pub const PENDING_FILE: &str = "git-import-pending";
+
+/// A fresh-clone import that has not finished, as its marker records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingImport {
+    /// The state name (`--remote-name`).
+    pub remote: String,
+    /// The upstream, as the user gave it.
+    pub url: String,
+}
+
+/// What `import <url> <dir>` finds at `<dir>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Absent or empty (crash debris aside): start a fresh clone.
+    Fresh,
+    /// This command's own interrupted run (same upstream, same state name),
+    /// or a repository created by it before it could record anything:
+    /// resume it.
+    Resume,
+    /// Anything else: refuse. Holds the marker of another interrupted
+    /// import, when that is what occupies it.
+    Occupied(Option<PendingImport>),
+}
+
+/// The pending marker of the repository whose `.mkit` is `mkit_dir`, if any.
+pub fn read_pending(mkit_dir: &Path) -> Option<PendingImport> {
+    let text = std::fs::read_to_string(mkit_dir.join(PENDING_FILE)).ok()?;
+    let (remote, url) = text.split_once('\n')?;
+    Some(PendingImport {
+        remote: remote.to_owned(),
+        url: url.strip_suffix('\n').unwrap_or(url).to_owned(),
+    })
+}
+
+/// Durably record that a fresh-clone import of `url` under `remote` is
+/// under way in the repository whose `.mkit` is `mkit_dir`.
+pub fn write_pending(mkit_dir: &Path, remote: &str, url: &str) -> Result<(), ImportError> {
+    durable::write_atomic(
+        &mkit_dir.join(PENDING_FILE),
+        format!("{remote}\n{url}\n").as_bytes(),
+    )
+    .map_err(|e| StateError::from(e).into())
+}
+
+/// Durably remove the pending marker: the fresh-clone import is complete.
+pub fn clear_pending(mkit_dir: &Path) -> Result<(), ImportError> {
+    let path = mkit_dir.join(PENDING_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => durable::sync_dir(mkit_dir).map_err(|e| StateError::from(e).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StateError::from(durable::IoError::new("remove", &path, e)).into()),
+    }
+}
+
+/// True for entries an interrupted run may leave at the top of its target
+/// that hold nothing: a repository being built (`.mkit.init.<pid>`).
+fn is_debris(name: &str) -> bool {
+    name.starts_with(".mkit.init.")
+}
+
+/// Remove the debris ([`is_debris`]) an interrupted run left in `dir`.
+pub fn remove_debris(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if is_debris(&e.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// True when `mkit_dir` holds a repository nothing was recorded in yet: no
+/// bridge state, no object, no ref.
+fn is_pristine(mkit_dir: &Path) -> bool {
+    fn holds_files(dir: &Path) -> bool {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        rd.flatten()
+            .any(|e| !e.path().is_dir() || holds_files(&e.path()))
+    }
+    !mkit_dir.join(crate::state::GIT_STATE_DIR).exists()
+        && !holds_files(&mkit_dir.join("objects"))
+        && !holds_files(&mkit_dir.join("refs"))
+}
+
+/// Classify the target of `import <url> <dir>` for state `remote`: a fresh
+/// target, this command's own interrupted run (resumed by running it
+/// again), or something it must not touch.
+pub fn classify_target(dir: &Path, url: &str, remote: &str) -> Target {
+    let entries: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !is_debris(n))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Target::Fresh,
+        Err(_) => return Target::Occupied(None),
+    };
+    if entries.is_empty() {
+        return Target::Fresh;
+    }
+    let mkit_dir = dir.join(crate::mkit::repo::MKIT_DIR);
+    if !entries.iter().any(|n| n == crate::mkit::repo::MKIT_DIR) {
+        return Target::Occupied(None);
+    }
+    match read_pending(&mkit_dir) {
+        Some(p) => {
+            let identity = crate::git::remote::remote_identity;
+            if p.remote == remote && identity(&p.url) == identity(url) {
+                Target::Resume
+            } else {
+                Target::Occupied(Some(p))
+            }
+        }
+        None if entries.len() == 1 && is_pristine(&mkit_dir) => Target::Resume,
+        None => Target::Occupied(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(name: &str, git: u8, mkit: u8) -> RefState {
+        RefState {
+            name: name.to_owned(),
+            mkit: Id([mkit; 32]),
+            git: Sha1([git; 20]),
+        }
+    }
+
+    #[test]
+    fn map_verdict_follows_the_reference_rule() {
+        let mut map = state::Sha1ToBlake::new();
+        let recorded = [rs("refs/heads/main", 1, 2)];
+        // Empty map, nothing recorded: a first import, nothing to rebuild.
+        assert_eq!(map_verdict(false, true, &map, []), MapVerdict::Trusted);
+        // Empty map with recorded refs: lost.
+        assert_eq!(
+            map_verdict(false, true, &map, &recorded),
+            MapVerdict::Damaged
+        );
+        map.insert(Sha1([9; 20]), Id([9; 32]));
+        // A recorded tip missing: the tail was lost at a line boundary.
+        assert_eq!(
+            map_verdict(false, true, &map, &recorded),
+            MapVerdict::Damaged
+        );
+        map.insert(Sha1([1; 20]), Id([2; 32]));
+        assert_eq!(
+            map_verdict(false, true, &map, &recorded),
+            MapVerdict::Trusted
+        );
+        assert_eq!(
+            map_verdict(false, false, &map, &recorded),
+            MapVerdict::Damaged
+        );
+        // The crash marker wins over everything.
+        assert_eq!(
+            map_verdict(true, true, &map, &recorded),
+            MapVerdict::Interrupted
+        );
+        assert!(
+            MapVerdict::Interrupted
+                .note()
+                .contains("rebuilding the map cache")
+        );
+        assert!(MapVerdict::Damaged.note().contains("rebuilding"));
+    }
+
+    #[test]
+    fn tag_decision_never_clobbers_a_moved_tag() {
+        let new = Id([3; 32]);
+        let prev = rs("refs/tags/v1", 1, 2);
+        assert_eq!(tag_decision(None, new, None), TagDecision::Write);
+        assert_eq!(tag_decision(None, new, Some(&prev)), TagDecision::Write);
+        assert_eq!(tag_decision(Some(new), new, Some(&prev)), TagDecision::Keep);
+        // Still where the previous import put it: follows the upstream.
+        assert_eq!(
+            tag_decision(Some(Id([2; 32])), new, Some(&prev)),
+            TagDecision::Write
+        );
+        // Moved by hand, or a local tag the import never wrote: kept.
+        assert_eq!(
+            tag_decision(Some(Id([7; 32])), new, Some(&prev)),
+            TagDecision::MovedLocally
+        );
+        assert_eq!(
+            tag_decision(Some(Id([7; 32])), new, None),
+            TagDecision::MovedLocally
+        );
+    }
+
+    #[test]
+    fn targets_are_classified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t");
+        let url = "/some/upstream";
+        assert_eq!(classify_target(&dir, url, "upstream"), Target::Fresh);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(dir.join(".mkit.init.123")).unwrap();
+        assert_eq!(classify_target(&dir, url, "upstream"), Target::Fresh);
+        remove_debris(&dir);
+        assert!(!dir.join(".mkit.init.123").exists());
+        let repo = Repo::init(&dir).unwrap();
+        // Created, nothing recorded yet: resumable.
+        assert_eq!(classify_target(&dir, url, "upstream"), Target::Resume);
+        write_pending(repo.mkit_dir(), "upstream", url).unwrap();
+        std::fs::write(dir.join("half-checked-out.txt"), b"x").unwrap();
+        assert_eq!(classify_target(&dir, url, "upstream"), Target::Resume);
+        assert_eq!(
+            classify_target(&dir, "/another/upstream", "upstream"),
+            Target::Occupied(Some(PendingImport {
+                remote: "upstream".to_owned(),
+                url: url.to_owned()
+            }))
+        );
+        assert!(matches!(
+            classify_target(&dir, url, "other"),
+            Target::Occupied(Some(_))
+        ));
+        clear_pending(repo.mkit_dir()).unwrap();
+        assert_eq!(read_pending(repo.mkit_dir()), None);
+        assert_eq!(
+            classify_target(&dir, url, "upstream"),
+            Target::Occupied(None)
+        );
+        // A directory with other content and no repository.
+        let plain = tmp.path().join("plain");
+        std::fs::create_dir(&plain).unwrap();
+        std::fs::write(plain.join("f"), b"x").unwrap();
+        assert_eq!(
+            classify_target(&plain, url, "upstream"),
+            Target::Occupied(None)
+        );
     }
 }
