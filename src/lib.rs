@@ -6,6 +6,7 @@
 //!   identity, and the gix-fetched staging mirror;
 //! - [`bridge`]: the translation rules between the two (import today);
 //! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`;
+//! - [`attest`]: DSSE/in-toto attestations (git-import/v1, git-bridge/v1), as 0.5.0 writes them;
 //! - [`run`]: drivers that own I/O for a whole job.
 //!
 //! Library code never prints to stdout and never panics on input: every

@@ -25,6 +25,9 @@
 //!   public key, statement parse into a [`Claim`]);
 //! - [`store::save`] / [`store::list`]: the `.mkit/attestations/` directory.
 //!
+//! [`Subject::sha256`] is optional (the reference's reader accepts a subject
+//! without it); everything minted carries it.
+//!
 //! The module is pure except for [`store`], which does its I/O through
 //! [`crate::durable`].
 
