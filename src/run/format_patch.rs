@@ -81,8 +81,9 @@ pub enum FormatPatchError {
         commit: Id,
         /// The object that failed.
         object: Id,
-        /// The store's error.
-        source: StoreError,
+        /// The store's error (boxed: with two ids beside it the variant
+        /// would make every `Result` of this module large).
+        source: Box<StoreError>,
     },
     /// An object where a tree or file content should be is something else.
     #[error("diff: object {object} in commit {commit} is {found}, expected {expected}")]
@@ -352,7 +353,7 @@ impl Reader<'_> {
             .map_err(|source| FormatPatchError::Diff {
                 commit: self.commit,
                 object: *object,
-                source,
+                source: Box::new(source),
             })
     }
 
