@@ -272,7 +272,9 @@ fn import_and_checkout(
         Some(name) => {
             if let Err(e) = checkout::start_branch(repo, &common.remote, name) {
                 return Err(match e {
-                    CheckoutError::NoBranch { .. } => CliError::Failed(not_imported(&outcome, name)),
+                    CheckoutError::NoBranch { .. } => {
+                        CliError::Failed(not_imported(&outcome, name))
+                    }
                     other => other.into(),
                 });
             }
@@ -373,7 +375,10 @@ pub fn pull(out: &mut impl Write, common: &Common) -> Result<(), CliError> {
         }
         PullOutcome::FetchOnly(why) => {
             if !common.quiet && !common.json {
-                eprintln!("note: fetched only: {}", fetch_only_reason(&why, &common.remote));
+                eprintln!(
+                    "note: fetched only: {}",
+                    fetch_only_reason(&why, &common.remote)
+                );
             }
             None
         }
