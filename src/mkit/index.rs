@@ -379,12 +379,12 @@ pub fn read(mkit_dir: &Path) -> Result<Option<Index>, IndexError> {
         .map_err(io_err("read", &path))?;
     let mut index = decode(&bytes)?;
     let file_mtime = StatCache::of(&meta).mtime_ns;
-    let precise = file_mtime % 1_000_000_000 != 0;
+    let precise = !file_mtime.is_multiple_of(1_000_000_000);
     for e in &mut index.entries {
         if e.stat.mtime_ns == 0 {
             continue;
         }
-        let window = if precise && e.stat.mtime_ns % 1_000_000_000 != 0 {
+        let window = if precise && !e.stat.mtime_ns.is_multiple_of(1_000_000_000) {
             RACY_WINDOW_NS / 100
         } else {
             RACY_WINDOW_NS

@@ -684,11 +684,9 @@ pub fn apply(
             Some(m) if m.is_dir() => {
                 // A tracked directory replaced by a file: its tracked
                 // content is gone already; what is left is not ours.
-                if fs::remove_dir(&final_path).is_err() {
-                    return Err(CheckoutError::Untracked {
-                        path: f.path.clone(),
-                    });
-                }
+                fs::remove_dir(&final_path).map_err(|_| CheckoutError::Untracked {
+                    path: f.path.clone(),
+                })?;
             }
             Some(_) if old.contains_key(f.path.as_str()) => {}
             Some(_) => {

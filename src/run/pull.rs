@@ -88,9 +88,9 @@ pub enum PullError {
     #[error("{error}; additionally failed to roll back the branch ref: {rollback}")]
     RollbackFailed {
         /// The checkout failure.
-        error: CheckoutError,
+        error: Box<CheckoutError>,
         /// The rollback failure.
-        rollback: RefError,
+        rollback: Box<RefError>,
     },
     /// A ref could not be read.
     #[error(transparent)]
@@ -175,7 +175,10 @@ pub fn fast_forward(repo: &Repo, remote: &str) -> Result<PullOutcome, PullError>
         }),
         Err(error) => match refs::write_ref(mkit, &local, &current, RefCondition::Match(target)) {
             Ok(()) => Err(error.into()),
-            Err(rollback) => Err(PullError::RollbackFailed { error, rollback }),
+            Err(rollback) => Err(PullError::RollbackFailed {
+                error: Box::new(error),
+                rollback: Box::new(rollback),
+            }),
         },
     }
 }
