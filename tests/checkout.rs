@@ -181,7 +181,7 @@ fn sample_index() -> Index {
                 "README",
                 EntryStatus::Blob,
                 1,
-                [1_700_000_000_123_456_789, 17, 42, 1_700_000_000_5],
+                [1_700_000_000_123_456_789, 17, 42, 1_700_000_000_500_000_000],
             ),
             e("bin/run.sh", EntryStatus::Executable, 2, [0; 4]),
             e("link", EntryStatus::Symlink, 3, [0; 4]),

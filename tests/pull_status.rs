@@ -235,12 +235,15 @@ fn pull_refuses_divergence_with_the_merge_hint() {
     assert_eq!(snapshot(&env.wt()), before);
 }
 
+/// What a dirty-worktree case is called, how it dirties, and the refusal.
+type DirtyCase = (&'static str, fn(&Path), &'static str);
+
 #[test]
 fn pull_refuses_a_dirty_worktree_and_changes_nothing() {
     if !have_git("pull_refuses_a_dirty_worktree_and_changes_nothing") {
         return;
     }
-    let cases: [(&str, fn(&Path), &str); 4] = [
+    let cases: [DirtyCase; 4] = [
         (
             "edit",
             |wt| std::fs::write(wt.join("README"), "local edit\n").unwrap(),
