@@ -77,12 +77,11 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
 /// `git archive <rev>` of a bare repository, extracted into `into`.
 fn git_archive(git_dir: &Path, rev: &str, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
-    let tar = run_ok(
-        Command::new("git")
-            .arg("--git-dir")
-            .arg(git_dir)
-            .args(["archive", "--format=tar", rev]),
-    );
+    let tar = run_ok(Command::new("git").arg("--git-dir").arg(git_dir).args([
+        "archive",
+        "--format=tar",
+        rev,
+    ]));
     let mut child = Command::new("tar")
         .args(["-x", "-C"])
         .arg(into)
@@ -100,7 +99,11 @@ fn no_temp_files(root: &Path) {
         for e in std::fs::read_dir(&dir).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
-            assert!(!name.contains(".tmp."), "temp file left: {}", e.path().display());
+            assert!(
+                !name.contains(".tmp."),
+                "temp file left: {}",
+                e.path().display()
+            );
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             }
@@ -117,9 +120,17 @@ fn no_temp_files(root: &Path) {
 /// entry bytes: patching the version and sealing must give what we encode.
 #[test]
 fn golden_vectors_are_the_version_3_layout_minus_the_checksum() {
-    let Some(dir) = common::golden_dir("golden_vectors_are_the_version_3_layout_minus_the_checksum")
-    else {
-        return;
+    // In a worktree under /work/wt/<name>, the shared folder is two levels up.
+    let up2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/mkit-golden");
+    let dir = if up2.is_dir() {
+        up2
+    } else {
+        let Some(dir) =
+            common::golden_dir("golden_vectors_are_the_version_3_layout_minus_the_checksum")
+        else {
+            return;
+        };
+        dir
     };
     let manifest = common::manifest(&dir, "refs-index");
     for name in ["index_empty", "index_3entries"] {
@@ -127,7 +138,10 @@ fn golden_vectors_are_the_version_3_layout_minus_the_checksum() {
         let pinned = manifest.iter().find(|(n, _)| n == name).unwrap();
         assert_eq!(blake3::hash(&v2).to_hex().as_str(), pinned.1[0], "{name}");
         // Version 2 is refused, as mkit 0.5.0 refuses it.
-        assert!(matches!(index::decode(&v2), Err(IndexError::UnsupportedVersion(2))));
+        assert!(matches!(
+            index::decode(&v2),
+            Err(IndexError::UnsupportedVersion(2))
+        ));
         let mut v3 = v2.clone();
         v3[4] = 3;
         let sum = blake3::hash(&v3);
@@ -135,7 +149,11 @@ fn golden_vectors_are_the_version_3_layout_minus_the_checksum() {
         let idx = index::decode(&v3).unwrap();
         assert_eq!(idx.encode().unwrap(), v3, "{name} re-encodes byte for byte");
         if name == "index_3entries" {
-            let paths: Vec<_> = idx.entries.iter().map(|e| (e.path.as_str(), e.status)).collect();
+            let paths: Vec<_> = idx
+                .entries
+                .iter()
+                .map(|e| (e.path.as_str(), e.status))
+                .collect();
             assert_eq!(
                 paths,
                 [
@@ -152,16 +170,35 @@ fn sample_index() -> Index {
     let e = |path: &str, status, n: u8, st: [u64; 4]| IndexEntry {
         path: path.to_owned(),
         status,
-        id: if status == EntryStatus::Removed { Id::ZERO } else { Id([n; 32]) },
-        stat: StatCache { mtime_ns: st[0], size: st[1], ino: st[2], ctime_ns: st[3] },
+        id: if status == EntryStatus::Removed {
+            Id::ZERO
+        } else {
+            Id([n; 32])
+        },
+        stat: StatCache {
+            mtime_ns: st[0],
+            size: st[1],
+            ino: st[2],
+            ctime_ns: st[3],
+        },
     };
     Index {
         entries: vec![
-            e("README", EntryStatus::Blob, 1, [1_700_000_000_123_456_789, 17, 42, 1_700_000_000_5]),
+            e(
+                "README",
+                EntryStatus::Blob,
+                1,
+                [1_700_000_000_123_456_789, 17, 42, 1_700_000_000_500_000_000],
+            ),
             e("bin/run.sh", EntryStatus::Executable, 2, [0; 4]),
             e("link", EntryStatus::Symlink, 3, [0; 4]),
             e("gone.txt", EntryStatus::Removed, 0, [0; 4]),
-            e("dir/ü.txt", EntryStatus::Blob, 4, [u64::MAX, u64::MAX, 1, 1]),
+            e(
+                "dir/ü.txt",
+                EntryStatus::Blob,
+                4,
+                [u64::MAX, u64::MAX, 1, 1],
+            ),
         ],
     }
 }
@@ -207,13 +244,19 @@ impl Objects {
         id
     }
     fn blob(&mut self, data: &[u8]) -> Id {
-        self.put(Object::Blob(Blob { data: data.to_vec() }))
+        self.put(Object::Blob(Blob {
+            data: data.to_vec(),
+        }))
     }
     fn tree(&mut self, entries: Vec<(&[u8], EntryMode, Id)>) -> Id {
         self.put(Object::Tree(Tree {
             entries: entries
                 .into_iter()
-                .map(|(n, mode, id)| TreeEntry { name: n.to_vec(), mode, id })
+                .map(|(n, mode, id)| TreeEntry {
+                    name: n.to_vec(),
+                    mode,
+                    id,
+                })
                 .collect(),
         }))
     }
@@ -279,7 +322,10 @@ fn hostile_cases() -> Vec<(&'static str, Objects, Id)> {
     let t = o.blob(b"elsewhere");
     let f = o.blob(b"x");
     let d = o.tree(vec![(b"f", EntryMode::Blob, f)]);
-    let root = o.tree(vec![(b"a", EntryMode::Symlink, t), (b"a", EntryMode::Tree, d)]);
+    let root = o.tree(vec![
+        (b"a", EntryMode::Symlink, t),
+        (b"a", EntryMode::Tree, d),
+    ]);
     cases.push(("duplicate name", o, root));
     // A tree that contains itself: the depth bound ends the walk.
     let mut o = Objects::default();
@@ -287,7 +333,11 @@ fn hostile_cases() -> Vec<(&'static str, Objects, Id)> {
     o.map.insert(
         id,
         Object::Tree(Tree {
-            entries: vec![TreeEntry { name: b"d".to_vec(), mode: EntryMode::Tree, id }],
+            entries: vec![TreeEntry {
+                name: b"d".to_vec(),
+                mode: EntryMode::Tree,
+                id,
+            }],
         }),
     );
     cases.push(("cycle", o, id));
@@ -310,7 +360,10 @@ fn hostile_trees_are_refused_before_anything_is_written() {
             ),
             "{what}: {err}"
         );
-        assert!(err.to_string().contains("nothing was written") || matches!(err, CheckoutError::TooDeep { .. }));
+        assert!(
+            err.to_string().contains("nothing was written")
+                || matches!(err, CheckoutError::TooDeep { .. })
+        );
         assert_eq!(std::fs::read_dir(&wt).unwrap().count(), 1, "{what}");
     }
 }
@@ -331,7 +384,10 @@ fn a_symlink_in_the_worktree_is_never_followed() {
     // An untracked symlink where the tree has a directory: refused.
     std::os::unix::fs::symlink(&outside, wt.join("sub")).unwrap();
     let err = checkout::apply(&o.map, &wt, &wt.join(".mkit"), &plan, None).unwrap_err();
-    assert!(matches!(&err, CheckoutError::Untracked { path } if path == "sub"), "{err}");
+    assert!(
+        matches!(&err, CheckoutError::Untracked { path } if path == "sub"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     assert!(!wt.join(".mkit/index").exists());
 
@@ -369,10 +425,18 @@ fn apply_writes_modes_links_and_an_index_in_tree_order() {
         (b"l", EntryMode::Symlink, l),
     ]);
     let plan = checkout::plan(&o.map, &root).unwrap();
-    let kinds: Vec<_> = plan.files.iter().map(|f| (f.path.as_str(), f.kind)).collect();
+    let kinds: Vec<_> = plan
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.kind))
+        .collect();
     assert_eq!(
         kinds,
-        [("a.txt", FileKind::Regular), ("d/x", FileKind::Executable), ("l", FileKind::Symlink)]
+        [
+            ("a.txt", FileKind::Regular),
+            ("d/x", FileKind::Executable),
+            ("l", FileKind::Symlink)
+        ]
     );
     checkout::apply(&o.map, wt, &wt.join(".mkit"), &plan, None).unwrap();
     let mode = |p: &str| std::fs::metadata(wt.join(p)).unwrap().permissions().mode() & 0o777;
@@ -380,7 +444,11 @@ fn apply_writes_modes_links_and_an_index_in_tree_order() {
     assert_eq!(mode("a.txt") & 0o111, 0);
     assert_eq!(std::fs::read_link(wt.join("l")).unwrap(), Path::new("d/x"));
     let idx = index::read(&wt.join(".mkit")).unwrap().unwrap();
-    let got: Vec<_> = idx.entries.iter().map(|e| (e.path.as_str(), e.status, e.id)).collect();
+    let got: Vec<_> = idx
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e.status, e.id))
+        .collect();
     assert_eq!(
         got,
         [
@@ -423,7 +491,11 @@ fn import_checks_out_the_default_branch_like_git_archive() {
     fixture("worktree", &up);
     let out = import_into(tmp.path(), &up, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("checked out 'main'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checked out 'main'"),
+        "{}",
+        stderr(&out)
+    );
     let wt = tmp.path().join("wt");
     let expected = tmp.path().join("expected");
     git_archive(&up, "main", &expected);
@@ -444,8 +516,15 @@ fn import_checks_out_the_default_branch_like_git_archive() {
     assert_eq!(
         paths,
         [
-            "README", "a/b/c.txt", "bin/run.sh", "data/big.bin", "data/empty", "link",
-            "src/lib.rs", "src/main.rs", "srcdir"
+            "README",
+            "a/b/c.txt",
+            "bin/run.sh",
+            "data/big.bin",
+            "data/empty",
+            "link",
+            "src/lib.rs",
+            "src/main.rs",
+            "srcdir"
         ]
     );
     assert!(mkit_core::index::deserialize(&bytes).is_ok());
@@ -473,7 +552,11 @@ fn import_checks_out_the_default_branch_like_git_archive() {
     };
     let st = ref_mkit(&["status", "--porcelain"]);
     assert!(st.status.success(), "{}", stderr(&st));
-    assert_eq!(String::from_utf8_lossy(&st.stdout), "", "mkit status --porcelain is empty");
+    assert_eq!(
+        String::from_utf8_lossy(&st.stdout),
+        "",
+        "mkit status --porcelain is empty"
+    );
     let st = ref_mkit(&["status"]);
     assert!(
         stderr(&st).contains("nothing to commit, working tree clean"),
@@ -499,12 +582,13 @@ fn hostile_upstreams_are_refused_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let up = tmp.path().join("up.git");
     fixture("hostile", &up);
-    let branches = String::from_utf8(run_ok(
-        Command::new("git")
-            .arg("--git-dir")
-            .arg(&up)
-            .args(["for-each-ref", "--format=%(refname:strip=2)", "refs/heads/hostile"]),
-    ))
+    let branches = String::from_utf8(run_ok(Command::new("git").arg("--git-dir").arg(&up).args(
+        [
+            "for-each-ref",
+            "--format=%(refname:strip=2)",
+            "refs/heads/hostile",
+        ],
+    )))
     .unwrap();
     let mut cases: Vec<Option<&str>> = vec![None];
     cases.extend(branches.lines().map(Some));
@@ -514,9 +598,16 @@ fn hostile_upstreams_are_refused_end_to_end() {
         let extra: Vec<&str> = branch.map_or(vec![], |b| vec!["--branch", b]);
         let out = import_into(run.path(), &up, &extra);
         assert_eq!(out.status.code(), Some(1), "{branch:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("refusing to check out"), "{branch:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to check out"),
+            "{branch:?}: {}",
+            stderr(&out)
+        );
         let wt = run.path().join("wt");
-        let names: Vec<_> = std::fs::read_dir(&wt).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&wt)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [".mkit"], "{branch:?}: nothing but .mkit");
         assert!(!run.path().join("outside").exists());
         assert!(!wt.join(".mkit/index").exists());
@@ -527,7 +618,10 @@ fn hostile_upstreams_are_refused_end_to_end() {
     let run = tempfile::tempdir().unwrap();
     let out = import_into(run.path(), &up, &["--branch", "good"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read(run.path().join("wt/README")).unwrap(), b"good\n");
+    assert_eq!(
+        std::fs::read(run.path().join("wt/README")).unwrap(),
+        b"good\n"
+    );
 }
 
 #[test]
@@ -547,7 +641,11 @@ fn a_refused_default_branch_is_named_and_branch_picks_another() {
     );
     assert!(err.contains("imported branches: good"), "{err}");
     let wt = tmp.path().join("wt");
-    assert_eq!(std::fs::read_dir(&wt).unwrap().count(), 1, "nothing checked out");
+    assert_eq!(
+        std::fs::read_dir(&wt).unwrap().count(),
+        1,
+        "nothing checked out"
+    );
     assert!(!wt.join(".mkit/refs/heads/main").exists());
 
     let other = tempfile::tempdir().unwrap();
@@ -580,15 +678,20 @@ fn a_refused_default_branch_is_named_and_branch_picks_another() {
 fn ripgrep_checks_out_like_git_archive() {
     let rg = Path::new("/work/data/ripgrep.git");
     if !rg.is_dir() {
-        common::skip::<()>("ripgrep_checks_out_like_git_archive", "no /work/data/ripgrep.git");
+        common::skip::<()>(
+            "ripgrep_checks_out_like_git_archive",
+            "no /work/data/ripgrep.git",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = import_into(tmp.path(), rg, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let head = String::from_utf8(run_ok(
-        Command::new("git").arg("--git-dir").arg(rg).args(["symbolic-ref", "--short", "HEAD"]),
-    ))
+    let head = String::from_utf8(run_ok(Command::new("git").arg("--git-dir").arg(rg).args([
+        "symbolic-ref",
+        "--short",
+        "HEAD",
+    ])))
     .unwrap();
     let expected = tmp.path().join("expected");
     git_archive(rg, head.trim(), &expected);

@@ -89,7 +89,10 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             let meta = std::fs::symlink_metadata(e.path()).unwrap();
             let key = name.to_string_lossy().into_owned();
             if meta.file_type().is_symlink() {
-                out.insert(key, format!("-> {}", std::fs::read_link(e.path()).unwrap().display()));
+                out.insert(
+                    key,
+                    format!("-> {}", std::fs::read_link(e.path()).unwrap().display()),
+                );
             } else if meta.is_dir() {
                 out.insert(key, "dir".to_owned());
                 stack.push(name);
@@ -105,12 +108,11 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
 
 fn archive(git_dir: &Path, into: &Path) -> BTreeMap<String, String> {
     std::fs::create_dir_all(into).unwrap();
-    let tar = run_ok(
-        Command::new("git")
-            .arg("--git-dir")
-            .arg(git_dir)
-            .args(["archive", "--format=tar", "main"]),
-    );
+    let tar = run_ok(Command::new("git").arg("--git-dir").arg(git_dir).args([
+        "archive",
+        "--format=tar",
+        "main",
+    ]));
     std::fs::write(into.with_extension("tar"), tar).unwrap();
     run_ok(
         Command::new("tar")
@@ -134,7 +136,11 @@ fn reference_clean(env: &Env, test: &str) {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", stderr(&st));
-    assert_eq!(String::from_utf8_lossy(&st.stdout), "", "reference status: clean");
+    assert_eq!(
+        String::from_utf8_lossy(&st.stdout),
+        "",
+        "reference status: clean"
+    );
 }
 
 #[test]
@@ -149,19 +155,33 @@ fn pull_fast_forwards_files_modes_links_and_the_index() {
     fixture("worktree.advance", &env.up());
     let out = env.pull(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("fast-forwarded 'main'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fast-forwarded 'main'"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::remove_file(env.wt().join("notes.txt")).unwrap();
     let expected = archive(&env.up(), &env.tmp.path().join("expected"));
     assert_eq!(snapshot(&env.wt()), expected);
     assert!(!env.wt().join("a").exists(), "emptied directory removed");
-    assert_eq!(env.read("refs/heads/main"), env.read("refs/remotes/upstream/main"));
+    assert_eq!(
+        env.read("refs/heads/main"),
+        env.read("refs/remotes/upstream/main")
+    );
     let idx = index::read(&env.wt().join(".mkit")).unwrap().unwrap();
     let paths: Vec<_> = idx.entries.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
         [
-            "README", "bin/run.sh", "data/big.bin", "data/empty", "link", "new/deeper/file.txt",
-            "src/lib.rs", "src/main.rs", "srcdir/inside.txt"
+            "README",
+            "bin/run.sh",
+            "data/big.bin",
+            "data/empty",
+            "link",
+            "new/deeper/file.txt",
+            "src/lib.rs",
+            "src/main.rs",
+            "srcdir/inside.txt"
         ]
     );
     reference_clean(&env, "pull_fast_forwards_files_modes_links_and_the_index");
@@ -207,16 +227,23 @@ fn pull_refuses_divergence_with_the_merge_hint() {
         stderr(&out)
     );
     assert_eq!(env.read("refs/heads/main"), local);
-    assert_ne!(env.read("refs/remotes/upstream/main"), local, "the fetch happened");
+    assert_ne!(
+        env.read("refs/remotes/upstream/main"),
+        local,
+        "the fetch happened"
+    );
     assert_eq!(snapshot(&env.wt()), before);
 }
+
+/// What a dirty-worktree case is called, how it dirties, and the refusal.
+type DirtyCase = (&'static str, fn(&Path), &'static str);
 
 #[test]
 fn pull_refuses_a_dirty_worktree_and_changes_nothing() {
     if !have_git("pull_refuses_a_dirty_worktree_and_changes_nothing") {
         return;
     }
-    let cases: [(&str, fn(&Path), &str); 4] = [
+    let cases: [DirtyCase; 4] = [
         (
             "edit",
             |wt| std::fs::write(wt.join("README"), "local edit\n").unwrap(),
@@ -286,14 +313,23 @@ fn status_lists_the_import_state_with_every_reference_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let sha = String::from_utf8(run_ok(
-        Command::new("git").arg("--git-dir").arg(env.up()).args(["rev-parse", "main"]),
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(env.up())
+            .args(["rev-parse", "main"]),
     ))
     .unwrap();
     let key = env.read("git/upstream/signer");
     assert!(text.starts_with("upstream  direction=import\n"), "{text}");
-    assert!(text.contains(&format!("  importer key: {}… (pinned)\n", &key[..16])), "{text}");
     assert!(
-        text.contains(&format!("  tracking refs/heads/main @ {} (import)\n", &sha[..12])),
+        text.contains(&format!("  importer key: {}… (pinned)\n", &key[..16])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  tracking refs/heads/main @ {} (import)\n",
+            &sha[..12]
+        )),
         "{text}"
     );
     assert!(text.contains("  staging: ok\n"), "{text}");
@@ -335,7 +371,10 @@ fn status_lists_the_import_state_with_every_reference_line() {
         .unwrap();
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     for line in String::from_utf8(theirs.stdout).unwrap().lines() {
-        assert!(text.lines().any(|l| l == line), "missing reference line {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing reference line {line:?} in\n{text}"
+        );
     }
 }
 

@@ -53,10 +53,20 @@ fn render(out: &mut impl Write, s: &StateStatus) -> Result<(), CliError> {
         writeln!(out, "  importer key: {}… (pinned)", short_key(k))?;
     }
     for r in &s.tracking {
-        writeln!(out, "  tracking {} @ {} (import)", r.name, &r.git.to_hex()[..12])?;
+        writeln!(
+            out,
+            "  tracking {} @ {} (import)",
+            r.name,
+            &r.git.to_hex()[..12]
+        )?;
     }
     for r in &s.exported {
-        writeln!(out, "  exported {} @ {} (lease)", r.name, &r.git.to_hex()[..12])?;
+        writeln!(
+            out,
+            "  exported {} @ {} (lease)",
+            r.name,
+            &r.git.to_hex()[..12]
+        )?;
     }
     writeln!(
         out,

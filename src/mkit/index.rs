@@ -268,7 +268,9 @@ impl<'a> Cursor<'a> {
             .at
             .checked_add(n)
             .filter(|&end| end <= self.bytes.len())
-            .ok_or(IndexError::Corrupt("an entry runs past the end of the file"))?;
+            .ok_or(IndexError::Corrupt(
+                "an entry runs past the end of the file",
+            ))?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -304,7 +306,9 @@ pub fn decode(bytes: &[u8]) -> Result<Index, IndexError> {
     }
     let count = u32::from_le_bytes([body[5], body[6], body[7], body[8]]) as u64;
     if count.saturating_mul(MIN_ENTRY_LEN as u64) > (body.len() - HEADER_LEN) as u64 {
-        return Err(IndexError::Corrupt("the entry count cannot fit in the file"));
+        return Err(IndexError::Corrupt(
+            "the entry count cannot fit in the file",
+        ));
     }
     let mut cur = Cursor {
         bytes: body,
@@ -314,7 +318,8 @@ pub fn decode(bytes: &[u8]) -> Result<Index, IndexError> {
     let mut seen = HashSet::with_capacity(count as usize);
     for _ in 0..count {
         let status_byte = cur.take(1)?[0];
-        let status = EntryStatus::from_byte(status_byte).ok_or(IndexError::BadStatus(status_byte))?;
+        let status =
+            EntryStatus::from_byte(status_byte).ok_or(IndexError::BadStatus(status_byte))?;
         let mut id = [0u8; ID_LEN];
         id.copy_from_slice(cur.take(ID_LEN)?);
         let stat = StatCache {
@@ -374,12 +379,12 @@ pub fn read(mkit_dir: &Path) -> Result<Option<Index>, IndexError> {
         .map_err(io_err("read", &path))?;
     let mut index = decode(&bytes)?;
     let file_mtime = StatCache::of(&meta).mtime_ns;
-    let precise = file_mtime % 1_000_000_000 != 0;
+    let precise = !file_mtime.is_multiple_of(1_000_000_000);
     for e in &mut index.entries {
         if e.stat.mtime_ns == 0 {
             continue;
         }
-        let window = if precise && e.stat.mtime_ns % 1_000_000_000 != 0 {
+        let window = if precise && !e.stat.mtime_ns.is_multiple_of(1_000_000_000) {
             RACY_WINDOW_NS / 100
         } else {
             RACY_WINDOW_NS
@@ -481,7 +486,10 @@ mod tests {
         }
         let mut m = good.clone();
         m[20] ^= 1;
-        assert!(matches!(decode(&m), Err(IndexError::Corrupt("checksum mismatch"))));
+        assert!(matches!(
+            decode(&m),
+            Err(IndexError::Corrupt("checksum mismatch"))
+        ));
         let mut m = good.clone();
         m[9] = 9;
         assert!(matches!(decode(&reseal(m)), Err(IndexError::BadStatus(9))));
@@ -490,21 +498,41 @@ mod tests {
         assert!(matches!(decode(&reseal(m)), Err(IndexError::Corrupt(_))));
         let mut m = good[..good.len() - 32].to_vec();
         m.push(0);
-        assert!(matches!(decode(&reseal([m, vec![0; 32]].concat())), Err(IndexError::Corrupt(_))));
+        assert!(matches!(
+            decode(&reseal([m, vec![0; 32]].concat())),
+            Err(IndexError::Corrupt(_))
+        ));
         assert!(matches!(decode(b"MKIX\x03"), Err(IndexError::Corrupt(_))));
         assert!(matches!(decode(&[]), Err(IndexError::Corrupt(_))));
     }
 
     #[test]
     fn the_encoder_refuses_what_the_decoder_refuses() {
-        for bad in ["", "/abs", "a//b", "a/./b", "../x", ".mkit", ".mkit/HEAD", ".git/x", "a\\b", "a\0b"] {
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/./b",
+            "../x",
+            ".mkit",
+            ".mkit/HEAD",
+            ".git/x",
+            "a\\b",
+            "a\0b",
+        ] {
             let idx = Index {
                 entries: vec![entry(bad, EntryStatus::Blob, 1)],
             };
-            assert!(matches!(idx.encode(), Err(IndexError::InvalidPath(_))), "{bad:?}");
+            assert!(
+                matches!(idx.encode(), Err(IndexError::InvalidPath(_))),
+                "{bad:?}"
+            );
         }
         let dup = Index {
-            entries: vec![entry("a", EntryStatus::Blob, 1), entry("a", EntryStatus::Symlink, 2)],
+            entries: vec![
+                entry("a", EntryStatus::Blob, 1),
+                entry("a", EntryStatus::Symlink, 2),
+            ],
         };
         assert!(matches!(dup.encode(), Err(IndexError::DuplicatePath(_))));
         let mut removed = entry("a", EntryStatus::Removed, 0);

@@ -135,9 +135,7 @@ pub enum CheckoutError {
         reason: String,
     },
     /// A symlink whose target could lead outside the worktree or into `.mkit`.
-    #[error(
-        "refusing to check out symlink {path:?} -> {target:?}: {reason} (nothing was written)"
-    )]
+    #[error("refusing to check out symlink {path:?} -> {target:?}: {reason} (nothing was written)")]
     HostileSymlink {
         /// The symlink's path.
         path: String,
@@ -437,7 +435,12 @@ enum Found {
 fn lstat(path: &Path) -> Result<Option<fs::Metadata>, IoError> {
     match fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(IoError::new("inspect", path, e)),
@@ -555,11 +558,7 @@ pub fn check_clean(
             });
         }
     }
-    if let Some(missing) = head
-        .files
-        .iter()
-        .find(|f| index.get(&f.path).is_none())
-    {
+    if let Some(missing) = head.files.iter().find(|f| index.get(&f.path).is_none()) {
         return Err(CheckoutError::Staged {
             path: missing.path.clone(),
         });
@@ -613,7 +612,9 @@ fn has_untracked(root: &Path, rel: &str, tracked: &HashSet<&str>) -> Result<bool
         let entry = entry.map_err(io_err("list", &dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let child = format!("{rel}/{name}");
-        let kind = entry.file_type().map_err(io_err("inspect", &entry.path()))?;
+        let kind = entry
+            .file_type()
+            .map_err(io_err("inspect", &entry.path()))?;
         if kind.is_dir() {
             if has_untracked(root, &child, tracked)? {
                 return Ok(true);
@@ -653,11 +654,7 @@ pub fn apply(
 
     // Tracked paths the new tree drops, deepest first, then the directories
     // they leave empty.
-    let mut dropped: Vec<&str> = old
-        .keys()
-        .copied()
-        .filter(|p| !new.contains(p))
-        .collect();
+    let mut dropped: Vec<&str> = old.keys().copied().filter(|p| !new.contains(p)).collect();
     dropped.sort_unstable_by(|a, b| b.cmp(a));
     for path in &dropped {
         if probe(root, path)? == Found::Leaf {
@@ -687,11 +684,9 @@ pub fn apply(
             Some(m) if m.is_dir() => {
                 // A tracked directory replaced by a file: its tracked
                 // content is gone already; what is left is not ours.
-                if fs::remove_dir(&final_path).is_err() {
-                    return Err(CheckoutError::Untracked {
-                        path: f.path.clone(),
-                    });
-                }
+                fs::remove_dir(&final_path).map_err(|_| CheckoutError::Untracked {
+                    path: f.path.clone(),
+                })?;
             }
             Some(_) if old.contains_key(f.path.as_str()) => {}
             Some(_) => {
@@ -706,9 +701,7 @@ pub fn apply(
                 write_symlink(&final_path, target)?;
                 StatCache::default()
             }
-            FileKind::Regular | FileKind::Executable => {
-                write_file(src, &final_path, f)?
-            }
+            FileKind::Regular | FileKind::Executable => write_file(src, &final_path, f)?,
         };
         entries.push(IndexEntry {
             path: f.path.clone(),
@@ -943,13 +936,35 @@ mod tests {
     #[test]
     fn metadata_aliases_are_recognised() {
         for name in [
-            ".mkit", ".MKIT", ".Mkit", ".git", ".GIT", ".mkit.", ".mkit ", ".mkit. . ",
-            ".mk\u{200c}it", "\u{feff}.git", ".git::$INDEX_ALLOCATION", ".mkit:stream",
-            "MKIT~1", "git~1", "GIT~12", ".mk\u{212a}it",
+            ".mkit",
+            ".MKIT",
+            ".Mkit",
+            ".git",
+            ".GIT",
+            ".mkit.",
+            ".mkit ",
+            ".mkit. . ",
+            ".mk\u{200c}it",
+            "\u{feff}.git",
+            ".git::$INDEX_ALLOCATION",
+            ".mkit:stream",
+            "MKIT~1",
+            "git~1",
+            "GIT~12",
+            ".m\u{212a}it",
+            ".m\u{212a}IT",
         ] {
             assert!(is_metadata_alias(name), "{name:?} must be an alias");
         }
-        for name in [".mkitignore", "mkit", ".gitignore", ".mkit2", "git~", "git~x", "a.mkit"] {
+        for name in [
+            ".mkitignore",
+            "mkit",
+            ".gitignore",
+            ".mkit2",
+            "git~",
+            "git~x",
+            "a.mkit",
+        ] {
             assert!(!is_metadata_alias(name), "{name:?} is an ordinary name");
         }
     }

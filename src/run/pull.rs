@@ -88,9 +88,9 @@ pub enum PullError {
     #[error("{error}; additionally failed to roll back the branch ref: {rollback}")]
     RollbackFailed {
         /// The checkout failure.
-        error: CheckoutError,
+        error: Box<CheckoutError>,
         /// The rollback failure.
-        rollback: RefError,
+        rollback: Box<RefError>,
     },
     /// A ref could not be read.
     #[error(transparent)]
@@ -166,24 +166,19 @@ pub fn fast_forward(repo: &Repo, remote: &str) -> Result<PullOutcome, PullError>
     checkout::check_clean(repo.root(), &index, &head_plan, &target_plan)?;
     refs::write_ref(mkit, &local, &target, RefCondition::Match(current))
         .map_err(PullError::Advance)?;
-    match checkout::apply(
-        repo.store(),
-        repo.root(),
-        mkit,
-        &target_plan,
-        Some(&index),
-    ) {
+    match checkout::apply(repo.store(), repo.root(), mkit, &target_plan, Some(&index)) {
         Ok(outcome) => Ok(PullOutcome::FastForwarded {
             branch,
             from: current,
             to: target,
             checkout: outcome,
         }),
-        Err(error) => {
-            match refs::write_ref(mkit, &local, &current, RefCondition::Match(target)) {
-                Ok(()) => Err(error.into()),
-                Err(rollback) => Err(PullError::RollbackFailed { error, rollback }),
-            }
-        }
+        Err(error) => match refs::write_ref(mkit, &local, &current, RefCondition::Match(target)) {
+            Ok(()) => Err(error.into()),
+            Err(rollback) => Err(PullError::RollbackFailed {
+                error: Box::new(error),
+                rollback: Box::new(rollback),
+            }),
+        },
     }
 }
