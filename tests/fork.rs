@@ -567,3 +567,69 @@ fn the_reference_forks_identically() {
         );
     }
 }
+
+/// Plain export with attestations, side by side with `mkit git export`
+/// (not `--no-attest`): two rounds, then a no-change round that mints
+/// nothing. Both push to the same path in turn (the predicate's `mirror`).
+#[test]
+fn the_reference_exports_with_identical_attestations() {
+    let Some(mkit) = common::mkit_bin("the_reference_exports_with_identical_attestations") else {
+        return;
+    };
+    let f = Fork::new();
+    let theirs = f.path("theirs");
+    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
+    let mirror = f.path("mirror");
+    let (ours_parked, theirs_parked) = (f.path("mirror-ours"), f.path("mirror-theirs"));
+    let round = |name: &str, minted: u64| {
+        if ours_parked.exists() {
+            fs::rename(&ours_parked, &mirror).unwrap();
+        }
+        let out = bridge_in(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["attestations"]["minted"], minted, "{name}: {report}");
+        fs::rename(&mirror, &ours_parked).unwrap();
+        if theirs_parked.exists() {
+            fs::rename(&theirs_parked, &mirror).unwrap();
+        }
+        common::run_ok(
+            Command::new(&mkit)
+                .args(["git", "export"])
+                .arg(&mirror)
+                .current_dir(&theirs),
+        );
+        fs::rename(&mirror, &theirs_parked).unwrap();
+        assert_eq!(refs_of(&ours_parked), refs_of(&theirs_parked), "{name}");
+        assert!(refs_of(&ours_parked).contains("refs/mkit/attestations"));
+        assert_eq!(
+            files(&f.repo.join(".mkit/attestations")),
+            files(&theirs.join(".mkit/attestations")),
+            "{name}"
+        );
+        let (a, b) = (
+            f.repo.join(".mkit/git/mirror"),
+            theirs.join(".mkit/git/mirror"),
+        );
+        assert_eq!(
+            fs::read(a.join("refs")).unwrap(),
+            fs::read(b.join("refs")).unwrap()
+        );
+        assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
+    };
+    // main and the three tags.
+    round("first", 4);
+    // The same new commit on both sides: ours made it, theirs gets a copy
+    // of the whole repository (the states were just checked equal).
+    f.local_commit("more.txt", b"more\n", 1_800_000_100);
+    fs::remove_dir_all(theirs.join(".mkit")).unwrap();
+    common::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(f.repo.join(".mkit"))
+            .arg(theirs.join(".mkit")),
+    );
+    round("second", 1);
+    // Nothing new: nothing minted, nothing moved.
+    round("third", 0);
+}
