@@ -567,3 +567,172 @@ fn the_reference_forks_identically() {
         );
     }
 }
+
+/// Plain export with attestations, side by side with `mkit git export`
+/// (not `--no-attest`): two rounds, then a no-change round that mints
+/// nothing. Both push to the same path in turn (the predicate's `mirror`).
+#[test]
+fn the_reference_exports_with_identical_attestations() {
+    let Some(mkit) = common::mkit_bin("the_reference_exports_with_identical_attestations") else {
+        return;
+    };
+    let f = Fork::new();
+    let theirs = f.path("theirs");
+    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
+    let mirror = f.path("mirror");
+    let (ours_parked, theirs_parked) = (f.path("mirror-ours"), f.path("mirror-theirs"));
+    let round = |name: &str, minted: u64| {
+        if ours_parked.exists() {
+            fs::rename(&ours_parked, &mirror).unwrap();
+        }
+        let out = bridge_in(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["attestations"]["minted"], minted, "{name}: {report}");
+        fs::rename(&mirror, &ours_parked).unwrap();
+        if theirs_parked.exists() {
+            fs::rename(&theirs_parked, &mirror).unwrap();
+        }
+        common::run_ok(
+            Command::new(&mkit)
+                .args(["git", "export"])
+                .arg(&mirror)
+                .current_dir(&theirs),
+        );
+        fs::rename(&mirror, &theirs_parked).unwrap();
+        assert_eq!(refs_of(&ours_parked), refs_of(&theirs_parked), "{name}");
+        assert!(refs_of(&ours_parked).contains("refs/mkit/attestations"));
+        assert_eq!(
+            files(&f.repo.join(".mkit/attestations")),
+            files(&theirs.join(".mkit/attestations")),
+            "{name}"
+        );
+        let (a, b) = (
+            f.repo.join(".mkit/git/mirror"),
+            theirs.join(".mkit/git/mirror"),
+        );
+        assert_eq!(
+            fs::read(a.join("refs")).unwrap(),
+            fs::read(b.join("refs")).unwrap()
+        );
+        assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
+    };
+    // main and the three tags.
+    round("first", 4);
+    // The same new commit on both sides: ours made it, theirs gets a copy
+    // of the whole repository (the states were just checked equal).
+    f.local_commit("more.txt", b"more\n", 1_800_000_100);
+    fs::remove_dir_all(theirs.join(".mkit")).unwrap();
+    common::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(f.repo.join(".mkit"))
+            .arg(theirs.join(".mkit")),
+    );
+    round("second", 1);
+    // Nothing new: nothing minted, nothing moved.
+    round("third", 0);
+}
+
+/// The same comparison on a real history: set `MKIT_BRIDGE_FORK_UPSTREAM`
+/// to a bare repository (ripgrep's: `/work/data/ripgrep.git`) and run with
+/// `--ignored`. Imports it, commits one file on the default branch, and
+/// checks that our passthrough export and the reference's give the same
+/// refs, SHA-1s, envelopes and state.
+#[test]
+#[ignore = "needs MKIT_BRIDGE_FORK_UPSTREAM and the reference mkit; slow"]
+fn a_real_history_forks_identically() {
+    let Some(mkit) = common::mkit_bin("a_real_history_forks_identically") else {
+        return;
+    };
+    let Some(upstream) = std::env::var_os("MKIT_BRIDGE_FORK_UPSTREAM").map(PathBuf::from) else {
+        common::skip::<()>(
+            "a_real_history_forks_identically",
+            "MKIT_BRIDGE_FORK_UPSTREAM is not set",
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let key = common::import_key(work.path(), 0x42);
+    let repo = work.path().join("repo");
+    common::bridge_import(&upstream, &repo, &key);
+    let head = fs::read_to_string(repo.join(".mkit/HEAD")).unwrap();
+    let branch = head
+        .trim()
+        .strip_prefix("ref: refs/heads/")
+        .unwrap()
+        .to_owned();
+    let f = Fork {
+        src: upstream.clone(),
+        repo,
+        work,
+    };
+    f.install_repo_key();
+    let tree = f.path("tree");
+    fs::create_dir_all(&tree).unwrap();
+    let tar = common::run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(&upstream)
+            .args(["archive", &format!("refs/heads/{branch}")]),
+    );
+    let mut untar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&tree)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(untar.stdin.as_mut().unwrap(), &tar).unwrap();
+    assert!(untar.wait().unwrap().success());
+    fs::write(tree.join("LOCAL.md"), "local work\n").unwrap();
+    common::run_ok(
+        Command::new(common::bridge_bin())
+            .arg("snapshot")
+            .arg(&tree)
+            .arg("--repo")
+            .arg(&f.repo)
+            .args([
+                "--branch",
+                &branch,
+                "-m",
+                "local work\n",
+                "--timestamp",
+                "1800000000",
+            ])
+            .arg("--key")
+            .arg(f.key_path()),
+    );
+    let theirs = f.path("theirs");
+    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
+    let dest = f.fork_dest("forkgit");
+    let out = f.passthrough(&dest, &["--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours_dest = f.path("forkgit-ours");
+    fs::rename(&dest, &ours_dest).unwrap();
+    let dest = f.fork_dest("forkgit");
+    let reference = common::run_ok(
+        Command::new(&mkit)
+            .args([
+                "git",
+                "export",
+                "--passthrough",
+                "--remote-name",
+                "upstream",
+            ])
+            .arg(&dest)
+            .current_dir(&theirs),
+    );
+    assert_eq!(out.stdout, reference, "stdout differs");
+    assert_eq!(refs_of(&ours_dest), refs_of(&dest));
+    assert_eq!(
+        files(&f.repo.join(".mkit/attestations")),
+        files(&theirs.join(".mkit/attestations"))
+    );
+    let (a, b) = (f.state(), theirs.join(".mkit/git/upstream"));
+    assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
+    assert_eq!(
+        fs::read(a.join("refs")).unwrap(),
+        fs::read(b.join("refs")).unwrap()
+    );
+}
