@@ -698,11 +698,11 @@ mod tests {
             })
         ));
     }
+    /// Git objects by id, as a test mirror holds them.
+    type GitObjects = HashMap<Sha1, (ObjectKind, Vec<u8>)>;
+
     /// Export `root` and return the git objects and the full mkit → git map.
-    fn export_mapped(
-        h: &History,
-        root: &Id,
-    ) -> (HashMap<Sha1, (ObjectKind, Vec<u8>)>, HashMap<Id, Sha1>) {
+    fn export_mapped(h: &History, root: &Id) -> (GitObjects, HashMap<Id, Sha1>) {
         let mut known = HashMap::new();
         let mut git = HashMap::new();
         export_closure(&h.objects, root, &mut known, |_, e: &Exported| {
