@@ -73,6 +73,10 @@ fn assert_vector(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn golden_statement_reproduces() {
     let Some(dir) = common::golden_dir("golden_statement_reproduces") else {
         return;
@@ -92,6 +96,10 @@ fn golden_statement_reproduces() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn golden_envelope_reproduces_and_verifies() {
     let Some(dir) = common::golden_dir("golden_envelope_reproduces_and_verifies") else {
         return;
@@ -590,6 +598,10 @@ fn refetch_mints_only_for_moved_heads() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn import_and_fetch_mint_the_reference_envelopes() {
     let Some(mkit) = common::mkit_bin("import_and_fetch_mint_the_reference_envelopes") else {
         return;

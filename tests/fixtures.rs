@@ -556,6 +556,10 @@ fixture_tests! {
 /// The steps apply deterministically on top of multi-branch and do what they
 /// say; the reference's fetch after each is pinned.
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn multi_branch_steps() {
     let test = "multi_branch_steps";
     if have_git(test).is_none() {

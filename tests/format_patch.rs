@@ -416,6 +416,10 @@ fn both(env: &Env, bin: &Path, args: &[&str]) -> (Output, Output) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn same_bytes_as_the_reference() {
     let test = "same_bytes_as_the_reference";
     if !have_git(test) {
@@ -509,6 +513,10 @@ fn same_bytes_as_the_reference() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn binary_refusal_matches_the_reference() {
     let test = "binary_refusal_matches_the_reference";
     if !have_git(test) {

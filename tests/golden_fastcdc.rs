@@ -61,6 +61,10 @@ fn check_vector(test: &str, name: &str, seed: u64, len: usize) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn golden_boundaries_1mib() {
     check_vector(
         "golden_boundaries_1mib",
@@ -71,6 +75,10 @@ fn golden_boundaries_1mib() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn golden_boundaries_256k() {
     check_vector(
         "golden_boundaries_256k",

@@ -352,6 +352,10 @@ fn id(hex: &str) -> Id {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn every_vector_reproduces_byte_for_byte_under_flat_naming() {
     let Some(dir) = vectors_dir("every_vector_reproduces_byte_for_byte_under_flat_naming") else {
         return;
@@ -395,6 +399,10 @@ fn every_vector_reproduces_byte_for_byte_under_flat_naming() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn commits_match_their_vectors_given_the_vectors_tree_ids() {
     let Some(dir) = vectors_dir("commits_match_their_vectors_given_the_vectors_tree_ids") else {
         return;
@@ -469,6 +477,10 @@ fn commits_match_their_vectors_given_the_vectors_tree_ids() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn vector_fields_pin_the_translation_rules() {
     let Some(dir) = vectors_dir("vector_fields_pin_the_translation_rules") else {
         return;
@@ -558,6 +570,10 @@ fn vector_fields_pin_the_translation_rules() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn real_store_ids_differ_only_where_the_readme_says() {
     let Some(dir) = vectors_dir("real_store_ids_differ_only_where_the_readme_says") else {
         return;
@@ -606,6 +622,10 @@ fn real_store_ids_differ_only_where_the_readme_says() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn big_blob_is_the_writer_side_fastcdc_manifest() {
     let Some(dir) = vectors_dir("big_blob_is_the_writer_side_fastcdc_manifest") else {
         return;
@@ -640,6 +660,10 @@ fn big_blob_is_the_writer_side_fastcdc_manifest() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_shared),
+    ignore = "needs ../shared/conformance beside the repository; CI runs it"
+)]
 fn refusal_vectors_refuse_with_their_typed_variant() {
     let Some(dir) = vectors_dir("refusal_vectors_refuse_with_their_typed_variant") else {
         return;

@@ -228,6 +228,10 @@ fn killed_imports_resume_to_the_same_ids() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn the_reference_reads_our_import() {
     let Some(bin) = common::mkit_bin("the_reference_reads_our_import") else {
         return;

@@ -144,6 +144,10 @@ fn reference_clean(env: &Env, test: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn pull_fast_forwards_files_modes_links_and_the_index() {
     if !have_git("pull_fast_forwards_files_modes_links_and_the_index") {
         return;
@@ -304,6 +308,10 @@ fn pull_on_a_detached_head_only_fetches() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn status_lists_the_import_state_with_every_reference_line() {
     if !have_git("status_lists_the_import_state_with_every_reference_line") {
         return;

@@ -45,6 +45,10 @@ fn tree(mut entries: Vec<TreeEntry>) -> Object {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn library_written_repository_opens_in_mkit() {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::init(dir.path()).unwrap();
@@ -219,6 +223,10 @@ fn write_example(dir: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn snapshot_tree_id_equals_mkit_commit_tree_id() {
     let Some(bin) = common::mkit_bin("snapshot_tree_id_equals_mkit_commit_tree_id") else {
         return;

@@ -942,6 +942,10 @@ fn import_fixture(test: &str) -> Option<Imported> {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn interop_reference_import_state_loads_in_ours() {
     let Some(fx) = import_fixture("interop_reference_import_state_loads_in_ours") else {
         return;
@@ -1052,6 +1056,10 @@ fn interop_reference_import_state_loads_in_ours() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn interop_reference_status_shows_our_state() {
     let Some(bin) = common::mkit_bin("interop_reference_status_shows_our_state") else {
         return;
@@ -1132,6 +1140,10 @@ fn interop_reference_status_shows_our_state() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn interop_reference_continues_from_state_we_rewrote() {
     let Some(fx) = import_fixture("interop_reference_continues_from_state_we_rewrote") else {
         return;
@@ -1231,6 +1243,10 @@ fn interop_reference_continues_from_state_we_rewrote() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn interop_our_lock_excludes_the_reference() {
     let Some(fx) = import_fixture("interop_our_lock_excludes_the_reference") else {
         return;

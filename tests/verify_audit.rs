@@ -307,6 +307,10 @@ fn same_verdict(f: &Fixture, bin: &Path, repo: &Path, args: &[&str]) -> (Output,
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn our_verify_passes_on_a_reference_import_and_fork() {
     let Some(bin) = common::mkit_bin("our_verify_passes_on_a_reference_import_and_fork") else {
         return;
@@ -338,6 +342,10 @@ fn our_verify_passes_on_a_reference_import_and_fork() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn tampered_reference_imports_fail_alike() {
     let Some(bin) = common::mkit_bin("tampered_reference_imports_fail_alike") else {
         return;
@@ -418,6 +426,10 @@ fn tampered_reference_imports_fail_alike() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn a_fork_whose_bridge_tree_does_not_rederive_fails_only_the_fork_audit() {
     let Some(bin) = common::mkit_bin("a_fork_whose_bridge_tree_does_not_rederive") else {
         return;
@@ -551,6 +563,10 @@ fn tampers_on_our_own_import_are_caught() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mkit),
+    ignore = "needs the reference mkit 0.5.0 on PATH (cargo install mkit-cli --version 0.5.0 --features git-bridge); CI runs it"
+)]
 fn our_import_verifies_with_both_tools() {
     let f = Fixture::new();
     let repo = f.our_import("ours");
