@@ -86,7 +86,7 @@ pub fn import(
             return Err(CliError::TargetNotEmpty(d));
         }
     };
-    let result = import_and_checkout(out, &repo, url, branch.as_deref(), common);
+    let result = import_and_checkout(out, &repo, url, branch.as_deref(), resumed, common);
     match &result {
         // Done (an all-skipped run too, as the reference keeps its
         // repository and state for inspection): nothing left to resume.
@@ -154,16 +154,9 @@ fn warn_pending(repo: &Repo) {
 /// path that does not exist.
 fn check_upstream(url: &str) -> Result<(), CliError> {
     use mkit_bridge::git::remote::{self, UrlKind};
-    // The reference's wording ("empty git URL or path", "... is not a valid
-    // git URL or path"), then ours.
-    remote::check_url(url).map_err(|e| {
-        CliError::BadUpstream(match e {
-            remote::RemoteError::Empty => format!("empty git URL or path: {e}"),
-            remote::RemoteError::OptionLike(_) => {
-                format!("{url:?} is not a valid git URL or path: {e}")
-            }
-        })
-    })?;
+    // The messages carry the reference's wording ("empty git URL or path",
+    // "... is not a valid git URL or path"), which scripts match.
+    remote::check_url(url).map_err(|e| CliError::BadUpstream(e.to_string()))?;
     match remote::url_kind(url) {
         UrlKind::Other(scheme) => Err(CliError::BadUpstream(format!(
             "{url}: the {scheme}:// scheme is not supported (use a path, file://, git://, ssh://, \
@@ -417,6 +410,7 @@ fn import_and_checkout(
     repo: &Repo,
     url: &str,
     branch: Option<&str>,
+    resumed: bool,
     common: &Common,
 ) -> Result<(), CliError> {
     let mut outcome = fetch_outcome(repo, url, branch.is_none(), common)?;
@@ -440,7 +434,11 @@ fn import_and_checkout(
         }
     };
     if let Some(name) = &chosen {
-        checkout::checkout_fresh(repo, name)?;
+        if resumed {
+            checkout::checkout_resumed(repo, name)?;
+        } else {
+            checkout::checkout_fresh(repo, name)?;
+        }
         outcome.checked_out = Some(name.clone());
     }
     finish(out, &outcome, common, None)

@@ -917,6 +917,54 @@ pub fn checkout_fresh(repo: &Repo, branch: &str) -> Result<CheckoutOutcome, Chec
     apply(repo.store(), repo.root(), repo.mkit_dir(), &plan, None)
 }
 
+/// [`checkout_fresh`] for a resumed `import <url> <dir>`: the interrupted run
+/// may have written some of the tree's paths already (the directory was empty
+/// when that import began, and only an import of the same upstream into it is
+/// resumed). Those paths are removed first, then the tree is checked out as
+/// into an empty worktree; any other path in the way still refuses. A path is
+/// only removed when no directory on the way to it is a symlink.
+pub fn checkout_resumed(repo: &Repo, branch: &str) -> Result<CheckoutOutcome, CheckoutError> {
+    {
+        let _lock = lock_worktree(repo.mkit_dir())?;
+        let name = format!("{}{branch}", refs::HEADS_PREFIX);
+        let id = refs::read_ref(repo.mkit_dir(), &name)?
+            .ok_or_else(|| CheckoutError::NoBranch { name: name.clone() })?;
+        let tree = commit_tree(repo, &name, &id)?;
+        let plan = plan(repo.store(), &tree)?;
+        for f in &plan.files {
+            remove_leftover(repo.root(), &f.path)?;
+        }
+        let index = repo.mkit_dir().join("index");
+        match std::fs::remove_file(&index) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(IoError::new("remove", &index, e).into()),
+        }
+    }
+    checkout_fresh(repo, branch)
+}
+
+/// Remove the file or symlink at `root/rel` when it is there and every
+/// directory on the way is a real directory (never a symlink).
+fn remove_leftover(root: &Path, rel: &str) -> Result<(), CheckoutError> {
+    let mut at = root.to_path_buf();
+    let segments: Vec<&str> = rel.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        at.push(seg);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Ok(());
+        };
+        let last = i + 1 == segments.len();
+        if !last && !meta.file_type().is_dir() {
+            return Ok(());
+        }
+        if last && !meta.file_type().is_dir() {
+            std::fs::remove_file(&at).map_err(|e| IoError::new("remove", &at, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Create `refs/heads/<branch>` at the tracking ref `refs/remotes/<remote>/<branch>`
 /// (it must not exist yet) and point `HEAD` at it; returns the commit.
 pub fn start_branch(repo: &Repo, remote: &str, branch: &str) -> Result<Id, CheckoutError> {
