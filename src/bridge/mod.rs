@@ -10,10 +10,10 @@
 //! [`plan`] decides, as data, what a push does to each ref.
 
 pub mod export;
-pub mod plan;
 pub mod import;
 pub mod mbox;
 pub mod patch;
+pub mod plan;
 pub mod reconstruct;
 pub mod refusal;
 pub mod verify;

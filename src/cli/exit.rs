@@ -219,7 +219,7 @@ fn export_code(e: &ExportError) -> u8 {
         ExportError::Destination(_)
         | ExportError::RefArgument { .. }
         | ExportError::NothingToExport => USAGE,
-        ExportError::RefNotFound { .. } => NOINPUT,
+        ExportError::RefNotFound { .. } => DATAERR,
         ExportError::OriginGuard { .. }
         | ExportError::WrongDirection { .. }
         | ExportError::DestinationMismatch { .. } => CONFIG,

@@ -9,7 +9,7 @@ use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::run::export::{self, ExportOutcome, ExportRequest};
 
 use super::CliError;
-use super::render::{Bar, json_str};
+use super::render::Bar;
 
 /// Options of `export`.
 pub struct ExportArgs {
@@ -63,65 +63,51 @@ fn render_export(
     args: &ExportArgs,
 ) -> Result<(), CliError> {
     if args.json {
-        // The reference's keys first (`ok`, `exported[ref,mkit,git]`,
-        // `skipped[ref,reason]`), then ours.
-        let exported: Vec<String> = o
-            .exported
-            .iter()
-            .map(|r| {
-                format!(
-                    "{{\"ref\":{},\"mkit\":\"{}\",\"git\":\"{}\",\"status\":\"{}\"}}",
-                    json_str(&r.name),
-                    r.mkit,
-                    r.git.to_hex(),
-                    r.status.as_str()
-                )
-            })
-            .collect();
-        let skipped: Vec<String> = o
-            .skipped
-            .iter()
-            .map(|s| {
-                format!(
-                    "{{\"ref\":{},\"reason\":{},\"refusal\":\"{}\"}}",
-                    json_str(&s.name),
-                    json_str(&s.refusal.to_string()),
-                    s.refusal.name()
-                )
-            })
-            .collect();
-        let timings: Vec<String> = o
-            .timings
-            .iter()
-            .map(|(n, d)| format!("{}:{:.3}", json_str(n), d.as_secs_f64()))
-            .collect();
-        let attestations = o.attestations.as_ref().map_or_else(
-            || "null".to_owned(),
-            |a| {
-                format!(
-                    "{{\"ref\":\"refs/mkit/attestations\",\"git\":\"{}\",\"minted\":{},\
-                     \"status\":\"{}\"}}",
-                    a.commit.to_hex(),
-                    a.minted,
-                    a.status.as_str()
-                )
-            },
-        );
-        writeln!(
-            out,
-            "{{\"ok\":{ok},\"exported\":[{}],\"skipped\":[{}],\"mode\":\"{}\",\
-             \"attestations\":{},\"updated\":{},\"translated\":{},\"written\":{},\
-             \"destination\":{},\"seconds\":{{{}}}}}",
-            exported.join(","),
-            skipped.join(","),
-            if o.fork { "fork" } else { "export" },
-            attestations,
-            o.updated(),
-            o.translated,
-            o.written,
-            json_str(&o.destination),
-            timings.join(",")
-        )?;
+        // The reference's shape, `{"ok":..,"exported":[..],..,"skipped":[..]}`,
+        // with ours between the two lists (ending in a list): scripts written
+        // for `mkit git export --json` anchor on both ends.
+        let doc = JsonExport {
+            ok,
+            exported: o
+                .exported
+                .iter()
+                .map(|r| JsonExported {
+                    name: &r.name,
+                    mkit: r.mkit.to_hex(),
+                    git: r.git.to_hex(),
+                    status: r.status.as_str(),
+                })
+                .collect(),
+            mode: if o.fork { "fork" } else { "export" },
+            attestations: o.attestations.as_ref().map(|a| JsonAttestations {
+                name: "refs/mkit/attestations",
+                git: a.commit.to_hex(),
+                minted: a.minted,
+                status: a.status.as_str(),
+            }),
+            updated: o.updated(),
+            translated: o.translated,
+            written: o.written,
+            destination: &o.destination,
+            phases: o
+                .timings
+                .iter()
+                .map(|(n, d)| JsonPhase {
+                    name: n,
+                    seconds: d.as_secs_f64(),
+                })
+                .collect(),
+            skipped: o
+                .skipped
+                .iter()
+                .map(|s| JsonSkipped {
+                    name: &s.name,
+                    reason: s.refusal.to_string(),
+                    refusal: s.refusal.name(),
+                })
+                .collect(),
+        };
+        super::render::json_line(out, &doc)?;
     } else {
         for r in &o.exported {
             writeln!(out, "exported {} {} -> {}", r.name, r.mkit, r.git.to_hex())?;
@@ -153,4 +139,57 @@ fn render_export(
         }
     }
     Ok(())
+}
+
+/// `export --json`: the reference's keys (`ok`, `exported`, `skipped`), ours
+/// in between.
+#[derive(serde::Serialize)]
+struct JsonExport<'a> {
+    ok: bool,
+    exported: Vec<JsonExported<'a>>,
+    mode: &'static str,
+    attestations: Option<JsonAttestations>,
+    updated: usize,
+    translated: u64,
+    written: u64,
+    destination: &'a str,
+    /// Last before `skipped`: the reference's output ends `],"skipped":[..]}`.
+    phases: Vec<JsonPhase<'a>>,
+    skipped: Vec<JsonSkipped<'a>>,
+}
+
+/// One phase of the run and its wall time, in run order.
+#[derive(serde::Serialize)]
+struct JsonPhase<'a> {
+    name: &'a str,
+    seconds: f64,
+}
+
+/// One exported ref: the reference's `ref`, `mkit`, `git`, then ours.
+#[derive(serde::Serialize)]
+struct JsonExported<'a> {
+    #[serde(rename = "ref")]
+    name: &'a str,
+    mkit: String,
+    git: String,
+    status: &'static str,
+}
+
+/// The attestations ref after the run (keyed `name`, so that `"ref":`
+/// counts only exported refs, as in the reference's output).
+#[derive(serde::Serialize)]
+struct JsonAttestations {
+    name: &'static str,
+    git: String,
+    minted: usize,
+    status: &'static str,
+}
+
+/// One skipped ref: the reference's `ref` and `reason`, then ours.
+#[derive(serde::Serialize)]
+struct JsonSkipped<'a> {
+    #[serde(rename = "ref")]
+    name: &'a str,
+    reason: String,
+    refusal: &'static str,
 }

@@ -1,13 +1,8 @@
-//! Rendering shared by the commands: JSON string literals and the progress bar.
+//! Rendering shared by the commands: JSON lines and the progress bar.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use mkit_bridge::run::progress::Progress;
-
-/// A JSON string literal (serde_json's escaping).
-pub fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
 
 /// Write `value` as one line of JSON.
 pub fn json_line(

@@ -12,7 +12,6 @@ use mkit_bridge::state::StateError;
 
 use super::CliError;
 use super::exit;
-use super::render::json_str;
 
 /// Options of `verify`.
 pub struct VerifyArgs {
@@ -111,57 +110,28 @@ fn summary(o: &VerifyOutcome, args: &VerifyArgs) -> String {
 }
 
 fn render_json(out: &mut impl Write, o: &VerifyOutcome, args: &VerifyArgs) -> Result<(), CliError> {
-    let refs: Vec<String> = o
-        .refs
-        .iter()
-        .map(|r| {
-            format!(
-                "{{\"ref\":{},\"origin\":\"{}\",\"git\":\"{}\",\"mkit\":\"{}\"}}",
-                json_str(&r.name),
-                r.origin.as_str(),
-                r.git.to_hex(),
-                r.mkit
-            )
-        })
-        .collect();
-    let unsigned: Vec<String> = o
-        .unsigned
-        .iter()
-        .map(|u| format!("\"{}\"", u.to_hex()))
-        .collect();
-    let failures: Vec<String> = o
-        .failures
-        .iter()
-        .map(|f| {
-            format!(
-                "{{\"git\":\"{}\",\"reason\":{}}}",
-                f.object.to_hex(),
-                json_str(&f.reason)
-            )
-        })
-        .collect();
-    let sources: Vec<String> = o
-        .sources
-        .iter()
-        .map(|p| json_str(&p.display().to_string()))
-        .collect();
-    writeln!(
-        out,
-        "{{\"ok\":{},\"remote\":{},\"fork_audit\":{},\"deep\":{},\"sources\":[{}],\"refs\":[{}],\
-         \"bridge\":{},\"unsigned\":[{}],\"imported\":{},\"derived\":{},\"reconstructed\":{},\
-         \"failures\":[{}]}}",
-        o.passed(),
-        json_str(&o.remote),
-        args.fork_audit,
-        args.deep,
-        sources.join(","),
-        refs.join(","),
-        o.bridge,
-        unsigned.join(","),
-        o.imported,
-        o.derived,
-        o.reconstructed,
-        failures.join(",")
-    )?;
+    let doc = serde_json::json!({
+        "ok": o.passed(),
+        "remote": o.remote,
+        "fork_audit": args.fork_audit,
+        "deep": args.deep,
+        "sources": o.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "refs": o.refs.iter().map(|r| serde_json::json!({
+            "ref": r.name,
+            "origin": r.origin.as_str(),
+            "git": r.git.to_hex(),
+            "mkit": r.mkit.to_hex(),
+        })).collect::<Vec<_>>(),
+        "bridge": o.bridge,
+        "unsigned": o.unsigned.iter().map(|u| u.to_hex()).collect::<Vec<_>>(),
+        "imported": o.imported,
+        "derived": o.derived,
+        "reconstructed": o.reconstructed,
+        "failures": o.failures.iter().map(|f| serde_json::json!({
+            "git": f.object.to_hex(),
+            "reason": f.reason,
+        })).collect::<Vec<_>>(),
+    });
+    super::render::json_line(out, &doc)?;
     Ok(())
 }

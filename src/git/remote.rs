@@ -52,11 +52,11 @@ pub enum UrlKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
     /// Empty or blank: git would act on whatever directory it runs in.
-    #[error("the git url or path is empty; give the upstream to import")]
+    #[error("empty git URL or path; give the repository to use")]
     Empty,
     /// Starts with `-`, so a git command line would read it as an option.
     #[error(
-        "{0:?} is not a git url or path (it starts with '-'); write a path as ./{0} if you mean one"
+        "{0:?} is not a valid git URL or path (it starts with '-'); write a path as ./{0} if you mean one"
     )]
     OptionLike(String),
 }
