@@ -121,27 +121,34 @@ pub fn attestation_id(envelope_bytes: &[u8]) -> Id {
 /// The canonical git-import/v1 predicate (SPEC-GIT-IMPORT §5): the upstream
 /// head's SHA-1, the full mkit ref name and the canonical remote identity.
 pub fn git_import_predicate(git_commit: &Sha1, ref_name: &str, remote_url: &str) -> String {
-    let mut out = String::with_capacity(160 + ref_name.len() + remote_url.len());
-    out.push_str("{\"gitCommit\":\"");
-    out.push_str(&git_commit.to_hex());
-    out.push_str("\",\"refName\":");
-    jcs::write_string(&mut out, ref_name);
-    out.push_str(",\"remoteUrl\":");
-    jcs::write_string(&mut out, remote_url);
-    out.push_str(",\"schemaVersion\":1,\"specVersion\":1}");
-    out
+    predicate(
+        git_commit,
+        [("refName", ref_name), ("remoteUrl", remote_url)],
+    )
 }
 
 /// The canonical git-bridge/v1 predicate (SPEC-GIT-BRIDGE §11): the exported
 /// head's SHA-1, the mirror it went to and the git ref name.
 pub fn git_bridge_predicate(git_commit: &Sha1, mirror: &str, ref_name: &str) -> String {
-    let mut out = String::with_capacity(160 + ref_name.len() + mirror.len());
+    predicate(git_commit, [("mirror", mirror), ("refName", ref_name)])
+}
+
+/// A predicate in JCS form: `gitCommit`, the two `fields` (whose keys sort
+/// between `gitCommit` and `schemaVersion`, in order), then both versions.
+fn predicate(git_commit: &Sha1, fields: [(&str, &str); 2]) -> String {
+    debug_assert!("gitCommit" < fields[0].0 && fields[0].0 < fields[1].0);
+    debug_assert!(fields[1].0 < "schemaVersion");
+    let extra: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut out = String::with_capacity(120 + extra);
     out.push_str("{\"gitCommit\":\"");
     out.push_str(&git_commit.to_hex());
-    out.push_str("\",\"mirror\":");
-    jcs::write_string(&mut out, mirror);
-    out.push_str(",\"refName\":");
-    jcs::write_string(&mut out, ref_name);
+    out.push('"');
+    for (key, value) in fields {
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":");
+        jcs::write_string(&mut out, value);
+    }
     out.push_str(",\"schemaVersion\":1,\"specVersion\":1}");
     out
 }

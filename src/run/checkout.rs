@@ -909,12 +909,17 @@ pub fn commit_tree(repo: &Repo, name: &str, id: &Id) -> Result<Id, CheckoutError
 /// worktree: plan, write the files, write the index. `HEAD` is not touched.
 pub fn checkout_fresh(repo: &Repo, branch: &str) -> Result<CheckoutOutcome, CheckoutError> {
     let _lock = lock_worktree(repo.mkit_dir())?;
+    let plan = branch_plan(repo, branch)?;
+    apply(repo.store(), repo.root(), repo.mkit_dir(), &plan, None)
+}
+
+/// The checked plan of the tree local branch `branch` points at.
+fn branch_plan(repo: &Repo, branch: &str) -> Result<Plan, CheckoutError> {
     let name = format!("{}{branch}", refs::HEADS_PREFIX);
     let id = refs::read_ref(repo.mkit_dir(), &name)?
         .ok_or_else(|| CheckoutError::NoBranch { name: name.clone() })?;
     let tree = commit_tree(repo, &name, &id)?;
-    let plan = plan(repo.store(), &tree)?;
-    apply(repo.store(), repo.root(), repo.mkit_dir(), &plan, None)
+    plan(repo.store(), &tree)
 }
 
 /// [`checkout_fresh`] for a resumed `import <url> <dir>`: the interrupted run
@@ -926,12 +931,7 @@ pub fn checkout_fresh(repo: &Repo, branch: &str) -> Result<CheckoutOutcome, Chec
 pub fn checkout_resumed(repo: &Repo, branch: &str) -> Result<CheckoutOutcome, CheckoutError> {
     {
         let _lock = lock_worktree(repo.mkit_dir())?;
-        let name = format!("{}{branch}", refs::HEADS_PREFIX);
-        let id = refs::read_ref(repo.mkit_dir(), &name)?
-            .ok_or_else(|| CheckoutError::NoBranch { name: name.clone() })?;
-        let tree = commit_tree(repo, &name, &id)?;
-        let plan = plan(repo.store(), &tree)?;
-        for f in &plan.files {
+        for f in &branch_plan(repo, branch)?.files {
             remove_leftover(repo.root(), &f.path)?;
         }
         let index = repo.mkit_dir().join("index");
