@@ -3,7 +3,7 @@
 //!
 //! One run, under the state lock, as a short list of phases:
 //!
-//! 1. **check** ([`check_state`]): refuse the run early, with no side
+//! 1. **check** (`check_state`): refuse the run early, with no side
 //!    effect, on a bad destination; a destination that is a recorded import
 //!    source (the origin guard, §14.2: allowed only in fork mode through the
 //!    very state that imports from it); a state bound to another direction;
@@ -14,7 +14,7 @@
 //!    staging repository `.mkit/git/<remote>/repo.git` (plain export: made
 //!    when missing, a fresh one discards the map; fork mode: the import's own
 //!    mirror, which must exist, with the import's map);
-//! 3. **translate** ([`translate_refs`]): the union of the refs' closures
+//! 3. **translate** (`translate_refs`): the union of the refs' closures
 //!    that the map does not know, in parallel: a breadth-first walk reads the
 //!    new trees, commits and tags level by level, then reads, translates and
 //!    compresses every new blob and chunked blob in one parallel pass; trees,
@@ -35,14 +35,14 @@
 //! 5. **stage**: the pack is indexed and the staging refs point at the new
 //!    tips (fork mode: under `refs/mkit-export/`, so the import's own refs
 //!    are untouched);
-//! 6. **plan and push** ([`push_refs`]): observe the destination when the
+//! 6. **plan and push** (`push_refs`): observe the destination when the
 //!    mode needs it (`git ls-remote`; fork mode always), plan every ref with
 //!    the pure planner ([`crate::bridge::plan`]) and refuse the whole run on
 //!    any refused ref (a moved lease, a fork-mode tag that exists, a
 //!    fork-mode branch that would not fast-forward), then ONE
 //!    `git push --atomic` with a lease per ref. The pack is flushed to disk
 //!    (`syncfs`) while the push runs;
-//! 7. **record** ([`record`]): only once the push has landed: the direction
+//! 7. **record** (`record`): only once the push has landed: the direction
 //!    (`export`, or the `import` → `fork` upgrade), the destination (plain:
 //!    bound on the first push; fork: the last one, for status only), the
 //!    map, and the ref state merged over the prior records.

@@ -1608,7 +1608,7 @@ fn is_debris(name: &str) -> bool {
     name.starts_with(".mkit.init.")
 }
 
-/// Remove the debris ([`is_debris`]) an interrupted run left in `dir`.
+/// Remove the debris (`is_debris`) an interrupted run left in `dir`.
 pub fn remove_debris(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {

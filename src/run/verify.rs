@@ -7,13 +7,13 @@
 //! 1. [`resolve_state`]: the state named, or the only one there is;
 //! 2. [`audit_targets`]: the recorded refs (`refs` "exported", then
 //!    `refs-import` "imported"), or the `--ref`s among them;
-//! 3. [`source::Mirrors::open`]: the staging repository
+//! 3. `source::Mirrors::open`: the staging repository
 //!    `.mkit/git/<remote>/repo.git`, then a local destination (so a state
 //!    whose staging repository is gone can still be audited);
 //! 4. [`import_context`]: for a state with a pinned importer key, its
 //!    import-spec version (must be ours) and its recorded source;
-//! 5. the walk ([`audit::Audit`]) from each tip, then the provenance check of
-//!    each imported head ([`provenance`]).
+//! 5. the walk (`audit::Audit`) from each tip, then the provenance check of
+//!    each imported head (`provenance`).
 //!
 //! What the walk checks, per object reached through parents and tag targets:
 //!
