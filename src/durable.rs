@@ -162,6 +162,32 @@ pub fn same_filesystem(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Take the exclusive advisory lock on the open `file` (at `path`), polling
+/// `try_lock` with a back-off (1 ms doubling to 20 ms) for up to `timeout`:
+/// `true` once held, `false` when another holder kept it the whole time.
+/// The one waiting loop behind the state, ref and worktree locks.
+pub fn wait_for_lock(
+    file: &File,
+    path: &Path,
+    timeout: std::time::Duration,
+) -> Result<bool, IoError> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::Error(e)) => return Err(IoError::new("lock", path, e)),
+            Err(fs::TryLockError::WouldBlock) => {}
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Flush a directory's entries to disk (makes a rename or create durable).
 pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
     File::open(dir)

@@ -17,8 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::durable::{self, IoError, io_err};
 use crate::mkit::id::{HEX_LEN, Id};
@@ -723,25 +722,13 @@ pub fn lock_ref_with_timeout(
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(RefLock { _file: file, path }),
-            Err(fs::TryLockError::Error(e)) => return Err(IoError::new("lock", &path, e).into()),
-            Err(fs::TryLockError::WouldBlock) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(RefError::LockTimeout {
-                        name: name.to_owned(),
-                        path,
-                    });
-                }
-                thread::sleep(pause.min(deadline - now));
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-        }
+    if crate::durable::wait_for_lock(&file, &path, timeout)? {
+        return Ok(RefLock { _file: file, path });
     }
+    Err(RefError::LockTimeout {
+        name: name.to_owned(),
+        path,
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::durable::{self, IoError, io_err};
 use crate::mkit::Id;
@@ -881,17 +881,10 @@ pub fn lock_worktree(mkit_dir: &Path) -> Result<WorktreeLock, CheckoutError> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(WorktreeLock { _file: file }),
-            Err(fs::TryLockError::Error(e)) => return Err(IoError::new("lock", &path, e).into()),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(fs::TryLockError::WouldBlock) => return Err(CheckoutError::Busy { path }),
-        }
+    if durable::wait_for_lock(&file, &path, LOCK_TIMEOUT)? {
+        return Ok(WorktreeLock { _file: file });
     }
+    Err(CheckoutError::Busy { path })
 }
 
 /// The root tree of the commit `name` points at (`None`: no such ref).

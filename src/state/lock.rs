@@ -6,23 +6,20 @@
 //! in the `.mkit` directory, so our runs and the reference's exclude each
 //! other. The file is never removed: the kernel drops the lock when the
 //! holder's descriptor closes, even if the holder is killed, so a leftover
-//! file means nothing. Acquisition polls `try_lock` with short sleeps and
-//! gives up with [`StateError::Busy`] after a timeout.
+//! file means nothing. Acquisition polls through
+//! [`crate::durable::wait_for_lock`] and gives up with [`StateError::Busy`] after a timeout.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StateError};
 use super::validate_remote_name;
-use crate::durable::{IoError, io_err};
+use crate::durable::{self, io_err};
 
 /// How long [`lock_state_default`] waits; the reference waits the same.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest sleep between two attempts.
-const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// The lock file guarding state `remote` under the `.mkit` directory.
 pub fn lock_path(mkit_dir: &Path, remote: &str) -> Result<PathBuf> {
@@ -66,24 +63,14 @@ pub fn lock_state(mkit_dir: &Path, remote: &str, timeout: Duration) -> Result<St
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
     let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(StateLock { file, path }),
-            Err(TryLockError::Error(e)) => return Err(IoError::new("lock", &path, e).into()),
-            Err(TryLockError::WouldBlock) => {}
-        }
-        let waited = start.elapsed();
-        if waited >= timeout {
-            return Err(StateError::Busy {
-                remote: remote.to_owned(),
-                path,
-                waited,
-            });
-        }
-        std::thread::sleep(pause.min(timeout - waited));
-        pause = (pause * 2).min(MAX_POLL);
+    if durable::wait_for_lock(&file, &path, timeout)? {
+        return Ok(StateLock { file, path });
     }
+    Err(StateError::Busy {
+        remote: remote.to_owned(),
+        path,
+        waited: start.elapsed(),
+    })
 }
 
 /// [`lock_state`] with [`DEFAULT_LOCK_TIMEOUT`].
