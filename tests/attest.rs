@@ -399,24 +399,7 @@ proptest! {
 /// Every file under `<repo>/.mkit/attestations`, by path relative to that
 /// directory, with its bytes.
 fn attestation_tree(repo: &Path) -> BTreeMap<String, Vec<u8>> {
-    let root = repo.join(".mkit/attestations");
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    common::files_under(&repo.join(".mkit/attestations"))
 }
 
 struct Work {

@@ -177,29 +177,6 @@ fn fsck_strict(dir: &Path) {
     git(dir, &["fsck", "--strict", "--no-dangling"]);
 }
 
-/// Every file under `dir` (relative path -> bytes), for before/after checks.
-fn tree_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    fs::read(&p).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
-}
-
 fn state(repo: &Path, remote: &str) -> PathBuf {
     repo.join(".mkit/git").join(remote)
 }
@@ -454,7 +431,7 @@ fn a_wiped_state_reexports_to_the_same_mirror() {
     let refs_before = fs::read(st.join("refs")).unwrap();
     let map_before = sorted_lines(&st.join("map"));
     let dest_before = fs::read(st.join("dest")).unwrap();
-    let mirror_before = tree_of(&mirror.join("objects"));
+    let mirror_before = common::files_under(&mirror.join("objects"));
     fs::remove_dir_all(&st).unwrap();
 
     let again = export_json(&repo, &[mirror.to_str().unwrap()]);
@@ -466,7 +443,7 @@ fn a_wiped_state_reexports_to_the_same_mirror() {
     assert_eq!(fs::read(st.join("refs")).unwrap(), refs_before);
     assert_eq!(sorted_lines(&st.join("map")), map_before);
     assert_eq!(fs::read(st.join("dest")).unwrap(), dest_before);
-    assert_eq!(tree_of(&mirror.join("objects")), mirror_before);
+    assert_eq!(common::files_under(&mirror.join("objects")), mirror_before);
 }
 
 #[test]
@@ -477,17 +454,21 @@ fn a_second_export_without_change_pushes_nothing() {
     let first = export_json(&repo, &[mirror.to_str().unwrap()]);
     assert!(first["written"].as_u64().unwrap() > 0);
     let refs_before = mirror_refs(&mirror);
-    let files_before = tree_of(&mirror);
+    let files_before = common::files_under(&mirror);
     let st = state(&repo, "mirror");
-    let state_before = tree_of(&st);
+    let state_before = common::files_under(&st);
 
     let second = export_json(&repo, &[mirror.to_str().unwrap()]);
     assert_eq!(second["updated"], 0);
     assert_eq!(second["translated"], 0);
     assert_eq!(second["written"], 0);
     assert_eq!(mirror_refs(&mirror), refs_before);
-    assert_eq!(tree_of(&mirror), files_before, "the mirror changed");
-    assert_eq!(tree_of(&st), state_before, "the state changed");
+    assert_eq!(
+        common::files_under(&mirror),
+        files_before,
+        "the mirror changed"
+    );
+    assert_eq!(common::files_under(&st), state_before, "the state changed");
 }
 
 #[test]
@@ -575,7 +556,7 @@ fn one_and_four_jobs_give_identical_mirrors() {
         );
     }
     let objects = |repo: &Path| -> Vec<String> {
-        tree_of(&state(repo, "mirror").join("repo.git/objects"))
+        common::files_under(&state(repo, "mirror").join("repo.git/objects"))
             .into_keys()
             .collect()
     };

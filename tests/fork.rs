@@ -183,35 +183,13 @@ fn stderr(o: &Output) -> String {
 /// The git-bridge/v1 envelopes in a repository's attestation store (the
 /// import's git-import/v1 ones are left out).
 fn bridge_envelopes(repo: &Path) -> BTreeMap<String, Vec<u8>> {
-    files(&repo.join(".mkit/attestations"))
+    common::files_under(&repo.join(".mkit/attestations"))
         .into_iter()
         .filter(|(_, bytes)| {
             let env: serde_json::Value = serde_json::from_slice(bytes).unwrap();
             base64_decode(env["payload"].as_str().unwrap()).contains("/git-bridge/v1")
         })
         .collect()
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    fs::read(&p).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn sorted_lines(path: &Path) -> Vec<String> {
@@ -326,7 +304,7 @@ fn a_fork_refuses_a_branch_that_does_not_fast_forward() {
     );
     git(&dest, &["update-ref", "refs/heads/main", &foreign]);
     let before = refs_of(&dest);
-    let state_before = files(&f.state());
+    let state_before = common::files_under(&f.state());
 
     let out = f.passthrough(&dest, &[]);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
@@ -338,7 +316,7 @@ fn a_fork_refuses_a_branch_that_does_not_fast_forward() {
     assert!(err.contains("fetch") && err.contains("merge"), "{err}");
     assert_eq!(refs_of(&dest), before, "the fork was touched");
     // Neither the direction nor the leases nor the map moved.
-    let after = files(&f.state());
+    let after = common::files_under(&f.state());
     for name in ["direction", "refs", "map", "dest"] {
         assert_eq!(after.get(name), state_before.get(name), "{name} changed");
     }
@@ -379,7 +357,7 @@ fn a_fork_re_export_mints_nothing_and_pushes_nothing_new() {
     let first = f.passthrough_json(&dest, &[]);
     assert_eq!(first["attestations"]["minted"], 1, "{first}");
     let refs_before = refs_of(&dest);
-    let stored_before = files(&f.repo.join(".mkit/attestations"));
+    let stored_before = common::files_under(&f.repo.join(".mkit/attestations"));
 
     let again = f.passthrough_json(&dest, &[]);
     assert_eq!(again["attestations"]["minted"], 0, "{again}");
@@ -387,7 +365,10 @@ fn a_fork_re_export_mints_nothing_and_pushes_nothing_new() {
     assert_eq!(again["updated"], 0, "{again}");
     assert_eq!(again["written"], 0, "{again}");
     assert_eq!(refs_of(&dest), refs_before);
-    assert_eq!(files(&f.repo.join(".mkit/attestations")), stored_before);
+    assert_eq!(
+        common::files_under(&f.repo.join(".mkit/attestations")),
+        stored_before
+    );
 
     // New local work: one more envelope, the chain grows by one commit.
     f.local_commit("more.txt", b"more\n", 1_800_000_100);
@@ -571,8 +552,8 @@ fn the_reference_forks_identically() {
     );
     assert_eq!(refs_of(&ours_dest), refs_of(&dest));
     assert_eq!(
-        files(&f.repo.join(".mkit/attestations")),
-        files(&theirs.join(".mkit/attestations"))
+        common::files_under(&f.repo.join(".mkit/attestations")),
+        common::files_under(&theirs.join(".mkit/attestations"))
     );
     let (a, b) = (f.state(), theirs.join(".mkit/git/upstream"));
     assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
@@ -624,8 +605,8 @@ fn the_reference_exports_with_identical_attestations() {
         assert_eq!(refs_of(&ours_parked), refs_of(&theirs_parked), "{name}");
         assert!(refs_of(&ours_parked).contains("refs/mkit/attestations"));
         assert_eq!(
-            files(&f.repo.join(".mkit/attestations")),
-            files(&theirs.join(".mkit/attestations")),
+            common::files_under(&f.repo.join(".mkit/attestations")),
+            common::files_under(&theirs.join(".mkit/attestations")),
             "{name}"
         );
         let (a, b) = (
@@ -747,8 +728,8 @@ fn a_real_history_forks_identically() {
     assert_eq!(out.stdout, reference, "stdout differs");
     assert_eq!(refs_of(&ours_dest), refs_of(&dest));
     assert_eq!(
-        files(&f.repo.join(".mkit/attestations")),
-        files(&theirs.join(".mkit/attestations"))
+        common::files_under(&f.repo.join(".mkit/attestations")),
+        common::files_under(&theirs.join(".mkit/attestations"))
     );
     let (a, b) = (f.state(), theirs.join(".mkit/git/upstream"));
     assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));

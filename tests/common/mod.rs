@@ -145,3 +145,27 @@ pub fn mkit_refs(repo: &Path) -> Option<std::collections::BTreeMap<String, Strin
     }
     Some(out)
 }
+
+/// Every file under `dir` (path relative to `dir` -> bytes); an absent
+/// directory is empty. For before/after and tool-against-tool comparisons.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
+}
