@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{bridge_bin, import_key, mkit_bin, read_golden, run_ok};
@@ -39,58 +39,6 @@ fn bridge(cwd: &Path, args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every path under `root` (not following symlinks, `.mkit` left out), with
-/// what it is: file content and exec bit, symlink target, or a directory.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
-            let e = e.unwrap();
-            let name = rel.join(e.file_name());
-            if name == Path::new(".mkit") {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(e.path()).unwrap();
-            let key = name.to_string_lossy().into_owned();
-            if meta.file_type().is_symlink() {
-                let t = std::fs::read_link(e.path()).unwrap();
-                out.insert(key, format!("link -> {}", t.display()));
-            } else if meta.is_dir() {
-                out.insert(key.clone(), "dir".to_owned());
-                stack.push(name);
-            } else {
-                let data = std::fs::read(e.path()).unwrap();
-                let exec = meta.permissions().mode() & 0o111 != 0;
-                out.insert(
-                    key,
-                    format!("file exec={exec} {}", blake3::hash(&data).to_hex()),
-                );
-            }
-        }
-    }
-    out
-}
-
-/// `git archive <rev>` of a bare repository, extracted into `into`.
-fn git_archive(git_dir: &Path, rev: &str, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let tar = run_ok(Command::new("git").arg("--git-dir").arg(git_dir).args([
-        "archive",
-        "--format=tar",
-        rev,
-    ]));
-    let mut child = Command::new("tar")
-        .args(["-x", "-C"])
-        .arg(into)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&tar).unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 fn no_temp_files(root: &Path) {
@@ -506,8 +454,11 @@ fn import_checks_out_the_default_branch_like_git_archive() {
     );
     let wt = tmp.path().join("wt");
     let expected = tmp.path().join("expected");
-    git_archive(&up, "main", &expected);
-    assert_eq!(snapshot(&wt), snapshot(&expected));
+    common::git_archive(&up, "main", &expected);
+    assert_eq!(
+        common::worktree_snapshot(&wt),
+        common::worktree_snapshot(&expected)
+    );
     no_temp_files(&wt);
     assert_eq!(
         std::fs::read_to_string(wt.join(".mkit/HEAD")).unwrap(),
@@ -702,9 +653,12 @@ fn ripgrep_checks_out_like_git_archive() {
     ])))
     .unwrap();
     let expected = tmp.path().join("expected");
-    git_archive(rg, head.trim(), &expected);
+    common::git_archive(rg, head.trim(), &expected);
     let wt = tmp.path().join("wt");
-    assert_eq!(snapshot(&wt), snapshot(&expected));
+    assert_eq!(
+        common::worktree_snapshot(&wt),
+        common::worktree_snapshot(&expected)
+    );
     if let Some(mkit) = mkit_bin("ripgrep_checks_out_like_git_archive") {
         let st = Command::new(mkit)
             .args(["status", "--porcelain"])

@@ -75,53 +75,10 @@ impl Env {
     }
 }
 
-/// The worktree as path -> description (content hash, exec bit, link target).
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
-            let e = e.unwrap();
-            let name = rel.join(e.file_name());
-            if name == Path::new(".mkit") {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(e.path()).unwrap();
-            let key = name.to_string_lossy().into_owned();
-            if meta.file_type().is_symlink() {
-                out.insert(
-                    key,
-                    format!("-> {}", std::fs::read_link(e.path()).unwrap().display()),
-                );
-            } else if meta.is_dir() {
-                out.insert(key, "dir".to_owned());
-                stack.push(name);
-            } else {
-                let exec = meta.permissions().mode() & 0o111 != 0;
-                let h = blake3::hash(&std::fs::read(e.path()).unwrap());
-                out.insert(key, format!("{exec} {}", h.to_hex()));
-            }
-        }
-    }
-    out
-}
-
+/// `git archive main` of the upstream, extracted into `into`, as a snapshot.
 fn archive(git_dir: &Path, into: &Path) -> BTreeMap<String, String> {
-    std::fs::create_dir_all(into).unwrap();
-    let tar = run_ok(Command::new("git").arg("--git-dir").arg(git_dir).args([
-        "archive",
-        "--format=tar",
-        "main",
-    ]));
-    std::fs::write(into.with_extension("tar"), tar).unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(into.with_extension("tar"))
-            .arg("-C")
-            .arg(into),
-    );
-    snapshot(into)
+    common::git_archive(git_dir, "main", into);
+    common::worktree_snapshot(into)
 }
 
 fn reference_clean(env: &Env, test: &str) {
@@ -166,7 +123,7 @@ fn pull_fast_forwards_files_modes_links_and_the_index() {
     );
     std::fs::remove_file(env.wt().join("notes.txt")).unwrap();
     let expected = archive(&env.up(), &env.tmp.path().join("expected"));
-    assert_eq!(snapshot(&env.wt()), expected);
+    assert_eq!(common::worktree_snapshot(&env.wt()), expected);
     assert!(!env.wt().join("a").exists(), "emptied directory removed");
     assert_eq!(
         env.read("refs/heads/main"),
@@ -191,12 +148,12 @@ fn pull_fast_forwards_files_modes_links_and_the_index() {
     reference_clean(&env, "pull_fast_forwards_files_modes_links_and_the_index");
 
     // Nothing new: up to date, nothing changes.
-    let before = snapshot(&env.wt());
+    let before = common::worktree_snapshot(&env.wt());
     let out = env.pull(&["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json.get("fastForwarded").is_none(), "{json}");
-    assert_eq!(snapshot(&env.wt()), before);
+    assert_eq!(common::worktree_snapshot(&env.wt()), before);
 }
 
 #[test]
@@ -218,7 +175,7 @@ fn pull_refuses_divergence_with_the_merge_hint() {
         return;
     }
     let env = Env::new("worktree");
-    let before = snapshot(&env.wt());
+    let before = common::worktree_snapshot(&env.wt());
     let local = env.read("refs/heads/main");
     fixture("worktree.rewrite", &env.up());
     let out = env.pull(&[]);
@@ -236,7 +193,7 @@ fn pull_refuses_divergence_with_the_merge_hint() {
         local,
         "the fetch happened"
     );
-    assert_eq!(snapshot(&env.wt()), before);
+    assert_eq!(common::worktree_snapshot(&env.wt()), before);
 }
 
 /// What a dirty-worktree case is called, how it dirties, and the refusal.
@@ -278,14 +235,14 @@ fn pull_refuses_a_dirty_worktree_and_changes_nothing() {
     for (what, dirty, message) in cases {
         let env = Env::new("worktree");
         dirty(&env.wt());
-        let before = snapshot(&env.wt());
+        let before = common::worktree_snapshot(&env.wt());
         let local = env.read("refs/heads/main");
         fixture("worktree.advance", &env.up());
         let out = env.pull(&[]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains(message), "{what}: {}", stderr(&out));
         assert_eq!(env.read("refs/heads/main"), local, "{what}");
-        assert_eq!(snapshot(&env.wt()), before, "{what}");
+        assert_eq!(common::worktree_snapshot(&env.wt()), before, "{what}");
     }
 }
 
@@ -297,12 +254,12 @@ fn pull_on_a_detached_head_only_fetches() {
     let env = Env::new("worktree");
     let tip = env.read("refs/heads/main");
     std::fs::write(env.wt().join(".mkit/HEAD"), format!("{tip}\n")).unwrap();
-    let before = snapshot(&env.wt());
+    let before = common::worktree_snapshot(&env.wt());
     fixture("worktree.advance", &env.up());
     let out = env.pull(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("fast-forwarded"));
-    assert_eq!(snapshot(&env.wt()), before);
+    assert_eq!(common::worktree_snapshot(&env.wt()), before);
     assert_ne!(env.read("refs/remotes/upstream/main"), tip);
     assert_eq!(env.read("refs/heads/main"), tip);
 }

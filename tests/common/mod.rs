@@ -169,3 +169,56 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Every path under `root` (not following symlinks, `.mkit` left out), with
+/// what it is: file content and exec bit, symlink target, or a directory.
+pub fn worktree_snapshot(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let name = rel.join(e.file_name());
+            if name == Path::new(".mkit") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let key = name.to_string_lossy().into_owned();
+            if meta.file_type().is_symlink() {
+                let t = std::fs::read_link(e.path()).unwrap();
+                out.insert(key, format!("link -> {}", t.display()));
+            } else if meta.is_dir() {
+                out.insert(key.clone(), "dir".to_owned());
+                stack.push(name);
+            } else {
+                let data = std::fs::read(e.path()).unwrap();
+                let exec = meta.permissions().mode() & 0o111 != 0;
+                out.insert(
+                    key,
+                    format!("file exec={exec} {}", blake3::hash(&data).to_hex()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `git archive <rev>` of a bare repository, extracted into `into`.
+pub fn git_archive(git_dir: &Path, rev: &str, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let tar = run_ok(Command::new("git").arg("--git-dir").arg(git_dir).args([
+        "archive",
+        "--format=tar",
+        rev,
+    ]));
+    let mut child = Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(into)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait().unwrap().success());
+}
