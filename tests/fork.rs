@@ -564,6 +564,20 @@ fn the_reference_forks_identically() {
             "{name} differs"
         );
     }
+    // Both tools' fork audit pass on the fork we made.
+    let theirs_audit = Command::new(&mkit)
+        .args(["git", "verify", "--fork-audit", "--remote-name", "upstream"])
+        .current_dir(&f.repo)
+        .output()
+        .unwrap();
+    assert!(theirs_audit.status.success(), "{}", stderr(&theirs_audit));
+    let ours_audit = f.bridge(&["verify", "--fork-audit", "--remote-name", "upstream"]);
+    assert!(ours_audit.status.success(), "{}", stderr(&ours_audit));
+    assert!(
+        stderr(&ours_audit).contains("1 bridge-translated (0 unsigned)"),
+        "{}",
+        stderr(&ours_audit)
+    );
 }
 
 /// Plain export with attestations, side by side with `mkit git export`
