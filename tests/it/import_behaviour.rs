@@ -2,7 +2,7 @@
 //! uses, resuming an interrupted `import <url> <dir>`, what a fetch reports,
 //! the moved-tag guard and the in-store divergence probe.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -8,7 +8,7 @@
 //! `mkit add` and `mkit commit`, and compares the tree ids. Without `mkit` these print why
 //! they skipped (and fail under `MKIT_BRIDGE_STRICT=1`).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

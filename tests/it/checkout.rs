@@ -3,7 +3,7 @@
 //! memory, where no decoder stands in the way, and end to end where the
 //! import lets them through), and the checked-out files against `git archive`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;

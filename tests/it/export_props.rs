@@ -16,7 +16,7 @@
 //!
 //! Case counts are small: the test must take seconds.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

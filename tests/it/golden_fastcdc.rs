@@ -1,7 +1,7 @@
 //! FastCDC conformance: the shared golden vectors, and agreement with the
 //! reference chunker (`mkit_core::chunker`) on random and repetitive input.
 
-mod common;
+use crate::common;
 
 use mkit_bridge::mkit::chunk::{self, MAX_SIZE};
 use proptest::prelude::*;

@@ -6,7 +6,7 @@
 //! installed, the same mirror refs, SHA-1s and envelope files as
 //! `mkit git export --passthrough` from the same state.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

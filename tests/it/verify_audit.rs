@@ -7,7 +7,7 @@
 //! both tools side by side; our own import is checked by both tools when our
 //! importer mints attestations.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -6,7 +6,7 @@
 //! with our own encoder, compared to the file, decoded back, and its id
 //! checked. Skips (or fails under `MKIT_BRIDGE_STRICT=1`) without `../shared`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

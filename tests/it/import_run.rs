@@ -1,7 +1,7 @@
 //! Import runs end to end from the CLI: incremental re-runs, crash recovery,
 //! and the reference `mkit` reading what we wrote.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -6,7 +6,7 @@
 //! Tests that need `../shared/conformance` or the reference `mkit` skip (or
 //! fail under `MKIT_BRIDGE_STRICT=1`) without them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

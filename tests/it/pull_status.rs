@@ -2,7 +2,7 @@
 //! `status` (what every bridge state records), end to end on fixture
 //! upstreams built by `fixtures/checkout/build.sh`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

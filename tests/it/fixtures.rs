@@ -15,7 +15,7 @@
 //! tests skip like the other reference-dependent tests (panic under
 //! `MKIT_BRIDGE_STRICT=1`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

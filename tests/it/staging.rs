@@ -5,7 +5,7 @@
 //! prunes the ref; a sha256 upstream is refused; and the same works over
 //! `git://` against a `git daemon` on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -13,7 +13,7 @@
 //! (7 as unsigned), and the signed tag's whole closure must deep-verify.
 //! Skips (or fails under `MKIT_BRIDGE_STRICT=1`) without `../shared`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

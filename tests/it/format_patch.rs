@@ -3,7 +3,7 @@
 //! `git am` onto a clone of the upstream, and the bytes compared with the
 //! reference `mkit git format-patch` on the same repository.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

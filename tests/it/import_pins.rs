@@ -8,7 +8,7 @@
 //! refs. The pins are in the repository, so this runs without the `mkit`
 //! binary (`tests/fixtures.rs` keeps the pins honest against it).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -15,7 +15,7 @@
 //! tree ids, and the commit and tag ids built on them, are those a real
 //! store holds.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! crash behaviour, concurrency, the lock, and interoperability with the
 //! reference `mkit` 0.5.0 binary.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;

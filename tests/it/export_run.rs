@@ -3,7 +3,7 @@
 //! re-runs, racing exporters, thread-count independence, refusals, the
 //! origin guard and destination binding, and verification.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,0 +1,26 @@
+//! The integration tests, one binary (each module was its own test binary before;
+//! linking the crate once builds faster).
+
+mod common;
+
+mod attest;
+mod checkout;
+mod differential;
+mod export_props;
+mod export_run;
+mod fixtures;
+mod fork;
+mod format_patch;
+mod golden_export;
+mod golden_fastcdc;
+mod golden_import;
+mod golden_objects;
+mod import_behaviour;
+mod import_pins;
+mod import_run;
+mod pull_status;
+mod refs_keys;
+mod repo_interop;
+mod staging;
+mod state;
+mod verify_audit;
