@@ -347,7 +347,11 @@ fn match_race_between_processes_has_one_winner() {
             .iter()
             .map(|new| {
                 Command::new(&exe)
-                    .args(["--exact", "cas_child_process", "--test-threads=1"])
+                    .args([
+                        "--exact",
+                        "refs_keys::cas_child_process",
+                        "--test-threads=1",
+                    ])
                     .env("REFS_KEYS_CAS_DIR", &dir)
                     .env("REFS_KEYS_CAS_BASE", base.to_hex())
                     .env("REFS_KEYS_CAS_NEW", new.to_hex())

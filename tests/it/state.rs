@@ -306,7 +306,14 @@ fn child_append_worker() {
 
 fn reexec(test: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"]);
+    let test = format!("state::{test}");
+    cmd.args([
+        test.as_str(),
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ]);
     cmd
 }
 
