@@ -1,69 +1,75 @@
 #!/usr/bin/env bash
-# Time a whole export, ours against the reference, side by side on one machine.
+# Time whole exports, ours against the reference, side by side on one machine.
 #
-#   benches/export.sh <mkit repository path> [runs]
+#   benches/export.sh [-n RUNS] <mkit repository path>...
 #
-# Builds mkit-bridge in release mode, then exports the repository's branches
-# and tags to a fresh local bare mirror with `mkit git export --no-attest`
-# (the reference 0.5.0, which must be on PATH) and with `mkit-bridge export`,
-# alternating, `runs` times each (default 3), each from its own copy of the
-# repository (any existing `mirror` state is dropped from the copies). It
-# checks that both mirrors hold identical refs (`git for-each-ref`), times a
-# no-change re-run of each, and prints the median wall times and the ratios.
-# Nothing is written outside a temp directory.
+# Builds mkit-bridge in release mode, then, for each repository, exports its
+# branches and tags to a fresh local bare mirror with `mkit git export
+# --no-attest` (the reference 0.5.0, which must be on PATH) and with
+# `mkit-bridge export --no-attest`, alternating, RUNS times each (default 3),
+# each from its own copy of the repository (any existing `mirror` state is
+# dropped from the copies), and times a no-change re-run of each. Every run
+# goes through `/usr/bin/time` for the peak RSS. It checks that both mirrors
+# hold identical refs (`git for-each-ref`) and that ours passes `git fsck
+# --strict`, and prints one table (median wall times, ratios, peak RSS, git
+# objects in each mirror). Nothing is written outside a temp directory.
 set -euo pipefail
-repo="$(cd "${1:?usage: benches/export.sh <mkit repository path> [runs]}" && pwd)"
-runs="${2:-3}"
+runs=3
+if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
+[ $# -gt 0 ] || { echo "usage: benches/export.sh [-n RUNS] <mkit repository path>..." >&2; exit 2; }
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 ours="$here/target/release/mkit-bridge"
 command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; exit 1; }
-[ -d "$repo/.mkit" ] || { echo "$repo is not an mkit repository" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 1; }
 
-# Let the filesystem settle first (see settle.sh).
 . "$here/benches/settle.sh"
 settle_wait
 work="$(mktemp -d)"
 trap 'settle_cleanup "$work"' EXIT
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-copy() { cp -a "$repo" "$1"; rm -rf "$1/.mkit/git/mirror" "$1/.mkit/git-mirror.lock"; }
-
-theirs_t=(); ours_t=(); theirs_re=(); ours_re=()
-for i in $(seq "$runs"); do
-  copy "$work/theirs$i"; copy "$work/ours$i"
+timed() {
+  local out="$1"; shift
   sync
-  t=$(now); (cd "$work/theirs$i" && mkit git export "$work/mirror-theirs$i" --no-attest >/dev/null 2>"$work/theirs$i.err") || true
-  theirs_t+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --no-attest --quiet >/dev/null 2>"$work/ours$i.err") || true
-  ours_t+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/theirs$i" && mkit git export "$work/mirror-theirs$i" --no-attest >/dev/null 2>&1) || true
-  theirs_re+=("$(elapsed "$t")")
-  t=$(now); (cd "$work/ours$i" && "$ours" export "$work/mirror-ours$i" --no-attest --quiet >/dev/null 2>&1) || true
-  ours_re+=("$(elapsed "$t")")
+  /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true
+  cat "$out.one" >> "$out"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+refs_of() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
+git_objects() { git -C "$1" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+
+rows=(); failed=0
+for repo in "$@"; do
+  repo="$(cd "$repo" && pwd)"; name="$(basename "$repo")"; w="$work/$name"; mkdir -p "$w"
+  [ -d "$repo/.mkit" ] || { echo "$repo is not an mkit repository" >&2; exit 1; }
+  copy() { cp -a "$repo" "$1"; rm -rf "$1/.mkit/git/mirror" "$1/.mkit/git-mirror.lock"; }
+  for i in $(seq "$runs"); do
+    copy "$w/theirs$i"; copy "$w/ours$i"
+    (cd "$w/theirs$i" && timed "$w/theirs.t" mkit git export "$w/mirror-theirs$i" --no-attest)
+    (cd "$w/ours$i" && timed "$w/ours.t" "$ours" export "$w/mirror-ours$i" --no-attest --quiet)
+    (cd "$w/theirs$i" && timed "$w/theirs.re" mkit git export "$w/mirror-theirs$i" --no-attest)
+    (cd "$w/ours$i" && timed "$w/ours.re" "$ours" export "$w/mirror-ours$i" --no-attest --quiet)
+  done
+  n=$(refs_of "$w/mirror-ours1" | wc -l)
+  same="identical"
+  if [ "$n" -eq 0 ] || ! diff <(refs_of "$w/mirror-theirs1") <(refs_of "$w/mirror-ours1") >"$w/refs.diff"; then
+    same="DIFFERENT"; failed=1
+    { echo "== $name: mirror refs differ"; head -20 "$w/refs.diff"; tail -3 "$w/theirs.t.err" "$w/ours.t.err"; } >&2
+  fi
+  git -C "$w/mirror-ours1" fsck --strict --no-progress >/dev/null 2>&1 || { same="$same, FSCK FAILS"; failed=1; }
+  th=$(col 1 "$w/theirs.t"); us=$(col 1 "$w/ours.t"); thr=$(col 1 "$w/theirs.re"); usr=$(col 1 "$w/ours.re")
+  rows+=("$(printf '| %s | %s %s | %.2f s | %.2f s | **%sx** | %s / %s | %s / %s MB | %.2f / %.2f s |' \
+    "$name" "$n" "$same" "$th" "$us" "$(ratio "$th" "$us")" \
+    "$(git_objects "$w/mirror-theirs1")" "$(git_objects "$w/mirror-ours1")" \
+    "$(mb "$(col 2 "$w/theirs.t")")" "$(mb "$(col 2 "$w/ours.t")")" "$thr" "$usr")")
 done
 
-refs_of() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
-n=$(refs_of "$work/mirror-ours1" | wc -l)
-if [ "$n" -gt 0 ] && diff <(refs_of "$work/mirror-theirs1") <(refs_of "$work/mirror-ours1") >"$work/refs.diff"; then
-  same="identical ($n refs)"
-else
-  same="DIFFERENT (see below)"
-fi
-th=$(printf '%s\n' "${theirs_t[@]}" | median); us=$(printf '%s\n' "${ours_t[@]}" | median)
-thr=$(printf '%s\n' "${theirs_re[@]}" | median); usr=$(printf '%s\n' "${ours_re[@]}" | median)
-objects=$(find "$repo/.mkit/objects" -type f | wc -l)
-echo "repository:        $repo ($objects mkit objects, $(git -C "$work/mirror-ours1" count-objects -v | awk '/in-pack/ {print $2}') git objects, $n refs)"
-echo "machine:           $(nproc) cores; median of $runs runs each, alternating"
-echo "refs and ids:      $same"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
-printf 'full export:       reference %.2f s, ours %.2f s, ratio %sx\n' "$th" "$us" "$(ratio "$th" "$us")"
-printf 'no-change re-run:  reference %.2f s, ours %.2f s, ratio %sx\n' "$thr" "$usr" "$(ratio "$thr" "$usr")"
-if [ "$same" != "identical ($n refs)" ]; then
-  head -40 "$work/refs.diff"
-  echo "--- reference stderr"; tail -5 "$work/theirs1.err"
-  echo "--- our stderr"; tail -5 "$work/ours1.err"
-  exit 1
-fi
+echo "machine: $(nproc) cores; median of $runs runs each, alternating; $(date -u +%Y-%m-%d)"
+echo
+echo "| repository | mirror refs | reference | mkit-bridge | ratio | git objects (ref / ours) | peak RSS (ref / ours) | no-change re-run (ref / ours) |"
+echo "|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+exit "$failed"
