@@ -207,7 +207,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
     let (mut file, tmp) = create_temp(path, mode)?;
     let result = (|| {
-        file.write_all(bytes).map_err(io_err("write", &tmp))?;
+        fault::check()
+            .and_then(|()| file.write_all(bytes))
+            .map_err(io_err("write", &tmp))?;
         file.sync_all().map_err(io_err("fsync", &tmp))?;
         drop(file);
         fs::rename(&tmp, path).map_err(io_err("rename into place", path))?;
@@ -288,6 +290,71 @@ pub fn sync_filesystem(path: &Path) -> Result<bool, IoError> {
     {
         let _ = path;
         Ok(false)
+    }
+}
+
+/// Injected write failures for the fault tests, compiled in only with the
+/// `test-hooks` feature (elsewhere [`fault::check`] is always `Ok` and
+/// [`fault::phase`] does nothing).
+///
+/// A driver marks each phase of its write order with [`fault::phase`]; when
+/// the environment variable `MKIT_BRIDGE_FAIL_AT` names that phase, every
+/// write that calls [`fault::check`] while the phase's guard lives fails as a
+/// full disk would (`ENOSPC`), through the writer's own error path, so the
+/// error names the writer's action and path. The write points are the object
+/// store's staging, the raw-bytes writer, map appends, ref writes, atomic
+/// file replacement (ref state, stamps) and the export pack.
+pub mod fault {
+    /// The environment variable naming the phase whose writes fail.
+    pub const ENV: &str = "MKIT_BRIDGE_FAIL_AT";
+
+    #[cfg(feature = "test-hooks")]
+    static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// While alive, the writes of one phase fail when the fault names it.
+    #[derive(Debug)]
+    #[must_use = "the phase ends when the guard is dropped"]
+    pub struct Phase {
+        #[cfg(feature = "test-hooks")]
+        armed: bool,
+    }
+
+    /// Enter phase `name`: arm the fault when `MKIT_BRIDGE_FAIL_AT` names it.
+    #[inline]
+    pub fn phase(name: &str) -> Phase {
+        #[cfg(feature = "test-hooks")]
+        {
+            let armed = std::env::var(ENV).is_ok_and(|v| v == name);
+            if armed {
+                ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Phase { armed }
+        }
+        #[cfg(not(feature = "test-hooks"))]
+        {
+            let _ = name;
+            Phase {}
+        }
+    }
+
+    #[cfg(feature = "test-hooks")]
+    impl Drop for Phase {
+        fn drop(&mut self) {
+            if self.armed {
+                ARMED.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The injected failure (`ENOSPC`) while an armed phase lives; `Ok`
+    /// otherwise, and always without the `test-hooks` feature.
+    #[inline]
+    pub fn check() -> std::io::Result<()> {
+        #[cfg(feature = "test-hooks")]
+        if ARMED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
     }
 }
 

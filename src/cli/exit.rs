@@ -155,6 +155,10 @@ impl CliError {
             CliError::Import(ImportError::Staging(_)) => UNAVAILABLE,
             CliError::Import(ImportError::Interrupted) => TEMPFAIL,
             CliError::Import(ImportError::Store(_) | ImportError::Mirror { .. }) => IOERR,
+            // A failed write of raw bytes, the map, a ref or the ref state.
+            CliError::Import(
+                ImportError::State(StateError::Io(_)) | ImportError::Ref(RefError::Io(_)),
+            ) => IOERR,
             CliError::Import(ImportError::Threads { .. }) => SOFTWARE,
             // As 0.5.0: a store failure is "cannot create", a minting failure generic.
             CliError::Import(ImportError::Attest(

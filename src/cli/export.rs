@@ -88,6 +88,7 @@ fn render_export(
             updated: o.updated(),
             translated: o.translated,
             written: o.written,
+            distrusted: o.distrusted,
             destination: &o.destination,
             phases: o
                 .timings
@@ -115,6 +116,13 @@ fn render_export(
     }
     for s in &o.skipped {
         eprintln!("warning: skipping {}: {}", s.name, s.refusal);
+    }
+    if o.distrusted > 0 && !args.quiet {
+        eprintln!(
+            "note: {} map entries named git objects the staging repository lacks (or holds as \
+             another kind); their objects were translated again",
+            o.distrusted
+        );
     }
     if !args.quiet && !args.json && ok {
         let updated = o.updated();
@@ -152,6 +160,8 @@ struct JsonExport<'a> {
     updated: usize,
     translated: u64,
     written: u64,
+    /// Map entries not trusted (their git object missing from staging).
+    distrusted: u64,
     destination: &'a str,
     /// Last before `skipped`: the reference's output ends `],"skipped":[..]}`.
     phases: Vec<JsonPhase<'a>>,

@@ -578,9 +578,11 @@ pub fn write_refs(mkit_dir: &Path, updates: &[(String, Id)]) -> Result<usize, Re
                 durable::create_dir_all_durable(parent)?;
             }
             let (mut file, tmp) = durable::create_temp(&path, 0o644)?;
-            std::io::Write::write_all(&mut file, &encode_ref_value(id))
+            // Listed before the write, so a failed write's temp is removed too.
+            staged.push((tmp.clone(), path));
+            durable::fault::check()
+                .and_then(|()| std::io::Write::write_all(&mut file, &encode_ref_value(id)))
                 .map_err(io_err("write", &tmp))?;
-            staged.push((tmp, path));
         }
         if staged.is_empty() {
             return Ok(());

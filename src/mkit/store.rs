@@ -103,6 +103,31 @@ impl Store {
         self.path_for(id).is_file()
     }
 
+    /// The type an object's file declares, from its 6-byte prologue only
+    /// (type byte, magic, version): `None` when the file is absent or its
+    /// prologue is not an mkit v1 object's. Nothing else is read or
+    /// verified; this is the cheap check that a cached id names an object of
+    /// the expected kind, not a substitute for [`Store::read`].
+    pub fn peek_type(&self, id: &Id) -> Result<Option<ObjectType>, StoreError> {
+        use crate::mkit::object::{MAGIC, PROLOGUE_LEN, SCHEMA_VERSION};
+        let path = self.path_for(id);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(IoError::new("open object", path, e).into()),
+        };
+        let mut prologue = [0u8; PROLOGUE_LEN];
+        match file.read_exact(&mut prologue) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(IoError::new("read object", path, e).into()),
+        }
+        if prologue[1..5] != MAGIC || prologue[5] != SCHEMA_VERSION {
+            return Ok(None);
+        }
+        Ok(ObjectType::from_byte(prologue[0]).ok())
+    }
+
     /// Read an object's bytes, verifying size, structure and id.
     pub fn read_bytes(&self, id: &Id) -> Result<Vec<u8>, StoreError> {
         Ok(self.read_verified(id)?.0)
@@ -343,7 +368,9 @@ impl WriteBatch<'_> {
             return Ok(());
         }
         let (mut file, tmp) = durable::create_temp(&path, OBJECT_MODE)?;
-        if let Err(e) = durable::write_all_parts(&mut file, parts) {
+        if let Err(e) =
+            durable::fault::check().and_then(|()| durable::write_all_parts(&mut file, parts))
+        {
             let _ = fs::remove_file(&tmp);
             return Err(IoError::new("write object", tmp, e).into());
         }
@@ -623,6 +650,25 @@ mod tests {
             store.read(&Id([0; 32])),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn peek_type_reads_the_prologue_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let a = store.write(&blob(b"a")).unwrap();
+        assert_eq!(store.peek_type(&a).unwrap(), Some(ObjectType::Blob));
+        assert_eq!(store.peek_type(&Id([0xff; 32])).unwrap(), None);
+        let pa = store.path_for(&a);
+        fs::set_permissions(&pa, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        // Too short, or not an mkit prologue: no type.
+        fs::write(&pa, b"\x01MKT").unwrap();
+        assert_eq!(store.peek_type(&a).unwrap(), None);
+        fs::write(&pa, b"\x01MKT2\x01rest").unwrap();
+        assert_eq!(store.peek_type(&a).unwrap(), None);
+        // The prologue is all it looks at.
+        fs::write(&pa, b"\x02MKT1\x01 not a tree body").unwrap();
+        assert_eq!(store.peek_type(&a).unwrap(), Some(ObjectType::Tree));
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub struct ExportOutcome {
     pub attestations: Option<AttestationsOutcome>,
     /// mkit objects translated in this run.
     pub translated: u64,
+    /// Map entries this run did not trust (staging lacks their git object,
+    /// or holds it as another kind), whose objects it translated again.
+    pub distrusted: u64,
     /// Git objects newly written to the staging repository.
     pub written: u64,
     /// What the push went to (a local destination as an absolute path).
@@ -527,8 +530,10 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
         to_push,
         skipped,
         mut sink,
+        distrusted,
     } = translate_refs(repo, req, &staging_path, &map, selection, &mut laps)?;
     outcome.translated = done.len() as u64;
+    outcome.distrusted = distrusted;
     outcome.skipped = skipped;
     if to_push.is_empty() {
         // Every ref was refused: nothing to push, nothing recorded.
@@ -699,6 +704,8 @@ struct Translated {
     skipped: Vec<SkippedRef>,
     /// The run's pack, still open for the attestation objects.
     sink: Sink,
+    /// How many map entries were distrusted.
+    distrusted: u64,
 }
 
 /// Translate the closures of the selected refs into the run's pack and
@@ -736,11 +743,14 @@ fn translate_refs(
         interrupt: req.interrupt,
         done: HashMap::new(),
         refused: HashMap::new(),
+        distrusted: HashSet::new(),
     };
     let tips: Vec<Id> = candidates.iter().map(|(_, _, id)| *id).collect();
+    let fault = crate::durable::fault::phase("pack");
     let inner = pool.install(|| tr.walk(&tips, &mut sink))?;
     laps.lap("walk");
     pool.install(|| tr.translate(inner, &mut sink))?;
+    drop(fault);
     laps.lap("translate");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ExportError::Interrupted);
@@ -754,6 +764,7 @@ fn translate_refs(
     }
     skipped.sort_by_key(|(index, _)| *index);
     Ok(Translated {
+        distrusted: tr.distrusted.len() as u64,
         done: tr.done,
         to_push,
         skipped: skipped.into_iter().map(|(_, s)| s).collect(),
@@ -957,7 +968,9 @@ fn record(
     }
     let mut pairs: Vec<(Id, Sha1)> = done.iter().map(|(k, v)| (*k, *v)).collect();
     pairs.sort();
+    let fault = crate::durable::fault::phase("map");
     state::append_map(state_dir, &pairs)?;
+    drop(fault);
     let pushed: HashSet<&str> = pushes.iter().map(|(n, _, _)| n.as_str()).collect();
     let mut merged: Vec<RefState> = prior
         .iter()
@@ -970,6 +983,7 @@ fn record(
         git: *git,
     }));
     merged.sort_by(|a, b| a.name.cmp(&b.name));
+    let _fault = crate::durable::fault::phase("ref-state");
     state::store_ref_state(state_dir, &merged)?;
     Ok(())
 }
@@ -1189,6 +1203,9 @@ struct Translator<'a> {
     done: HashMap<Id, Sha1>,
     /// Refused in this run, with the reason to report.
     refused: HashMap<Id, ExportRefusal>,
+    /// Map hits not trusted (staging lacks their git object, or holds it as
+    /// another kind): walked and translated again like new objects.
+    distrusted: HashSet<Id>,
 }
 
 /// Where translated objects go: the run's pack in staging, skipping what
@@ -1230,6 +1247,41 @@ impl Sink {
 const CHUNK: usize = 512;
 
 impl Translator<'_> {
+    /// The git id the map gives `id`, unless this run distrusted that entry.
+    fn mapped(&self, id: &Id) -> Option<Sha1> {
+        self.map
+            .get(id)
+            .filter(|_| !self.distrusted.contains(id))
+            .copied()
+    }
+
+    /// Whether the walk may stop at `id` because the map knows it: the map
+    /// names a git object, staging holds it, and (when the referrer says what
+    /// `id` is) it is of that kind. Only the object's header is looked up,
+    /// and only for map hits at the boundary of the new history. A hit that
+    /// fails the check is distrusted: the object is translated again, and its
+    /// new pair appended to the map (where the later line wins).
+    fn trusted_hit(&mut self, id: &Id, expected: Option<gix::object::Kind>, sink: &Sink) -> bool {
+        let Some(sha) = self.mapped(id) else {
+            return false;
+        };
+        let kind = sink
+            .repo
+            .try_find_header(gix::ObjectId::from(sha.0))
+            .ok()
+            .flatten()
+            .map(|h| h.kind());
+        let trusted = match (kind, expected) {
+            (None, _) => false,
+            (Some(kind), Some(expected)) => kind == expected,
+            (Some(_), None) => true,
+        };
+        if !trusted {
+            self.distrusted.insert(*id);
+        }
+        trusted
+    }
+
     /// Read an object from the store. A missing or undecodable object is a
     /// refusal (it skips the refs that need it); an I/O failure or a file
     /// holding another object is fatal.
@@ -1320,11 +1372,12 @@ impl Translator<'_> {
     fn walk(&mut self, tips: &[Id], sink: &mut Sink) -> Result<Inner, ExportError> {
         self.progress.phase("reading", 0);
         let mut seen: HashSet<Id> = HashSet::new();
-        let mut frontier: Vec<Id> = tips
-            .iter()
-            .filter(|t| !self.map.contains_key(t) && seen.insert(**t))
-            .copied()
-            .collect();
+        let mut frontier: Vec<Id> = Vec::new();
+        for t in tips {
+            if !self.trusted_hit(t, None, sink) && seen.insert(*t) {
+                frontier.push(*t);
+            }
+        }
         let mut inner: Inner = HashMap::new();
         let mut leaves: Vec<Id> = Vec::new();
         while !frontier.is_empty() || !leaves.is_empty() {
@@ -1359,9 +1412,9 @@ impl Translator<'_> {
                             self.refused.insert(id, refusal);
                         }
                         Visit::Inner(obj, deps) => {
-                            for (d, leaf) in children(&obj) {
-                                if !self.map.contains_key(&d) && seen.insert(d) {
-                                    if leaf {
+                            for (d, kind) in children(&obj) {
+                                if !self.trusted_hit(&d, kind, sink) && seen.insert(d) {
+                                    if kind == Some(gix::object::Kind::Blob) {
                                         leaves.push(d);
                                     } else {
                                         frontier.push(d);
@@ -1424,7 +1477,7 @@ impl Translator<'_> {
         if let Some(refusal) = deps.iter().find_map(|d| self.refused.get(d)) {
             return Ok(Err(refusal.clone()));
         }
-        let lookup = |c: &Id| self.done.get(c).or_else(|| self.map.get(c)).copied();
+        let lookup = |c: &Id| self.done.get(c).copied().or_else(|| self.mapped(c));
         match export_object(id, obj, lookup, |_| None) {
             Ok(ex) => Ok(Ok(pack::compress(ex.id, ex.object.kind, &ex.object.body)?)),
             Err(refusal) => Ok(Err(refusal)),
@@ -1433,8 +1486,8 @@ impl Translator<'_> {
 
     /// The git id a ref tip translates to, or why it cannot be exported.
     fn resolve(&self, tip: &Id) -> Result<Sha1, ExportRefusal> {
-        if let Some(sha) = self.done.get(tip).or_else(|| self.map.get(tip)) {
-            return Ok(*sha);
+        if let Some(sha) = self.done.get(tip).copied().or_else(|| self.mapped(tip)) {
+            return Ok(sha);
         }
         Err(self
             .refused
@@ -1444,23 +1497,39 @@ impl Translator<'_> {
     }
 }
 
-/// The children of a tree, commit or tag, each with whether its referrer
-/// says it is content (a blob or chunked blob): a tree entry that is not a
-/// directory, or a tag's blob target.
-fn children(obj: &Object) -> Vec<(Id, bool)> {
+/// The children of a tree, commit or tag, each with the kind of git object
+/// its referrer says it translates to: a blob for content (a tree entry that
+/// is not a directory, a tag's blob or chunked-blob target; these are the
+/// walk's leaves), a tree, a commit or a tag; `None` when the referrer does
+/// not say (a tag of a remix or delta, refused later).
+fn children(obj: &Object) -> Vec<(Id, Option<gix::object::Kind>)> {
+    use gix::object::Kind;
     match obj {
         Object::Tree(t) => t
             .entries
             .iter()
-            .map(|e| (e.id, e.mode != EntryMode::Tree))
+            .map(|e| {
+                let kind = if e.mode == EntryMode::Tree {
+                    Kind::Tree
+                } else {
+                    Kind::Blob
+                };
+                (e.id, Some(kind))
+            })
             .collect(),
-        Object::Commit(c) => std::iter::once((c.tree, false))
-            .chain(c.parents.iter().map(|p| (*p, false)))
+        Object::Commit(c) => std::iter::once((c.tree, Some(Kind::Tree)))
+            .chain(c.parents.iter().map(|p| (*p, Some(Kind::Commit))))
             .collect(),
-        Object::Tag(t) => vec![(
-            t.target,
-            matches!(t.target_type, ObjectType::Blob | ObjectType::ChunkedBlob),
-        )],
+        Object::Tag(t) => {
+            let kind = match t.target_type {
+                ObjectType::Blob | ObjectType::ChunkedBlob => Some(Kind::Blob),
+                ObjectType::Tree => Some(Kind::Tree),
+                ObjectType::Commit => Some(Kind::Commit),
+                ObjectType::Tag => Some(Kind::Tag),
+                ObjectType::Remix | ObjectType::Delta => None,
+            };
+            vec![(t.target, kind)]
+        }
         _ => Vec::new(),
     }
 }

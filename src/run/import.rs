@@ -17,8 +17,12 @@
 //!    the `normalized` stamp, and clear the crash marker.
 //!
 //! A refused, missing or corrupt object refuses only the refs whose closure
-//! holds it; the others are imported. Output is identical for any number of
-//! jobs: ids are content-addressed and every list written is sorted.
+//! holds it; the others are imported. A failed write is no refusal: it stops
+//! the run ([`ImportError`]), and the crash marker makes the next run
+//! rebuild. A map hit is used only once the store is seen to hold it
+//! (`Run::check_hit`); a map the store contradicts is rebuilt. Output is
+//! identical for any number of jobs: ids are content-addressed and every
+//! list written is sorted.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -326,7 +330,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .collect();
     let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
     let mut notes = Vec::new();
-    let rebuild = match map_verdict(interrupted_before, intact, &map, previous.values()) {
+    let mut rebuild = match map_verdict(interrupted_before, intact, &map, previous.values()) {
         MapVerdict::Trusted => false,
         verdict => {
             notes.push(verdict.note().to_owned());
@@ -379,8 +383,12 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     // From here until the ref state is recorded, torn objects can exist.
     state::set_importing(&state_dir)?;
 
+    // What the map is replaced by when the walk finds it disagreeing with
+    // the store.
+    let empty = state::Sha1ToBlake::new();
     let mut run = Run {
         mirror: &mirror,
+        store: repo.store(),
         map: &map,
         key: req.key,
         options: ImportOptions { fork_mode },
@@ -408,13 +416,27 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .filter(|(_, m)| m.is_ok())
         .map(|(r, _)| r.target)
         .collect();
-    let graph = pool.install(|| run.walk(&tips))?;
+    // A map hit naming an object the store lacks (or holds as another type)
+    // means the map cannot be trusted as a whole: the run becomes a rebuild,
+    // as for a damaged map. The second walk, with no map, cannot disagree.
+    let graph = loop {
+        match pool.install(|| run.walk(&tips))? {
+            Ok(graph) => break graph,
+            Err(disagreement) => {
+                notes.push(disagreement.note());
+                rebuild = true;
+                run.map = &empty;
+                run.refusals.clear();
+            }
+        }
+    };
     laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
     // The original bytes of every new commit and tag are retained (framed),
     // in parallel and off the translation's sequential path.
+    let fault = durable::fault::phase("raw");
     pool.install(|| {
         graph
             .commits
@@ -423,6 +445,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             .chain(graph.tags.par_iter().map(|(s, b)| (s, ObjectKind::Tag, b)))
             .try_for_each(|(sha, kind, body)| raw.retain(sha, &frame(kind, body)).map(|_| ()))
     })?;
+    drop(fault);
     laps.lap("raw");
     pool.install(|| run.translate(&graph, &batch, req.interrupt))?;
     laps.take(&mut run.laps);
@@ -446,10 +469,12 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .filter_map(|s| run.memo.get(s).map(|t| (*s, t.id)))
         .collect();
     pairs.sort();
+    let fault = durable::fault::phase("map");
     if rebuild {
         state::discard_map(&state_dir)?;
     }
     state::append_map_import(&state_dir, &pairs)?;
+    drop(fault);
 
     let mut outcome = ImportOutcome {
         translated: pairs.len() as u64,
@@ -522,7 +547,9 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             mkit: id,
         });
     }
+    let fault = durable::fault::phase("refs");
     refs::write_refs(mkit_dir, &ref_updates)?;
+    drop(fault);
     crash_point("refs");
     // Branches deleted upstream lose their tracking refs.
     for (name, old) in &previous {
@@ -554,7 +581,9 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     outcome.attestations = pool.install(|| {
         mint_import_attestations(repo, req.key, &identity, &outcome.imported, &previous)
     })?;
+    let fault = durable::fault::phase("ref-state");
     state::store_import_ref_state(&state_dir, &ref_state)?;
+    drop(fault);
     if run.normalized {
         state::mark_normalized(&state_dir)?;
         outcome.warnings.push(
@@ -664,8 +693,9 @@ struct Graph {
     parents: HashMap<Sha1, Vec<Sha1>>,
     /// Target of each new tag that parsed.
     tag_targets: HashMap<Sha1, Sha1>,
-    /// Already-mapped objects referenced by new ones.
-    mapped: Vec<Sha1>,
+    /// Already-mapped objects referenced by new ones (or tips), with their
+    /// kind and size in the mirror when it has them.
+    mapped: Vec<(Sha1, Option<(ObjectKind, u64)>)>,
     /// Bodies of new trees read by the walk, up to [`TREE_BODY_BUDGET`].
     tree_bodies: HashMap<Sha1, Vec<u8>>,
     /// Bytes held in `tree_bodies`.
@@ -678,6 +708,8 @@ const TREE_BODY_BUDGET: usize = 256 << 20;
 
 struct Run<'a> {
     mirror: &'a gix::ThreadSafeRepository,
+    /// The object store, where every map hit the walk uses must be.
+    store: &'a crate::mkit::store::Store,
     map: &'a state::Sha1ToBlake,
     key: &'a KeyPair,
     options: ImportOptions,
@@ -754,9 +786,76 @@ fn read_header(mirror: &gix::ThreadSafeRepository, sha: &Sha1) -> Option<(Object
     })
 }
 
+/// A map hit that the store contradicts: the mapped id is not there, or it
+/// is an object of another type than the git object's translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Disagreement {
+    /// The git object.
+    sha: Sha1,
+    /// The id the map gives it.
+    id: Id,
+    /// The type its translation must have, when the mirror says.
+    expected: Option<ObjectType>,
+    /// The type the store holds under `id` (`None`: no object there).
+    found: Option<ObjectType>,
+}
+
+impl Disagreement {
+    /// The note shown to the user.
+    fn note(&self) -> String {
+        let what = match (self.found, self.expected) {
+            (None, _) => "which is not in the object store".to_owned(),
+            (Some(found), Some(expected)) => format!(
+                "which the object store holds as a {}, not a {}",
+                found.name(),
+                expected.name()
+            ),
+            (Some(found), None) => format!("which the object store holds as a {}", found.name()),
+        };
+        format!(
+            "{} (git {} maps to {}, {what})",
+            MapVerdict::Disagrees.note(),
+            self.sha.to_hex(),
+            self.id.to_hex()
+        )
+    }
+}
+
 impl Run<'_> {
-    /// Walk from the tips through every object the map does not know.
-    fn walk(&mut self, tips: &[Sha1]) -> Result<Graph, ImportError> {
+    /// Check a map hit the walk is about to use: the store must hold the
+    /// mapped id, as the type the git object translates to. Only the
+    /// prologue of the mapped object is read, and only for hits at the
+    /// boundary of new history (the walk stops at them), never for the whole
+    /// map. A store that cannot be read is fatal.
+    fn check_hit(
+        &self,
+        sha: &Sha1,
+        id: &Id,
+        header: Option<(ObjectKind, u64)>,
+    ) -> Result<Option<Disagreement>, ImportError> {
+        let found = self.store.peek_type(id)?;
+        let expected = header.map(|(kind, size)| match kind {
+            ObjectKind::Blob => rules::content_type(size),
+            ObjectKind::Tree => ObjectType::Tree,
+            ObjectKind::Commit => ObjectType::Commit,
+            ObjectKind::Tag => ObjectType::Tag,
+        });
+        let agrees = match (found, expected) {
+            (None, _) => false,
+            (Some(found), Some(expected)) => found == expected,
+            (Some(_), None) => true,
+        };
+        Ok((!agrees).then_some(Disagreement {
+            sha: *sha,
+            id: *id,
+            expected,
+            found,
+        }))
+    }
+
+    /// Walk from the tips through every object the map does not know; the
+    /// first map hit the store contradicts stops the walk and is returned.
+    fn walk(&mut self, tips: &[Sha1]) -> Result<Result<Graph, Disagreement>, ImportError> {
         let mut graph = Graph::default();
         let mut seen: HashSet<Sha1> = HashSet::new();
         let mut stack: Vec<(Sha1, Option<ObjectKind>)> =
@@ -765,8 +864,12 @@ impl Run<'_> {
             if !seen.insert(sha) {
                 continue;
             }
-            if self.map.contains_key(&sha) {
-                graph.mapped.push(sha);
+            if let Some(id) = self.map.get(&sha).copied() {
+                let header = read_header(self.mirror, &sha);
+                if let Some(disagreement) = self.check_hit(&sha, &id, header)? {
+                    return Ok(Err(disagreement));
+                }
+                graph.mapped.push((sha, header));
                 continue;
             }
             if hint == Some(ObjectKind::Blob) {
@@ -829,18 +932,20 @@ impl Run<'_> {
                 }
             }
         }
-        Ok(graph)
+        Ok(Ok(graph))
     }
 
     /// The memo entry for an already-mapped object referenced by a new one:
-    /// its id from the map, its type and depth from the mirror.
+    /// its id from the map, its type (from the mirror's `header`, as the walk
+    /// read it) and depth from the mirror.
     fn describe_mapped(
         &self,
         sha: &Sha1,
+        header: Option<(ObjectKind, u64)>,
         heights: &mut HashMap<Sha1, usize>,
     ) -> Option<Translated> {
         let id = *self.map.get(sha)?;
-        let (kind, size) = read_header(self.mirror, sha)?;
+        let (kind, size) = header?;
         let (kind, depth) = match kind {
             ObjectKind::Blob => (rules::content_type(size), 0),
             ObjectKind::Tree => (ObjectType::Tree, self.mapped_height(sha, heights)),
@@ -929,25 +1034,28 @@ impl Run<'_> {
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
         let mut heights = HashMap::new();
-        for sha in &graph.mapped {
-            if let Some(t) = self.describe_mapped(sha, &mut heights) {
+        for (sha, header) in &graph.mapped {
+            if let Some(t) = self.describe_mapped(sha, *header, &mut heights) {
                 self.memo.insert(*sha, t);
             }
         }
 
-        // Blobs, in parallel.
+        // Blobs, in parallel. A failed write stops the run (rayon's collect
+        // into a `Result` stops at the first error); a refused object only
+        // refuses the refs that need it.
         self.laps.restart();
         self.progress.phase("blobs", graph.blobs.len() as u64);
         let mirror = self.mirror;
         let progress = self.progress;
+        let fault = durable::fault::phase("blobs");
         let results: Vec<(Sha1, Result<Translated, Refusal>)> = graph
             .blobs
             .par_iter()
             .map(|sha| {
                 if interrupt.load(Ordering::Relaxed) {
-                    return (*sha, Err(Refusal::MissingObject { object: *sha }));
+                    return Ok((*sha, Err(Refusal::MissingObject { object: *sha })));
                 }
-                let r = (|| {
+                let read = (|| {
                     // The header first, so an object over the 1 GiB cap is
                     // refused before its content is read into memory.
                     if let Some((kind, size)) = read_header(mirror, sha) {
@@ -957,23 +1065,24 @@ impl Run<'_> {
                     if kind != ObjectKind::Blob {
                         return Err(Refusal::MissingObject { object: *sha });
                     }
-                    progress.advance(0, data.len() as u64);
-                    let id = content::stage_content(batch, &data).map_err(|e| {
-                        Refusal::CorruptObject {
-                            object: *sha,
-                            detail: e.to_string(),
-                        }
-                    })?;
-                    Ok(Translated {
-                        id,
-                        kind: rules::content_type(data.len() as u64),
-                        depth: 0,
-                    })
+                    Ok(data)
                 })();
+                let r = match read {
+                    Ok(data) => {
+                        progress.advance(0, data.len() as u64);
+                        staged(sha, content::stage_content(batch, &data))?.map(|id| Translated {
+                            id,
+                            kind: rules::content_type(data.len() as u64),
+                            depth: 0,
+                        })
+                    }
+                    Err(refusal) => Err(refusal),
+                };
                 progress.advance(1, 0);
-                (*sha, r)
+                Ok((*sha, r))
             })
-            .collect();
+            .collect::<Result<_, ImportError>>()?;
+        drop(fault);
         self.absorb(results);
 
         // Trees, in waves of equal height (children always in an earlier wave).
@@ -993,6 +1102,7 @@ impl Run<'_> {
         }
         self.laps.lap("blobs");
         self.progress.phase("trees", graph.trees.len() as u64);
+        let fault = durable::fault::phase("trees");
         for wave in &mut by_level {
             wave.sort();
             if interrupt.load(Ordering::Relaxed) {
@@ -1003,7 +1113,7 @@ impl Run<'_> {
             let results: Vec<(Sha1, TreeResult)> = wave
                 .par_iter()
                 .map(|sha| {
-                    let r = (|| {
+                    let translated = (|| {
                         let read;
                         let body = match graph.tree_bodies.get(sha) {
                             Some(body) => body,
@@ -1012,27 +1122,28 @@ impl Run<'_> {
                                 &read
                             }
                         };
-                        let t =
-                            rules::translate_tree(sha, body, options, |c| memo.get(c).copied())?;
-                        let id = batch.add(&Object::Tree(t.tree)).map_err(|e| {
-                            Refusal::CorruptObject {
-                                object: *sha,
-                                detail: e.to_string(),
-                            }
-                        })?;
-                        Ok((
-                            Translated {
-                                id,
-                                kind: ObjectType::Tree,
-                                depth: t.depth,
-                            },
-                            t.normalized,
-                        ))
+                        rules::translate_tree(sha, body, options, |c| memo.get(c).copied())
                     })();
+                    let r = match translated {
+                        Ok(t) => {
+                            let (depth, normalized) = (t.depth, t.normalized);
+                            staged(sha, batch.add(&Object::Tree(t.tree)))?.map(|id| {
+                                (
+                                    Translated {
+                                        id,
+                                        kind: ObjectType::Tree,
+                                        depth,
+                                    },
+                                    normalized,
+                                )
+                            })
+                        }
+                        Err(refusal) => Err(refusal),
+                    };
                     progress.advance(1, 0);
-                    (*sha, r)
+                    Ok((*sha, r))
                 })
-                .collect();
+                .collect::<Result<_, ImportError>>()?;
             let mut plain = Vec::with_capacity(results.len());
             for (sha, r) in results {
                 plain.push((
@@ -1062,12 +1173,14 @@ impl Run<'_> {
             }
             waves[g].push(*sha);
         }
+        drop(fault);
         let key = self.key;
         // Blobs and trees are most of the files: publish them while the
         // commit chain is computed.
         batch.checkpoint();
         self.laps.lap("trees");
         self.progress.phase("commits", graph.commits.len() as u64);
+        let fault = durable::fault::phase("commits");
         // Commit files are written by a thread of their own while the chain
         // goes on: only ids travel along the chain.
         std::thread::scope(|scope| -> Result<(), ImportError> {
@@ -1145,9 +1258,11 @@ impl Run<'_> {
             Ok(())
         })?;
 
+        drop(fault);
         // Tags: each round translates the tags whose target is settled.
         self.laps.lap("commit files");
         self.progress.phase("tags", graph.tags.len() as u64);
+        let _fault = durable::fault::phase("tags");
         let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
         pending.sort_by_key(|(s, _)| *s);
         while !pending.is_empty() {
@@ -1172,25 +1287,21 @@ impl Run<'_> {
             let results: Vec<(Sha1, Result<Translated, Refusal>)> = ready
                 .par_iter()
                 .map(|(sha, body)| {
-                    let r = rules::translate_tag(sha, body, |t| memo.get(t).copied(), key)
-                        .and_then(|t| {
+                    let r = match rules::translate_tag(sha, body, |t| memo.get(t).copied(), key) {
+                        Ok(t) => {
                             let chain = t.chain;
-                            batch
-                                .add(&Object::Tag(t.tag))
-                                .map(|id| Translated {
-                                    id,
-                                    kind: ObjectType::Tag,
-                                    depth: chain,
-                                })
-                                .map_err(|e| Refusal::CorruptObject {
-                                    object: *sha,
-                                    detail: e.to_string(),
-                                })
-                        });
+                            staged(sha, batch.add(&Object::Tag(t.tag)))?.map(|id| Translated {
+                                id,
+                                kind: ObjectType::Tag,
+                                depth: chain,
+                            })
+                        }
+                        Err(refusal) => Err(refusal),
+                    };
                     progress.advance(1, 0);
-                    (*sha, r)
+                    Ok((*sha, r))
                 })
-                .collect();
+                .collect::<Result<_, ImportError>>()?;
             self.absorb(results);
             pending = later;
         }
@@ -1211,6 +1322,22 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+/// Sort out a store result for the object `sha` translated to: an I/O
+/// failure (a full disk, a permission, a failing device) is fatal to the run,
+/// since it says nothing about the upstream; anything else the store refuses
+/// (a value it cannot encode, an object over the size cap) refuses the
+/// object, and with it the refs that need it.
+fn staged<T>(sha: &Sha1, r: Result<T, StoreError>) -> Result<Result<T, Refusal>, ImportError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e @ StoreError::Io(_)) => Err(ImportError::Store(e)),
+        Err(e) => Ok(Err(Refusal::CorruptObject {
+            object: *sha,
+            detail: e.to_string(),
+        })),
     }
 }
 
@@ -1336,6 +1463,10 @@ pub enum MapVerdict {
     /// The map is damaged, lost its tail, or is gone while refs are
     /// recorded.
     Damaged,
+    /// A map hit the walk was about to use names an object the store does
+    /// not hold, or holds as another type (found during the walk, not by
+    /// [`map_verdict`]).
+    Disagrees,
 }
 
 impl MapVerdict {
@@ -1346,6 +1477,9 @@ impl MapVerdict {
             MapVerdict::Interrupted => "previous import was interrupted; rebuilding the map cache",
             MapVerdict::Damaged => {
                 "map cache missing or corrupt; rebuilding from the staging mirror"
+            }
+            MapVerdict::Disagrees => {
+                "map cache disagrees with the object store; rebuilding from the staging mirror"
             }
         }
     }
@@ -1717,6 +1851,46 @@ mod tests {
                 .contains("rebuilding the map cache")
         );
         assert!(MapVerdict::Damaged.note().contains("rebuilding"));
+        let d = Disagreement {
+            sha: Sha1([1; 20]),
+            id: Id([0xff; 32]),
+            expected: Some(ObjectType::Tree),
+            found: None,
+        };
+        let note = d.note();
+        assert!(note.starts_with(MapVerdict::Disagrees.note()), "{note}");
+        assert!(note.contains(&Sha1([1; 20]).to_hex()) && note.contains(&"f".repeat(64)));
+        assert!(note.contains("not in the object store"), "{note}");
+        let d = Disagreement {
+            found: Some(ObjectType::Blob),
+            ..d
+        };
+        assert!(d.note().contains("holds as a blob, not a tree"));
+    }
+
+    #[test]
+    fn store_io_errors_are_fatal_and_other_store_refusals_refuse_the_object() {
+        let sha = Sha1([4; 20]);
+        let io = StoreError::Io(durable::IoError::new(
+            "write object",
+            "/x",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        ));
+        let fatal = staged::<Id>(&sha, Err(io)).unwrap_err();
+        assert!(matches!(fatal, ImportError::Store(StoreError::Io(_))));
+        assert!(
+            fatal.to_string().contains("cannot write object /x"),
+            "{fatal}"
+        );
+        let too_large = StoreError::TooLarge {
+            id: Id([5; 32]),
+            size: 1 << 31,
+        };
+        assert!(matches!(
+            staged::<Id>(&sha, Err(too_large)),
+            Ok(Err(Refusal::CorruptObject { object, .. })) if object == sha
+        ));
+        assert!(matches!(staged(&sha, Ok(Id([6; 32]))), Ok(Ok(_))));
     }
 
     #[test]

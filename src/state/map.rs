@@ -148,6 +148,7 @@ fn append_lines<'a>(
     // per-state lock, which excludes us anyway.)
     file.lock().map_err(io_err("lock", &path))?;
     let written = (|| -> Result<()> {
+        crate::durable::fault::check().map_err(io_err("append to", &path))?;
         if !ends_at_line_boundary(&file, &path)? {
             // A torn line from an earlier crash: close it off so our first
             // line is not glued onto it.

@@ -149,7 +149,7 @@ impl RawWriter {
         let exists = !fresh_dir && has_raw(&self.state, id)?;
         if !exists {
             let (mut file, tmp) = create_temp(&path, 0o644)?;
-            if let Err(e) = file.write_all(framed) {
+            if let Err(e) = crate::durable::fault::check().and_then(|()| file.write_all(framed)) {
                 let _ = fs::remove_file(&tmp);
                 return Err(io_err("write", &tmp)(e).into());
             }

@@ -199,7 +199,8 @@ impl PackWriter {
             self.body = Some(BufWriter::with_capacity(1 << 20, f));
         }
         let body = self.body.as_mut().ok_or(PackError::TooMany)?;
-        body.write_all(&entry_header(e.kind, e.size))
+        crate::durable::fault::check()
+            .and_then(|()| body.write_all(&entry_header(e.kind, e.size)))
             .and_then(|()| body.write_all(&e.data))
             .map_err(io("write"))?;
         self.ids.push(e.id);
