@@ -18,6 +18,8 @@ mod golden_objects;
 mod import_behaviour;
 mod import_pins;
 mod import_run;
+mod interrupt;
+mod never_panic;
 mod pull_status;
 mod refs_keys;
 mod repo_interop;
