@@ -57,6 +57,72 @@ pub fn temp_path_for(final_path: &Path) -> PathBuf {
     final_path.with_file_name(tmp)
 }
 
+/// The writer's process id in a temp name of ours, `.<name>.tmp.<pid>.<seq>`
+/// (every [`temp_path_for`]); `None` for any other name. The leading `.`
+/// is required, so no final name (an object, a ref segment, a stamp) is
+/// ever taken for a temp file.
+pub fn temp_writer_pid(file_name: &std::ffi::OsStr) -> Option<u32> {
+    let name = file_name.as_encoded_bytes().strip_prefix(b".")?;
+    tagged_pid(name)
+}
+
+/// The `<pid>` of a name ending in `.tmp.<pid>.<seq>` after a non-empty
+/// stem, both numbers canonical decimal.
+pub fn tagged_pid(name: &[u8]) -> Option<u32> {
+    let digits =
+        |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit) && (s == b"0" || s[0] != b'0');
+    let mut parts = name.rsplitn(3, |&b| b == b'.');
+    let (seq, pid, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let stem = rest.strip_suffix(b".tmp")?;
+    if stem.is_empty() || !digits(seq) || !digits(pid) {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok()
+}
+
+/// Whether process `pid` may still be running: true unless the kernel says
+/// there is no such process (a pid that cannot be tested counts as alive,
+/// so its files are left alone).
+pub fn pid_is_alive(pid: u32) -> bool {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true;
+    };
+    !matches!(
+        rustix::process::test_kill_process(p),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// True for a temp file of ours ([`temp_writer_pid`]) whose writer is no
+/// longer running.
+pub fn is_dead_temp(file_name: &std::ffi::OsStr) -> bool {
+    temp_writer_pid(file_name).is_some_and(|pid| !pid_is_alive(pid))
+}
+
+/// Remove from `dir` (not below it) every regular file `is_stale` picks
+/// (usually [`is_dead_temp`]); returns how many were removed. Best effort:
+/// a missing or unreadable directory, or a file that cannot be removed, is
+/// skipped (a later sweep retries). Only for temp files, which nothing
+/// reads; the caller holds whatever lock makes `is_stale`'s answer hold.
+pub fn sweep_dir(dir: &Path, is_stale: impl Fn(&std::ffi::OsStr) -> bool) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        if is_stale(&e.file_name())
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Create a new temp file beside `final_path` with `mode`, refusing to follow
 /// or reuse anything already at the temp name.
 pub fn create_temp(final_path: &Path, mode: u32) -> Result<(File, PathBuf), IoError> {
@@ -421,6 +487,54 @@ mod tests {
         assert_ne!(a, b);
         let name = a.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with(".main.tmp."), "{name}");
+    }
+
+    #[test]
+    fn temp_names_carry_their_writer() {
+        let t = temp_path_for(Path::new("/x/objects/ab/cdef"));
+        assert_eq!(
+            temp_writer_pid(t.file_name().unwrap()),
+            Some(std::process::id())
+        );
+        let pid = |s: &str| temp_writer_pid(std::ffi::OsStr::new(s));
+        assert_eq!(pid(".main.tmp.12.0"), Some(12));
+        assert_eq!(pid(".a.tmp.b.tmp.7.3"), Some(7));
+        for not_ours in [
+            "main.tmp.12.0",
+            ".main.tmp",
+            ".main.tmp.12",
+            ".tmp.12.0",
+            "..tmp.12.0",
+            ".main.tmp.012.0",
+            ".main.tmp.12.01",
+            ".main.tmp.-1.0",
+            ".main.tmp.99999999999.0",
+            ".main.tmp.12.0x",
+            ".main.tmpx.12.0",
+            "",
+        ] {
+            assert_eq!(pid(not_ours), None, "{not_ours}");
+        }
+        assert!(pid_is_alive(std::process::id()));
+        assert!(pid_is_alive(1), "init runs, or cannot be signalled");
+        assert!(pid_is_alive(u32::MAX), "untestable pids count as alive");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        assert!(!pid_is_alive(dead));
+    }
+
+    #[test]
+    fn sweeping_a_directory_removes_only_what_is_picked() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b", ".c"] {
+            fs::write(dir.path().join(n), b"").unwrap();
+        }
+        fs::create_dir(dir.path().join("d")).unwrap();
+        let n = sweep_dir(dir.path(), |n| n != "a");
+        assert_eq!(n, 2);
+        assert!(dir.path().join("a").exists() && dir.path().join("d").is_dir());
+        assert_eq!(sweep_dir(&dir.path().join("missing"), |_| true), 0);
     }
 
     #[test]

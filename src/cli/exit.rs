@@ -43,6 +43,9 @@ pub const CONFIG: u8 = 78;
 pub const TEMPFAIL: u8 = 75;
 /// A permission problem (an insecure or foreign key file).
 pub const NOPERM: u8 = 77;
+/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report Ctrl-C):
+/// run the same command again to finish.
+pub const INTERRUPTED: u8 = 130;
 
 /// Every way a command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -151,9 +154,11 @@ impl CliError {
             CliError::Snapshot(_) => DATAERR,
             CliError::Import(ImportError::State(StateError::Busy { .. }))
             | CliError::State(StateError::Busy { .. }) => TEMPFAIL,
+            CliError::Import(
+                ImportError::Interrupted | ImportError::Staging(StagingError::Interrupted { .. }),
+            ) => INTERRUPTED,
             CliError::Import(ImportError::Staging(StagingError::Sha256Upstream { .. })) => DATAERR,
             CliError::Import(ImportError::Staging(_)) => UNAVAILABLE,
-            CliError::Import(ImportError::Interrupted) => TEMPFAIL,
             CliError::Import(ImportError::Store(_) | ImportError::Mirror { .. }) => IOERR,
             // A failed write of raw bytes, the map, a ref or the ref state.
             CliError::Import(
@@ -241,7 +246,7 @@ fn export_code(e: &ExportError) -> u8 {
         } => FAILURE,
         ExportError::Push { .. } => UNAVAILABLE,
         ExportError::Threads { .. } => SOFTWARE,
-        ExportError::Interrupted => TEMPFAIL,
+        ExportError::Interrupted | ExportError::InterruptedPush { .. } => INTERRUPTED,
         ExportError::PassthroughNeedsImport { .. }
         | ExportError::ForkNormalized { .. }
         | ExportError::ForkTagExists { .. } => USAGE,

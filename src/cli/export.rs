@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::run::export::{self, ExportOutcome, ExportRequest};
@@ -28,7 +27,7 @@ pub struct ExportArgs {
 pub fn export(out: &mut impl Write, args: &ExportArgs) -> Result<(), CliError> {
     let repo = Repo::open(Path::new("."))?;
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
-    let interrupt = AtomicBool::new(false);
+    let interrupt = super::signals::interrupt_flag();
     let result = export::export(
         &repo,
         &ExportRequest {
@@ -39,12 +38,23 @@ pub fn export(out: &mut impl Write, args: &ExportArgs) -> Result<(), CliError> {
             passthrough: args.passthrough,
             attest: args.attest,
             jobs: args.jobs,
-            interrupt: &interrupt,
+            interrupt,
             progress: &bar,
         },
     );
     bar.finish();
     let outcome = result?;
+    if !args.quiet {
+        for n in &outcome.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if super::signals::interrupted() {
+        eprintln!(
+            "note: interrupted during the push; the push was finished and recorded rather than \
+             left half-done"
+        );
+    }
     let ok = !outcome.exported.is_empty();
     render_export(out, &outcome, ok, args)?;
     if !ok {

@@ -2,7 +2,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use mkit_bridge::git::staging;
 use mkit_bridge::mkit::keys;
@@ -94,9 +93,10 @@ pub fn import(
             import::crash_point("checked-out");
             import::clear_pending(repo.mkit_dir())?;
         }
-        // A refused checkout, or a resumed run, keeps what it has (and the
-        // pending marker), so the next attempt finishes the job.
-        Err(CliError::Checkout(_)) => {}
+        // A refused checkout, an interrupted run, or a resumed run keeps
+        // what it has (and the pending marker), so the next attempt
+        // finishes the job.
+        Err(CliError::Checkout(_) | CliError::Import(import::ImportError::Interrupted)) => {}
         Err(_) if resumed => {}
         // A fresh run that could not run leaves nothing behind: the
         // directory if it made it, else (a pre-existing empty directory,
@@ -229,7 +229,7 @@ fn fetch_outcome(
         );
     }
     let bar = Bar::new(!common.quiet && !common.json && std::io::stderr().is_terminal());
-    let interrupt = AtomicBool::new(false);
+    let interrupt = super::signals::interrupt_flag();
     let outcome = import::import(
         repo,
         &ImportRequest {
@@ -238,11 +238,17 @@ fn fetch_outcome(
             key: &key,
             jobs: common.jobs,
             set_default_branch: fresh,
-            interrupt: &interrupt,
+            interrupt,
             progress: &bar,
         },
     )?;
     bar.finish();
+    if super::signals::interrupted() {
+        eprintln!(
+            "note: interrupted after the objects were written; the import was finished rather \
+             than left half-done"
+        );
+    }
     Ok(outcome)
 }
 

@@ -11,6 +11,7 @@ mod format_patch;
 mod import;
 mod objects;
 mod render;
+mod signals;
 mod snapshot;
 mod status;
 mod verify;
@@ -326,6 +327,11 @@ pub fn main() -> u8 {
     match result {
         Ok(()) => exit::OK,
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        // An interrupted run says where it stopped, and is no error.
+        Err(e) if e.exit_code() == exit::INTERRUPTED => {
+            let _ = writeln!(io::stderr(), "{e}");
+            exit::INTERRUPTED
+        }
         Err(e) => {
             let _ = writeln!(io::stderr(), "error: {e}");
             e.exit_code()

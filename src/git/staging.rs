@@ -152,6 +152,12 @@ pub fn fetch(
     }
     let path = mirror_path(state_dir);
     let transfer = |action: &'static str, e: &dyn std::error::Error| {
+        // gix stops a transfer whose interrupt flag is set with an error.
+        if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            return StagingError::Interrupted {
+                url: url.to_owned(),
+            };
+        }
         let message = flatten(e);
         if message.contains("sha256") || message.contains("object-format") {
             StagingError::Sha256Upstream {

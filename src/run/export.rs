@@ -210,6 +210,9 @@ pub struct ExportOutcome {
     pub observed: bool,
     /// True in fork mode.
     pub fork: bool,
+    /// Notes for the user (temp files of a killed run removed; our own
+    /// earlier push found in place).
+    pub notes: Vec<String>,
     /// Wall time of each phase, in order.
     pub timings: Vec<(&'static str, Duration)>,
 }
@@ -450,8 +453,21 @@ pub enum ExportError {
         message: String,
     },
     /// The run was interrupted before the push.
-    #[error("interrupted before the push; the mirror and the state are unchanged")]
+    #[error(
+        "interrupted: stopped before the push; the mirror and the state are unchanged; run the \
+         same command again to finish"
+    )]
     Interrupted,
+    /// A signal ended the `git push` itself (a Ctrl-C in the terminal
+    /// reaches every process of the foreground job).
+    #[error(
+        "interrupted during the push to {dest}: it may or may not have landed; nothing was \
+         recorded; run the same command again to finish (a push that landed is then up to date)"
+    )]
+    InterruptedPush {
+        /// The destination as given.
+        dest: String,
+    },
 }
 
 impl From<PushError> for ExportError {
@@ -491,6 +507,7 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
     let state_dir = state::state_dir(mkit_dir, req.remote)?;
     let selection = select_refs(mkit_dir, req.refs)?;
     let _lock = state::lock_state_default(mkit_dir, req.remote)?;
+    let swept = crate::run::sweep::after_lock(mkit_dir, &state_dir);
     let git = Git::new()?;
     let mut laps = Laps::start();
 
@@ -521,6 +538,11 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
         fork: req.passthrough,
         ..ExportOutcome::default()
     };
+    if swept > 0 {
+        outcome.notes.push(format!(
+            "removed {swept} temp files left by an earlier run that was killed"
+        ));
+    }
     let (staging_path, map) = open_staging(&git, &state_dir, req.passthrough)?;
     let prior = state::load_ref_state(&state_dir)?;
     laps.lap("prepare");
@@ -562,6 +584,11 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
     outcome.written = sink.pack.len() as u64;
     stage(&git, &staging_path, req, sink, &to_push, minted.as_ref())?;
     laps.lap("stage");
+    // The last safe point: once the push starts, the run finishes it and
+    // records what landed.
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ExportError::Interrupted);
+    }
 
     let mut pushes: Vec<Tip> = to_push.clone();
     if let Some(m) = &minted {
@@ -752,6 +779,7 @@ fn translate_refs(
     pool.install(|| tr.translate(inner, &mut sink))?;
     drop(fault);
     laps.lap("translate");
+    crate::run::hooks::pause_point("translated", req.interrupt);
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ExportError::Interrupted);
     }
@@ -807,7 +835,14 @@ fn stage(
     to_push: &[Tip],
     minted: Option<&attest::Minted>,
 ) -> Result<(), ExportError> {
-    let keep = sink.pack.finish(req.interrupt)?;
+    let keep = sink.pack.finish(req.interrupt).map_err(|e| {
+        // gix's indexer stops with an error when the flag is set.
+        if req.interrupt.load(Ordering::Relaxed) {
+            ExportError::Interrupted
+        } else {
+            e.into()
+        }
+    })?;
     let mut updates: Vec<(String, Sha1)> = to_push
         .iter()
         .map(|(name, _, sha)| (staging_ref(name, req.passthrough), *sha))
@@ -850,7 +885,11 @@ fn push_refs(
         let sync = scope.spawn(|| sync_objects(&objects_dir));
         let pushed = (|| {
             let observed = if needs_observation {
-                Some(t.git.ls_remote(t.staging, t.destination)?)
+                let seen = t.git.ls_remote(t.staging, t.destination);
+                if seen.is_err() && t.req.interrupt.load(Ordering::Relaxed) {
+                    return Err(ExportError::Interrupted);
+                }
+                Some(seen?)
             } else {
                 None
             };
@@ -891,12 +930,24 @@ fn push_refs(
                     },
                 })
                 .collect();
+            // From here on an interrupt waits for the push (a signal sent to
+            // this process alone does not reach git), and the run records
+            // what landed.
+            crate::run::hooks::pause_point("pushing", t.req.interrupt);
             t.git
                 .push(t.staging, t.destination, &refs)
-                .map_err(|error| ExportError::Push {
-                    dest: t.req.dest.to_owned(),
-                    remote: t.req.remote.to_owned(),
-                    error,
+                .map_err(|error| {
+                    if t.req.interrupt.load(Ordering::Relaxed) {
+                        ExportError::InterruptedPush {
+                            dest: t.req.dest.to_owned(),
+                        }
+                    } else {
+                        ExportError::Push {
+                            dest: t.req.dest.to_owned(),
+                            remote: t.req.remote.to_owned(),
+                            error,
+                        }
+                    }
                 })
         })();
         let synced = sync.join().unwrap_or_else(|_| {

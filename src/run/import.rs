@@ -253,7 +253,7 @@ pub enum ImportError {
         message: String,
     },
     /// The run was interrupted before anything became visible.
-    #[error("interrupted; nothing was imported (run again to resume)")]
+    #[error("interrupted: stopped before updating any ref; run the same command again to finish")]
     Interrupted,
     /// An attestation could not be minted or stored.
     #[error(transparent)]
@@ -265,6 +265,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let mkit_dir = repo.mkit_dir();
     let state_dir = state::state_dir(mkit_dir, req.remote)?;
     let _lock = state::lock_state_default(mkit_dir, req.remote)?;
+    let swept = crate::run::sweep::after_lock(mkit_dir, &state_dir);
     let identity = crate::git::remote::remote_identity(req.url);
 
     // Bindings: refuse before touching anything.
@@ -320,8 +321,12 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let interrupted_before = state::importing_is_set(&state_dir)?;
 
     let mut laps = Laps::default();
-    let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
+    let fetched = match staging::fetch(&state_dir, req.url, req.interrupt) {
+        Err(StagingError::Interrupted { .. }) => return Err(ImportError::Interrupted),
+        other => other?,
+    };
     crash_point("fetched");
+    crate::run::hooks::pause_point("fetched", req.interrupt);
     laps.lap("fetch");
 
     let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
@@ -330,6 +335,11 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
         .collect();
     let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
     let mut notes = Vec::new();
+    if swept > 0 {
+        notes.push(format!(
+            "removed {swept} temp files left by an earlier run that was killed"
+        ));
+    }
     let mut rebuild = match map_verdict(interrupted_before, intact, &map, previous.values()) {
         MapVerdict::Trusted => false,
         verdict => {
@@ -432,7 +442,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     };
     laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
-        return Err(ImportError::Interrupted);
+        return Err(interrupted(&state_dir, interrupted_before));
     }
     // The original bytes of every new commit and tag are retained (framed),
     // in parallel and off the translation's sequential path.
@@ -447,10 +457,14 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     })?;
     drop(fault);
     laps.lap("raw");
-    pool.install(|| run.translate(&graph, &batch, req.interrupt))?;
+    pool.install(|| run.translate(&graph, &batch, req.interrupt))
+        .map_err(|e| match e {
+            ImportError::Interrupted => interrupted(&state_dir, interrupted_before),
+            e => e,
+        })?;
     laps.take(&mut run.laps);
     if req.interrupt.load(Ordering::Relaxed) {
-        return Err(ImportError::Interrupted);
+        return Err(interrupted(&state_dir, interrupted_before));
     }
 
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
@@ -596,6 +610,18 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     laps.lap("map+refs");
     outcome.timings = laps.done;
     Ok(outcome)
+}
+
+/// The error for a run stopped by its interrupt flag before the objects'
+/// commit. Nothing it wrote is referenced yet (objects a checkpoint published
+/// are durable and vouched for by nothing; staged temp files go with the
+/// batch), so when the crash marker was clear before this run it is cleared
+/// again, and the next run trusts the map instead of rebuilding it.
+fn interrupted(state_dir: &Path, marker_was_set: bool) -> ImportError {
+    if !marker_was_set {
+        let _ = state::clear_importing(state_dir);
+    }
+    ImportError::Interrupted
 }
 
 /// Mint and store one git-import/v1 attestation (SPEC-GIT-IMPORT §5) per

@@ -6,9 +6,11 @@
 pub mod checkout;
 pub mod export;
 pub mod format_patch;
+pub mod hooks;
 pub mod import;
 pub mod progress;
 pub mod pull;
 pub mod snapshot;
 pub mod status;
+pub mod sweep;
 pub mod verify;

@@ -19,6 +19,8 @@ mod import_behaviour;
 mod import_pins;
 mod import_run;
 mod integrity;
+mod interrupt;
+mod never_panic;
 mod pull_status;
 mod refs_keys;
 mod repo_interop;
