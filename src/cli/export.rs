@@ -89,6 +89,7 @@ fn render_export(
             translated: o.translated,
             written: o.written,
             destination: &o.destination,
+            transport: if o.local.is_some() { "local" } else { "push" },
             phases: o
                 .timings
                 .iter()
@@ -153,6 +154,9 @@ struct JsonExport<'a> {
     translated: u64,
     written: u64,
     destination: &'a str,
+    /// `local` when the direct route to a local bare destination moved the
+    /// refs, `push` when `git push` did.
+    transport: &'static str,
     /// Last before `skipped`: the reference's output ends `],"skipped":[..]}`.
     phases: Vec<JsonPhase<'a>>,
     skipped: Vec<JsonSkipped<'a>>,
