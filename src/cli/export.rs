@@ -100,6 +100,7 @@ fn render_export(
             written: o.written,
             distrusted: o.distrusted,
             destination: &o.destination,
+            transport: if o.local.is_some() { "local" } else { "push" },
             phases: o
                 .timings
                 .iter()
@@ -173,6 +174,9 @@ struct JsonExport<'a> {
     /// Map entries not trusted (their git object missing from staging).
     distrusted: u64,
     destination: &'a str,
+    /// `local` when the direct route to a local bare destination moved the
+    /// refs, `push` when `git push` did.
+    transport: &'static str,
     /// Last before `skipped`: the reference's output ends `],"skipped":[..]}`.
     phases: Vec<JsonPhase<'a>>,
     skipped: Vec<JsonSkipped<'a>>,

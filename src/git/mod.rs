@@ -7,9 +7,11 @@
 //! writes tree, commit and tag bodies the way git does with [`encode`]. The
 //! two modules that do I/O are the staging mirror, fetched with gix
 //! ([`staging`]), and the `git push` / `ls-remote` command line that export
-//! drives, with its leases ([`push`]).
+//! drives, with its leases ([`push`]), and its direct route to a local bare
+//! destination ([`local`]).
 
 pub mod encode;
+pub mod local;
 pub mod parse;
 pub mod push;
 pub mod remote;

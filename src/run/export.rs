@@ -40,7 +40,10 @@
 //!    the pure planner ([`crate::bridge::plan`]) and refuse the whole run on
 //!    any refused ref (a moved lease, a fork-mode tag that exists, a
 //!    fork-mode branch that would not fast-forward), then ONE
-//!    `git push --atomic` with a lease per ref. The pack is flushed to disk
+//!    `git push --atomic` with a lease per ref; a plain export to a local
+//!    bare repository with no receive-side policy takes the direct route
+//!    instead ([`crate::git::local`]: the staging packs placed, one
+//!    compare-and-swap ref transaction). The pack is flushed to disk
 //!    (`syncfs`) while the push runs;
 //! 7. **record** (`record`): only once the push has landed: the direction
 //!    (`export`, or the `import` → `fork` upgrade), the destination (plain:
@@ -85,6 +88,7 @@ use crate::mkit::repo::Repo;
 use crate::mkit::store::{Store, StoreError};
 use crate::state::{self, Binding, BlakeToSha1, Direction, RefState, StateError};
 
+use crate::git::local;
 use crate::git::push::{Git, Lease, PushError, PushStatus, RefPush};
 pub use crate::run::progress::{NoProgress, Progress};
 use pack::{PackEntry, PackError, PackWriter};
@@ -208,6 +212,9 @@ pub struct ExportOutcome {
     pub created_destination: bool,
     /// True when `git ls-remote` was run (seeding leases, or fork mode).
     pub observed: bool,
+    /// What the direct route put into a local bare destination, when the
+    /// run took it instead of `git push` ([`crate::git::local`]).
+    pub local: Option<local::Placed>,
     /// True in fork mode.
     pub fork: bool,
     /// Notes for the user (temp files of a killed run removed; our own
@@ -601,7 +608,11 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
         req,
     };
     let statuses = push_refs(&target, &pushes, &prior, &mut outcome)?;
-    laps.lap("push");
+    laps.lap(if outcome.local.is_some() {
+        "local-push"
+    } else {
+        "push"
+    });
 
     let binding = Recording {
         state_dir: &state_dir,
@@ -867,8 +878,11 @@ struct PushTarget<'a> {
 
 /// Observe the destination when the mode needs it, plan every ref, refuse
 /// the run on any refused ref, then push them all in one atomic push with
-/// their leases. The pack is flushed to disk while the push runs (the map
-/// must not promise objects that are not durable).
+/// their leases; or, for a local bare destination that qualifies
+/// ([`local::probe`]), place the staging packs there and move the refs in
+/// one compare-and-swap transaction under the same leases. The pack is
+/// flushed to disk while the push runs (the map must not promise objects
+/// that are not durable).
 fn push_refs(
     t: &PushTarget<'_>,
     pushes: &[Tip],
@@ -880,6 +894,15 @@ fn push_refs(
     let needs_observation = pushes
         .iter()
         .any(|(name, _, _)| plan::needs_observation(mode, recorded.get(name.as_str()).copied()));
+    // A plain export to a local bare repository with no receive-side
+    // policy skips `git push` (fork mode always pushes: its staging is the
+    // import mirror, whose packs the destination mostly has under other
+    // names).
+    let direct = if t.req.passthrough {
+        None
+    } else {
+        local::probe(t.git, t.req.dest, Path::new(t.destination)).ok()
+    };
     let objects_dir = t.staging.join("objects");
     std::thread::scope(|scope| {
         let sync = scope.spawn(|| sync_objects(&objects_dir));
@@ -934,21 +957,35 @@ fn push_refs(
             // this process alone does not reach git), and the run records
             // what landed.
             crate::run::hooks::pause_point("pushing", t.req.interrupt);
-            t.git
-                .push(t.staging, t.destination, &refs)
-                .map_err(|error| {
-                    if t.req.interrupt.load(Ordering::Relaxed) {
-                        ExportError::InterruptedPush {
-                            dest: t.req.dest.to_owned(),
-                        }
-                    } else {
-                        ExportError::Push {
-                            dest: t.req.dest.to_owned(),
-                            remote: t.req.remote.to_owned(),
-                            error,
-                        }
+            let push_error = |error| {
+                if t.req.interrupt.load(Ordering::Relaxed) {
+                    ExportError::InterruptedPush {
+                        dest: t.req.dest.to_owned(),
                     }
-                })
+                } else {
+                    ExportError::Push {
+                        dest: t.req.dest.to_owned(),
+                        remote: t.req.remote.to_owned(),
+                        error,
+                    }
+                }
+            };
+            let Some(dest) = &direct else {
+                return t
+                    .git
+                    .push(t.staging, t.destination, &refs)
+                    .map_err(push_error);
+            };
+            // The direct route: leases first (nothing is written for a
+            // stale one), then the objects, then one ref transaction.
+            let batch = dest
+                .check_refs(t.git, t.staging, &refs)
+                .map_err(push_error)?;
+            let placed = dest.place(t.staging)?;
+            crate::run::import::crash_point("placed");
+            dest.commit(t.git, &batch).map_err(push_error)?;
+            outcome.local = Some(placed);
+            Ok(batch.statuses())
         })();
         let synced = sync.join().unwrap_or_else(|_| {
             Err(ExportError::Io(IoError::new(

@@ -21,6 +21,7 @@ mod import_run;
 mod integrity;
 mod interrupt;
 mod never_panic;
+mod local_export;
 mod pull_status;
 mod refs_keys;
 mod repo_interop;

@@ -1,0 +1,647 @@
+//! Export to a local bare destination without `git push` (the direct route,
+//! `src/git/local.rs`): which destinations take it, that the mirror it
+//! makes has the same refs as a `git push` export and passes `git fsck
+//! --strict`, that re-exports place only the new pack, that leases and
+//! atomicity hold as with the push, and that hooks, non-bare repositories
+//! and `file://` URLs keep going through `git push`.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mkit_bridge::mkit::refs::{self, RefCondition};
+
+const SEED: [u8; 32] = [0x42; 32];
+
+struct Work {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    /// A directory holding a `git` that logs every invocation to `git.log`
+    /// beside it, then runs the real git.
+    shim: PathBuf,
+}
+
+fn work() -> Work {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    fs::create_dir(&keys).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
+    let key = keys.join("k");
+    fs::write(&key, SEED).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let real = String::from_utf8(common::run_ok(
+        Command::new("sh").args(["-c", "command -v git"]),
+    ))
+    .unwrap();
+    let shim = dir.path().join("shim");
+    fs::create_dir(&shim).unwrap();
+    let log = shim.join("git.log");
+    fs::write(
+        shim.join("git"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(shim.join("git"), fs::Permissions::from_mode(0o755)).unwrap();
+    Work { dir, key, shim }
+}
+
+impl Work {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn init(&self, rel: &str) -> PathBuf {
+        let repo = self.path(rel);
+        common::run_ok(Command::new(common::bridge_bin()).arg("init").arg(&repo));
+        repo
+    }
+
+    /// Commit `files` as the whole tree of `branch` in `repo`, at `ts`.
+    fn snapshot(&self, repo: &Path, branch: &str, files: &[(&str, &[u8])], ts: u64) {
+        let src = self.path(&format!("src-{branch}-{ts}"));
+        for (name, data) in files {
+            let p = src.join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, data).unwrap();
+        }
+        common::run_ok(
+            Command::new(common::bridge_bin())
+                .arg("snapshot")
+                .arg(&src)
+                .arg("--repo")
+                .arg(repo)
+                .args(["--branch", branch, "-m"])
+                .arg(format!("{branch} at {ts}\n"))
+                .arg("--timestamp")
+                .arg(ts.to_string())
+                .arg("--key")
+                .arg(&self.key),
+        );
+        fs::remove_dir_all(&src).unwrap();
+    }
+
+    /// Two branches, a chunked file, three commits on `main`, and the same
+    /// repository copied to `<rel>-twin` (for side-by-side runs).
+    fn history(&self, rel: &str) -> PathBuf {
+        let repo = self.init(rel);
+        let big = pseudo_random(1_500_000, 7);
+        for (i, ts) in [1_700_000_000u64, 1_700_000_100, 1_700_000_200]
+            .iter()
+            .enumerate()
+        {
+            let text = format!("version {i}\n");
+            self.snapshot(
+                &repo,
+                "main",
+                &[
+                    ("README", text.as_bytes()),
+                    ("data/big.bin", &big),
+                    ("src/a/b/c.txt", b"c\n"),
+                ],
+                *ts,
+            );
+        }
+        self.snapshot(&repo, "topic", &[("t.txt", b"topic\n")], 1_700_000_300);
+        repo
+    }
+
+    /// More work on `branch`.
+    fn advance(&self, repo: &Path, branch: &str, ts: u64) {
+        let text = format!("{branch} at {ts}\n");
+        self.snapshot(repo, branch, &[("README", text.as_bytes())], ts);
+    }
+
+    /// `mkit-bridge <args>` in `dir`, with the logging git first on PATH.
+    fn bridge(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.shim.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut c = Command::new(common::bridge_bin());
+        c.args(args).current_dir(dir).env("PATH", path);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// `export --json --no-attest <args>`, which must succeed.
+    fn export(&self, repo: &Path, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["export", "--json", "--no-attest"];
+        all.extend_from_slice(args);
+        let out = self.bridge(repo, &all, &[]);
+        assert!(out.status.success(), "export failed: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The git commands run so far, one line each; the log is then emptied.
+    fn git_log(&self) -> String {
+        let log = self.shim.join("git.log");
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let _ = fs::remove_file(&log);
+        text
+    }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = common::run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Someone")
+            .env("GIT_AUTHOR_EMAIL", "someone@example.com")
+            .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+            .env("GIT_COMMITTER_NAME", "Someone")
+            .env("GIT_COMMITTER_EMAIL", "someone@example.com")
+            .env("GIT_COMMITTER_DATE", "1700000000 +0000"),
+    );
+    String::from_utf8(out).unwrap()
+}
+
+fn mirror_refs(dir: &Path) -> String {
+    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+}
+
+/// `git fsck --strict` passes and every object reachable from every ref is
+/// present.
+fn check_mirror(dir: &Path) {
+    git(dir, &["fsck", "--strict", "--no-dangling", "--no-progress"]);
+    let listed = git(dir, &["rev-list", "--objects", "--all", "--missing=print"]);
+    assert!(
+        !listed.lines().any(|l| l.starts_with('?')),
+        "objects missing from {}",
+        dir.display()
+    );
+}
+
+/// The `pack-<hash>` names in a repository's `objects/pack`.
+fn packs(git_dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(git_dir.join("objects/pack"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".idx")
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn staging(repo: &Path) -> PathBuf {
+    repo.join(".mkit/git/mirror/repo.git")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether the log shows a `git push` (the subcommand, after any `-C <dir>`).
+fn pushed(log: &str) -> bool {
+    log.lines().any(|l| {
+        let mut words = l.split(' ');
+        let mut first = words.next();
+        if first == Some("-C") {
+            words.next();
+            first = words.next();
+        }
+        first == Some("push")
+    })
+}
+
+fn phases(report: &serde_json::Value) -> Vec<String> {
+    report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    common::run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+#[test]
+fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
+    let w = work();
+    let repo = w.history("repo");
+    let twin = w.path("twin");
+    copy_dir(&repo, &twin);
+    let local = w.path("mirror");
+    let remote = w.path("mirror-pushed");
+
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    let log = w.git_log();
+    assert_eq!(report["transport"], "local", "{report}");
+    assert!(phases(&report).contains(&"local-push".to_owned()));
+    assert!(!pushed(&log), "git push ran:\n{log}");
+    assert!(log.contains("update-ref"), "{log}");
+    assert_eq!(report["updated"], 2);
+
+    let url = format!("file://{}", remote.display());
+    let report = w.export(&twin, &[&url]);
+    let log = w.git_log();
+    assert_eq!(report["transport"], "push", "{report}");
+    assert!(pushed(&log), "git push did not run:\n{log}");
+
+    assert_eq!(mirror_refs(&local), mirror_refs(&remote));
+    assert_eq!(mirror_refs(&local).lines().count(), 2);
+    check_mirror(&local);
+    check_mirror(&remote);
+    // The same set of objects, reachable from the same refs.
+    let objects = |d: &Path| {
+        let mut v: Vec<String> = git(d, &["rev-list", "--objects", "--all"])
+            .lines()
+            .map(|l| l[..40].to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(objects(&local), objects(&remote));
+    // The staging pack is in the destination, hard-linked (one filesystem).
+    let staged = packs(&staging(&repo));
+    assert_eq!(packs(&local), staged);
+    let name = staged.iter().next().unwrap();
+    let a = fs::metadata(staging(&repo).join(format!("objects/pack/{name}.pack"))).unwrap();
+    let b = fs::metadata(local.join(format!("objects/pack/{name}.pack"))).unwrap();
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+}
+
+#[test]
+fn a_re_export_places_only_the_new_pack() {
+    let w = work();
+    let repo = w.history("repo");
+    let twin = w.path("twin");
+    copy_dir(&repo, &twin);
+    let local = w.path("mirror");
+    let remote = w.path("mirror-pushed");
+    let url = format!("file://{}", remote.display());
+    w.export(&repo, &[local.to_str().unwrap()]);
+    w.export(&twin, &[&url]);
+    let first = packs(&local);
+    assert_eq!(first.len(), 1);
+
+    for r in [&repo, &twin] {
+        w.advance(r, "main", 1_700_001_000);
+        w.snapshot(r, "fresh", &[("f", b"f\n")], 1_700_001_100);
+    }
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    let statuses: Vec<(String, String)> = report["exported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ref"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pushed_report = w.export(&twin, &[&url]);
+    let pushed_statuses: Vec<(String, String)> = pushed_report["exported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ref"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Created, fast-forward and up to date, as git push reports them.
+    assert_eq!(statuses, pushed_statuses);
+    assert_eq!(
+        statuses,
+        vec![
+            ("refs/heads/fresh".to_owned(), "created".to_owned()),
+            ("refs/heads/main".to_owned(), "fast-forward".to_owned()),
+            ("refs/heads/topic".to_owned(), "up-to-date".to_owned()),
+        ]
+    );
+    let second = packs(&local);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(first.is_subset(&second));
+    assert_eq!(second, packs(&staging(&repo)));
+    assert_eq!(mirror_refs(&local), mirror_refs(&remote));
+    check_mirror(&local);
+
+    // Nothing new: nothing placed, every ref up to date.
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    assert_eq!(report["updated"], 0);
+    assert_eq!(packs(&local), second);
+
+    // --force rewinds main: forced, as git push says it.
+    let mkit_dir = repo.join(".mkit");
+    let topic = refs::read_ref(&mkit_dir, "refs/heads/topic")
+        .unwrap()
+        .unwrap();
+    refs::write_ref(&mkit_dir, "refs/heads/main", &topic, RefCondition::Any).unwrap();
+    let report = w.export(
+        &repo,
+        &[
+            "--force",
+            "--ref",
+            "refs/heads/main",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report["exported"][0]["status"], "forced", "{report}");
+    assert_eq!(
+        git(&local, &["rev-parse", "refs/heads/main"]),
+        git(&local, &["rev-parse", "refs/heads/topic"])
+    );
+    check_mirror(&local);
+}
+
+/// Run the same stale-lease scenario against a local path and a `file://`
+/// URL; both must refuse with the same exit code and words, and move
+/// nothing.
+#[test]
+fn a_stale_lease_is_refused_as_the_push_refuses_it() {
+    let w = work();
+    let repo = w.history("repo");
+    let twin = w.path("twin");
+    copy_dir(&repo, &twin);
+    let local = w.path("mirror");
+    let remote = w.path("mirror-pushed");
+    let url = format!("file://{}", remote.display());
+    let runs = [
+        (&repo, local.to_str().unwrap().to_owned(), &local),
+        (&twin, url, &remote),
+    ];
+    let mut seen = Vec::new();
+    for (r, dest, mirror) in runs {
+        w.export(r, &[&dest]);
+        // Someone else moves main on the mirror (the same commit on both).
+        let tree = git(mirror, &["rev-parse", "refs/heads/main^{tree}"]);
+        let foreign = git(mirror, &["commit-tree", tree.trim(), "-m", "foreign"]);
+        git(mirror, &["update-ref", "refs/heads/main", foreign.trim()]);
+        // New work on both recorded branches: one lease holds, one does not.
+        w.advance(r, "main", 1_700_001_000);
+        w.advance(r, "topic", 1_700_001_100);
+        let before = mirror_refs(mirror);
+        let st = r.join(".mkit/git/mirror");
+        let state_before = (
+            fs::read(st.join("refs")).unwrap(),
+            fs::read(st.join("map")).unwrap(),
+        );
+        let out = w.bridge(r, &["export", "--no-attest", &dest], &[]);
+        assert_eq!(mirror_refs(mirror), before, "something moved");
+        assert_eq!(
+            (
+                fs::read(st.join("refs")).unwrap(),
+                fs::read(st.join("map")).unwrap()
+            ),
+            state_before
+        );
+        seen.push((out.status.code(), stderr(&out).replace(&dest, "<dest>")));
+    }
+    assert_eq!(seen[0].0, Some(75), "{}", seen[0].1);
+    assert!(
+        seen[0]
+            .1
+            .contains("refs/heads/main [rejected] (stale info); nothing was pushed"),
+        "{}",
+        seen[0].1
+    );
+    assert_eq!(seen[0], seen[1]);
+    // No object of the refused run reached the local destination.
+    assert_eq!(packs(&local).len(), 1);
+}
+
+#[test]
+fn a_compare_lost_in_the_transaction_moves_no_ref() {
+    let w = work();
+    let repo = w.history("repo");
+    let local = w.path("mirror");
+    w.export(&repo, &[local.to_str().unwrap()]);
+    let before_main = git(&local, &["rev-parse", "refs/heads/main"]);
+    let tree = git(&local, &["rev-parse", "refs/heads/topic^{tree}"]);
+    let foreign = git(&local, &["commit-tree", tree.trim(), "-m", "racer"]);
+    w.advance(&repo, "main", 1_700_001_000);
+    w.advance(&repo, "topic", 1_700_001_100);
+    // A concurrent writer moves topic after the leases were checked and
+    // the objects placed, just before the transaction.
+    let racer = format!(
+        "git -C '{}' update-ref refs/heads/topic {}",
+        local.display(),
+        foreign.trim()
+    );
+    let out = w.bridge(
+        &repo,
+        &["export", "--no-attest", local.to_str().unwrap()],
+        &[("MKIT_BRIDGE_BEFORE_REF_TRANSACTION", &racer)],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("refs/heads/topic [remote rejected] (cannot lock ref 'refs/heads/topic'"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was pushed"), "{err}");
+    // main would have moved; the transaction is all or nothing.
+    assert_eq!(git(&local, &["rev-parse", "refs/heads/main"]), before_main);
+    assert_eq!(git(&local, &["rev-parse", "refs/heads/topic"]), foreign);
+    check_mirror(&local);
+}
+
+#[test]
+fn a_receive_hook_or_policy_keeps_git_push() {
+    let w = work();
+    let repo = w.history("repo");
+    let hooked = w.path("hooked.git");
+    git(
+        w.dir.path(),
+        &["init", "--quiet", "--bare", hooked.to_str().unwrap()],
+    );
+    let marker = w.path("hook-ran");
+    let hook = hooked.join("hooks/pre-receive");
+    fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat > /dev/null\ntouch '{}'\n", marker.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    let report = w.export(&repo, &[hooked.to_str().unwrap()]);
+    assert_eq!(report["transport"], "push");
+    assert!(pushed(&w.git_log()));
+    assert!(marker.exists(), "the pre-receive hook did not run");
+    check_mirror(&hooked);
+
+    // The same hook, not executable: git would not run it.
+    let twin = w.path("twin");
+    copy_dir(&repo, &twin);
+    fs::remove_dir_all(twin.join(".mkit/git")).unwrap();
+    let inert = w.path("inert.git");
+    git(
+        w.dir.path(),
+        &["init", "--quiet", "--bare", inert.to_str().unwrap()],
+    );
+    fs::copy(&hook, inert.join("hooks/pre-receive")).unwrap();
+    fs::set_permissions(
+        inert.join("hooks/pre-receive"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let report = w.export(&twin, &[inert.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    assert_eq!(mirror_refs(&inert), mirror_refs(&hooked));
+
+    // A receive.* policy: git push applies it, so git push runs.
+    let third = w.path("third");
+    copy_dir(&repo, &third);
+    fs::remove_dir_all(third.join(".mkit/git")).unwrap();
+    let strict = w.path("strict.git");
+    git(
+        w.dir.path(),
+        &["init", "--quiet", "--bare", strict.to_str().unwrap()],
+    );
+    git(&strict, &["config", "receive.fsckObjects", "true"]);
+    let report = w.export(&third, &[strict.to_str().unwrap()]);
+    assert_eq!(report["transport"], "push");
+    assert_eq!(mirror_refs(&strict), mirror_refs(&hooked));
+}
+
+#[test]
+fn a_non_bare_destination_keeps_git_push_and_its_rules() {
+    let w = work();
+    let repo = w.history("repo");
+    let twin = w.path("twin");
+    copy_dir(&repo, &twin);
+    // A work tree on another branch: the push lands, through git push.
+    let tree = w.path("worktree");
+    git(
+        w.dir.path(),
+        &["init", "--quiet", "-b", "trunk", tree.to_str().unwrap()],
+    );
+    let report = w.export(&repo, &[tree.to_str().unwrap()]);
+    assert_eq!(report["transport"], "push");
+    assert!(pushed(&w.git_log()));
+    assert_eq!(mirror_refs(&tree).lines().count(), 2);
+
+    // A work tree with main checked out: receive.denyCurrentBranch refuses.
+    let checked = w.path("checked");
+    git(
+        w.dir.path(),
+        &["init", "--quiet", "-b", "main", checked.to_str().unwrap()],
+    );
+    let out = w.bridge(
+        &twin,
+        &["export", "--no-attest", checked.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refs/heads/main"), "{}", stderr(&out));
+    assert_eq!(mirror_refs(&checked), "");
+}
+
+#[test]
+fn another_filesystem_gets_copies_and_loose_staging_objects_are_placed() {
+    let w = work();
+    let repo = w.history("repo");
+    let shm = Path::new("/dev/shm");
+    let same_fs = fs::metadata(shm)
+        .map(|m| m.dev() == fs::metadata(w.dir.path()).unwrap().dev())
+        .unwrap_or(true);
+    let other = if same_fs {
+        None
+    } else {
+        Some(tempfile::tempdir_in(shm).unwrap())
+    };
+    let local = match &other {
+        Some(d) => d.path().join("mirror"),
+        None => w.path("mirror"),
+    };
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    check_mirror(&local);
+    if !same_fs {
+        let name = packs(&local).into_iter().next().unwrap();
+        let m = fs::metadata(local.join(format!("objects/pack/{name}.pack"))).unwrap();
+        assert_eq!(m.nlink(), 1, "a copy, not a link");
+        let tmp: Vec<_> = fs::read_dir(local.join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_"))
+            .collect();
+        assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
+    }
+    let expected = mirror_refs(&local);
+
+    // Staging as the reference leaves it (loose objects, no pack): explode
+    // the pack, drop the destination and the recorded leases, export again.
+    let st = staging(&repo);
+    let name = packs(&st).into_iter().next().unwrap();
+    let pack = st.join(format!("objects/pack/{name}.pack"));
+    let moved = w.path("staging.pack");
+    fs::rename(&pack, &moved).unwrap();
+    fs::remove_file(st.join(format!("objects/pack/{name}.idx"))).unwrap();
+    common::run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(&st)
+            .args(["unpack-objects", "-q"])
+            .stdin(fs::File::open(&moved).unwrap()),
+    );
+    assert!(packs(&st).is_empty());
+    fs::remove_dir_all(&local).unwrap();
+    fs::remove_file(repo.join(".mkit/git/mirror/refs")).unwrap();
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    assert_eq!(mirror_refs(&local), expected);
+    assert!(packs(&local).is_empty());
+    check_mirror(&local);
+}
+
+#[test]
+fn a_crash_after_placing_moves_no_ref_and_the_rerun_finishes() {
+    let w = work();
+    let repo = w.history("repo");
+    let local = w.path("mirror");
+    w.export(&repo, &[local.to_str().unwrap()]);
+    let before = mirror_refs(&local);
+    w.advance(&repo, "main", 1_700_001_000);
+    let out = w.bridge(
+        &repo,
+        &["export", "--no-attest", local.to_str().unwrap()],
+        &[("MKIT_BRIDGE_CRASH_AT", "placed")],
+    );
+    assert!(!out.status.success());
+    assert_eq!(mirror_refs(&local), before);
+    assert_eq!(packs(&local).len(), 2, "the new pack was placed");
+    check_mirror(&local);
+    let report = w.export(&repo, &[local.to_str().unwrap()]);
+    assert_eq!(report["transport"], "local");
+    assert_eq!(report["updated"], 1);
+    assert_eq!(packs(&local), packs(&staging(&repo)));
+    check_mirror(&local);
+}
