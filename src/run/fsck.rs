@@ -368,7 +368,7 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
     lap(&mut report, "refs");
 
     let store = repo.store();
-    let ids = list_objects(store.root(), &mut report.warnings)?;
+    let ids = Ids::new(list_objects(store.root(), &mut report.warnings)?);
     if ids.len() >= MISSING as usize {
         return Err(FsckError::TooManyObjects(ids.len()));
     }
@@ -377,11 +377,14 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
     req.progress.phase("objects", ids.len() as u64);
     let scanned: Vec<Scanned> = ids
         .par_chunks(SCAN_CHUNK)
-        .map_init(Vec::new, |buf, part| {
-            let s = scan_part(store, &ids, part, buf);
-            req.progress.advance(part.len() as u64, s.bytes);
-            s
-        })
+        .map_init(
+            || (Vec::new(), sign::Verifier::default()),
+            |(buf, verifier), part| {
+                let s = scan_part(store, &ids, part, buf, verifier);
+                req.progress.advance(part.len() as u64, s.bytes);
+                s
+            },
+        )
         .collect();
     lap(&mut report, "objects");
 
@@ -396,7 +399,7 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
         for p in raw.problems {
             if let Subject::Raw { sha1, .. } = &p.subject
                 && let Some(b) = s.inverse.get(sha1)
-                && let Ok(node) = ids.binary_search(b)
+                && let Some(node) = ids.find(b)
             {
                 interest_raw.push((problems.len(), node as u32));
             }
@@ -688,6 +691,48 @@ fn is_temp(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp.")
 }
 
+/// The sorted table of present ids, with the first 8 bytes of each as a
+/// number: lookups search those (one word compare each, cache-dense) and
+/// compare whole ids only where the prefix matches.
+struct Ids {
+    list: Vec<Id>,
+    keys: Vec<u64>,
+}
+
+impl Ids {
+    fn new(list: Vec<Id>) -> Ids {
+        let keys = list.iter().map(key).collect();
+        Ids { list, keys }
+    }
+
+    /// The index of `id`, if present.
+    fn find(&self, id: &Id) -> Option<usize> {
+        let k = key(id);
+        let mut i = self.keys.partition_point(|x| *x < k);
+        while self.keys.get(i) == Some(&k) {
+            if self.list[i] == *id {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+impl std::ops::Deref for Ids {
+    type Target = [Id];
+
+    fn deref(&self) -> &[Id] {
+        &self.list
+    }
+}
+
+fn key(id: &Id) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(b)
+}
+
 /// Objects per scan job.
 const SCAN_CHUNK: usize = 256;
 /// A link target with this bit set is an index into its part's missing list.
@@ -748,7 +793,13 @@ struct Scanned {
     bytes: u64,
 }
 
-fn scan_part(store: &Store, all: &[Id], part: &[Id], buf: &mut Vec<u8>) -> Scanned {
+fn scan_part(
+    store: &Store,
+    all: &Ids,
+    part: &[Id],
+    buf: &mut Vec<u8>,
+    verifier: &mut sign::Verifier,
+) -> Scanned {
     let mut s = Scanned {
         kinds: Vec::with_capacity(part.len()),
         sizes: Vec::with_capacity(part.len()),
@@ -759,7 +810,13 @@ fn scan_part(store: &Store, all: &[Id], part: &[Id], buf: &mut Vec<u8>) -> Scann
     let mut local_missing: HashMap<Id, u32> = HashMap::new();
     for (i, id) in part.iter().enumerate() {
         let mut size = 0u32;
-        let kind = match scan_object(store, all, id, i as u32, buf, &mut s, &mut local_missing) {
+        let at = Scan {
+            store,
+            all,
+            id,
+            local: i as u32,
+        };
+        let kind = match scan_object(&at, buf, verifier, &mut s, &mut local_missing) {
             Ok((kind, blob_len)) => {
                 size = blob_len;
                 kind
@@ -778,16 +835,28 @@ fn scan_part(store: &Store, all: &[Id], part: &[Id], buf: &mut Vec<u8>) -> Scann
 
 type ScanResult = Result<(u8, u32), (ProblemKind, String)>;
 
+/// One object to scan: where, which, and its index in its job.
+struct Scan<'a> {
+    store: &'a Store,
+    all: &'a Ids,
+    id: &'a Id,
+    local: u32,
+}
+
 /// Read, decode and re-hash one object file; record its links and signature.
 fn scan_object(
-    store: &Store,
-    all: &[Id],
-    id: &Id,
-    local: u32,
+    at: &Scan<'_>,
     buf: &mut Vec<u8>,
+    verifier: &mut sign::Verifier,
     s: &mut Scanned,
     local_missing: &mut HashMap<Id, u32>,
 ) -> ScanResult {
+    let Scan {
+        store,
+        all,
+        id,
+        local,
+    } = *at;
     let path = store.path_for(id);
     let unreadable = |what: &str, e: io::Error| {
         (
@@ -831,9 +900,9 @@ fn scan_object(
         return Err(mismatch(obj.object_type().name(), &found));
     }
     let mut link = |target: &Id, want: u8| {
-        let t = match all.binary_search(target) {
-            Ok(i) => i as u32,
-            Err(_) => {
+        let t = match all.find(target) {
+            Some(i) => i as u32,
+            None => {
                 let next = s.missing.len() as u32;
                 let m = *local_missing.entry(*target).or_insert(next);
                 if m == next {
@@ -880,7 +949,7 @@ fn scan_object(
         Object::Tag(t) => link(&t.target, t.target_type as u8),
         Object::Delta(_) => {}
     }
-    match sign::verify_object(&obj) {
+    match verifier.verify_object(&obj) {
         Ok(Some(SignatureStatus::Invalid)) => {
             let signer = match &obj {
                 Object::Commit(c) => c.signer,
@@ -948,7 +1017,7 @@ struct Graph {
 
 impl Graph {
     fn build(
-        ids: &[Id],
+        ids: &Ids,
         scanned: Vec<Scanned>,
         report: &mut FsckReport,
         problems: &mut Vec<Problem>,
@@ -1019,17 +1088,17 @@ impl Graph {
     }
 
     /// The node of `id`, adding it as missing when the store lacks it.
-    fn node_of(&mut self, ids: &[Id], id: &Id) -> u32 {
-        match ids.binary_search(id) {
-            Ok(i) => i as u32,
-            Err(_) => self.missing_node(id),
+    fn node_of(&mut self, ids: &Ids, id: &Id) -> u32 {
+        match ids.find(id) {
+            Some(i) => i as u32,
+            None => self.missing_node(id),
         }
     }
 
-    fn lookup(&self, ids: &[Id], id: &Id) -> Option<u32> {
-        match ids.binary_search(id) {
-            Ok(i) => Some(i as u32),
-            Err(_) => self.missing_index.get(id).copied(),
+    fn lookup(&self, ids: &Ids, id: &Id) -> Option<u32> {
+        match ids.find(id) {
+            Some(i) => Some(i as u32),
+            None => self.missing_index.get(id).copied(),
         }
     }
 
@@ -1058,13 +1127,12 @@ impl Graph {
     /// interest (damaged, or the twin of a damaged raw file).
     fn walk(
         &self,
-        ids: &[Id],
+        ids: &Ids,
         roots: &[u32],
         raw_interest: &[(usize, u32)],
         problems: &mut Vec<Problem>,
     ) -> Walk {
-        let total = self.len();
-        let mut flags = vec![0u8; total];
+        let mut flags = vec![0u8; self.len()];
         for p in problems.iter() {
             if let Subject::Object(id) = &p.subject
                 && let Some(node) = self.lookup(ids, id)
@@ -1075,8 +1143,8 @@ impl Graph {
         for (_, node) in raw_interest {
             flags[*node as usize] |= INTEREST;
         }
-        for m in self.n..total {
-            flags[m] |= INTEREST;
+        for f in &mut flags[self.n..] {
+            *f |= INTEREST;
         }
         // For each missing node: the first reachable object naming it, and how many do.
         let mut named_by: HashMap<u32, (u32, usize)> = HashMap::new();
@@ -1285,7 +1353,7 @@ impl Reach {
 
 /// A wrong-kind problem in words. The object holding the link is read
 /// again for the words (an entry's name): only damaged objects are.
-fn bad_link_problem(store: &Store, ids: &[Id], graph: &Graph, b: &BadLink) -> Problem {
+fn bad_link_problem(store: &Store, ids: &Ids, graph: &Graph, b: &BadLink) -> Problem {
     let id = ids[b.node as usize];
     let label = match store.read(&id) {
         Ok(Object::Tree(t)) => t.entries.get(b.pos).map(|e| {
@@ -1333,11 +1401,11 @@ struct StateMaps {
 }
 
 /// Map lines whose mkit id the store lacks (warnings: the map is a cache).
-fn check_map(s: &StateMaps, ids: &[Id], report: &mut FsckReport) {
+fn check_map(s: &StateMaps, ids: &Ids, report: &mut FsckReport) {
     let mut absent: Vec<Id> = s
         .inverse
         .iter()
-        .filter(|(_, b)| ids.binary_search(b).is_err())
+        .filter(|(_, b)| ids.find(b).is_none())
         .map(|(_, b)| *b)
         .collect();
     report.map_entries += s.inverse.len() as u64;
@@ -1493,6 +1561,29 @@ mod tests {
                 "{c:?}"
             );
         }
+    }
+
+    #[test]
+    fn id_lookup_finds_every_id_among_shared_prefixes() {
+        // Groups of ten ids share their first 8 bytes.
+        let mut list: Vec<Id> = (0..50u8)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[0] = i / 10;
+                b[31] = i;
+                Id(b)
+            })
+            .collect();
+        list.sort();
+        let ids = Ids::new(list.clone());
+        for (i, id) in list.iter().enumerate() {
+            assert_eq!(ids.find(id), Some(i));
+        }
+        let mut absent = list[12];
+        absent.0[30] = 9;
+        assert_eq!(ids.find(&absent), None);
+        assert_eq!(ids.find(&Id([0xff; 32])), None);
+        assert_eq!(Ids::new(Vec::new()).find(&Id::ZERO), None);
     }
 
     #[test]

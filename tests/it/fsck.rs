@@ -378,6 +378,17 @@ fn damage_is_named_by_id_with_the_refs_that_reach_it() {
     assert!(lines[5].starts_with("fsck: 4 problem(s): "), "{text}");
     let w = &v["warnings"][0];
     assert_eq!(w["kind"], "map_absent", "{v:#}");
+
+    // The outcome does not depend on the number of threads.
+    let one = Command::new(common::bridge_bin())
+        .args(["fsck", "--json", "--jobs", "1"])
+        .current_dir(&e.dst)
+        .output()
+        .unwrap();
+    assert_eq!(one.status.code(), Some(65));
+    let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(one["problems"], v["problems"]);
+    assert_eq!(one["warnings"], v["warnings"]);
 }
 
 #[test]
