@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use mkit_bridge::mkit::Id;
-use mkit_bridge::mkit::object::{Commit, EntryMode, Identity, Object, Tree, TreeEntry, blob_id};
+use mkit_bridge::mkit::object::{
+    Blob, ChunkedBlob, Commit, EntryMode, Identity, Object, ObjectType, Tag, Tree, TreeEntry,
+    blob_id,
+};
 use mkit_bridge::mkit::refs::{self, RefCondition};
-use mkit_bridge::mkit::sign::{KeyPair, sign_commit};
+use mkit_bridge::mkit::sign::{KeyPair, sign_commit, sign_tag};
 use mkit_bridge::mkit::store::Store;
 
 /// Every fixture `fixtures/git/build.sh --list` builds.
@@ -389,6 +392,79 @@ fn damage_is_named_by_id_with_the_refs_that_reach_it() {
     let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
     assert_eq!(one["problems"], v["problems"]);
     assert_eq!(one["warnings"], v["warnings"]);
+}
+
+/// A chunked blob whose chunks do not add up, and a tag that declares its
+/// target a tree when it is a commit: both stored correctly, both damage.
+#[test]
+fn a_short_chunked_blob_and_a_mistyped_tag_are_damage() {
+    let e = Env::imported("plain");
+    let store = e.store();
+    let key = KeyPair::from_seed(&[9; 32]);
+    let main = e.tip("refs/heads/main");
+    let chunk = store
+        .write(&Object::Blob(Blob {
+            data: vec![b'x'; 100],
+        }))
+        .unwrap();
+    let chunked = store
+        .write(&Object::ChunkedBlob(ChunkedBlob {
+            total_size: 150,
+            chunk_size: 0,
+            chunks: vec![chunk, chunk],
+        }))
+        .unwrap();
+    let tree = store
+        .write(&Object::Tree(Tree {
+            entries: vec![TreeEntry {
+                name: b"big".to_vec(),
+                mode: EntryMode::Blob,
+                id: chunked,
+            }],
+        }))
+        .unwrap();
+    let mut c = Commit {
+        tree,
+        parents: vec![main],
+        author: Identity::opaque(b"T <t@example.com>".to_vec()),
+        message: b"chunky\n".to_vec(),
+        timestamp: 1_700_001_000,
+        signer: [0; 32],
+        message_hash: Id::ZERO,
+        content_digest: Id::ZERO,
+        signature: [0; 64],
+    };
+    sign_commit(&mut c, &key).unwrap();
+    let commit = store.write(&Object::Commit(c)).unwrap();
+    let mkit = e.mkit_dir();
+    refs::write_ref(&mkit, "refs/heads/chunky", &commit, RefCondition::Missing).unwrap();
+    let mut t = Tag {
+        target: main,
+        target_type: ObjectType::Tree,
+        name: b"liar".to_vec(),
+        tagger: Identity::opaque(b"T <t@example.com>".to_vec()),
+        message: Vec::new(),
+        timestamp: 1_700_001_000,
+        signer: [0; 32],
+        signature: [0; 64],
+    };
+    sign_tag(&mut t, &key).unwrap();
+    let tag = store.write(&Object::Tag(t)).unwrap();
+    refs::write_ref(&mkit, "refs/tags/liar", &tag, RefCondition::Missing).unwrap();
+
+    let (code, v) = fsck_json(&e.dst);
+    assert_eq!(code, 65, "{v:#}");
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2, "{v:#}");
+    let p = problem(&v, "chunk_size", &chunked.to_hex()).expect("chunk size");
+    assert_eq!(reached_refs(p), set(&["refs/heads/chunky"]));
+    assert!(p["detail"].as_str().unwrap().contains("150"), "{p:#}");
+    assert!(p["detail"].as_str().unwrap().contains("200"), "{p:#}");
+    let p = problem(&v, "wrong_kind", &tag.to_hex()).expect("mistyped tag");
+    assert_eq!(reached_refs(p), set(&["refs/tags/liar"]));
+    assert!(
+        p["detail"].as_str().unwrap().contains("its target"),
+        "{p:#}"
+    );
 }
 
 #[test]
