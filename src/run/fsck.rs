@@ -335,10 +335,16 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
     // durable and visible, so every object a root read now reaches is
     // already in the listing that follows, even while another run writes.
     let mkit_dir = repo.mkit_dir();
-    let (roots, root_wants) = read_roots(mkit_dir, &mut problems, &mut report.warnings)?;
+    let (mut roots, mut root_wants) = read_roots(mkit_dir, &mut problems, &mut report.warnings)?;
     let mut states = Vec::new();
     for name in state::list_states(mkit_dir)? {
-        let dir = state::state_dir(mkit_dir, &name)?;
+        let Ok(dir) = state::state_dir(mkit_dir, &name) else {
+            let path = mkit_dir.join(state::GIT_STATE_DIR).join(&name);
+            report
+                .warnings
+                .push(stray(&path, "not a valid state name (not checked)"));
+            continue;
+        };
         let (inverse, intact) = state::load_map_inverse_checked(&dir)?;
         states.push(StateMaps {
             name,
@@ -347,8 +353,6 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
             intact,
         });
     }
-    let mut roots = roots;
-    let mut root_wants = root_wants;
     for s in &states {
         for (file, list) in [
             ("refs-import", state::load_import_ref_state(&s.dir)?),
@@ -365,7 +369,7 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
             }
         }
     }
-    lap(&mut report, "refs");
+    lap(&mut report, "roots");
 
     let store = repo.store();
     let ids = Ids::new(list_objects(store.root(), &mut report.warnings)?);
