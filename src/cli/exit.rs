@@ -13,6 +13,7 @@ use mkit_bridge::run::checkout::CheckoutError;
 use mkit_bridge::run::export::ExportError;
 use mkit_bridge::run::export::pack::PackError;
 use mkit_bridge::run::format_patch::FormatPatchError;
+use mkit_bridge::run::fsck::FsckError;
 use mkit_bridge::run::import::ImportError;
 use mkit_bridge::run::pull::PullError;
 use mkit_bridge::run::snapshot::SnapshotError;
@@ -119,6 +120,9 @@ pub enum CliError {
     /// A check failed; the details were already printed.
     #[error("{0}")]
     Failed(String),
+    /// `fsck` could not run, or found damage (its report was already printed).
+    #[error(transparent)]
+    Fsck(#[from] FsckError),
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -179,6 +183,7 @@ impl CliError {
             CliError::FormatPatch(e) => super::format_patch::exit_code(e),
             CliError::Checkout(e) => checkout_code(e),
             CliError::Pull(e) => pull_code(e),
+            CliError::Fsck(e) => super::fsck::exit_code(e),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod exit;
 mod export;
 mod format_patch;
+mod fsck;
 mod import;
 mod objects;
 mod render;
@@ -181,6 +182,17 @@ enum Command {
     /// Render local commits as `git am`-able patches (behaves as `mkit git format-patch`):
     /// merges skipped with a warning, binary changes refused.
     FormatPatch(format_patch::Args),
+    /// Check the whole repository here: every object file re-hashed and decoded, every
+    /// link from every ref present and of the declared kind, every signature, every
+    /// retained raw git object (exit 65 when anything is damaged).
+    Fsck {
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Worker threads (default: two per core).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+    },
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -302,6 +314,7 @@ pub fn main() -> u8 {
             },
         ),
         Command::FormatPatch(args) => format_patch::run(&mut out, &args),
+        Command::Fsck { json, jobs } => fsck::run(&mut out, &fsck::Args { jobs, json }),
         Command::Snapshot {
             source,
             repo,

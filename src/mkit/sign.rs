@@ -168,6 +168,59 @@ pub fn verify_object(obj: &Object) -> Result<Option<SignatureStatus>, ObjectErro
     }))
 }
 
+/// Verifies many objects with the same outcome as [`verify_object`],
+/// decoding each signer's public key (a point decompression) only once: a
+/// repository has a handful of signers and thousands of signed objects.
+#[derive(Default)]
+pub struct Verifier {
+    keys: std::collections::HashMap<[u8; 32], Option<VerifyingKey>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("signers", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// [`verify_hash`], with the key decoded once per signer.
+    pub fn verify_hash(
+        &mut self,
+        public: &[u8; 32],
+        hash: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> SignatureStatus {
+        if signature.iter().all(|&b| b == 0) {
+            return SignatureStatus::Unsigned;
+        }
+        let key = self
+            .keys
+            .entry(*public)
+            .or_insert_with(|| VerifyingKey::from_bytes(public).ok());
+        let Some(key) = key else {
+            return SignatureStatus::Invalid;
+        };
+        match key.verify_strict(hash, &Signature::from_bytes(signature)) {
+            Ok(()) => SignatureStatus::Valid,
+            Err(_) => SignatureStatus::Invalid,
+        }
+    }
+
+    /// [`verify_object`], with the key decoded once per signer.
+    pub fn verify_object(&mut self, obj: &Object) -> Result<Option<SignatureStatus>, ObjectError> {
+        Ok(Some(match obj {
+            Object::Commit(c) => {
+                self.verify_hash(&c.signer, &commit_signing_hash(c)?, &c.signature)
+            }
+            Object::Remix(r) => self.verify_hash(&r.signer, &remix_signing_hash(r)?, &r.signature),
+            Object::Tag(t) => self.verify_hash(&t.signer, &tag_signing_hash(t)?, &t.signature),
+            _ => return Ok(None),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +266,29 @@ mod tests {
         tampered.timestamp += 1;
         assert_eq!(
             verify_object(&Object::Commit(tampered)).unwrap(),
+            Some(SignatureStatus::Invalid)
+        );
+    }
+
+    #[test]
+    fn the_caching_verifier_agrees_with_verify_object() {
+        let key = KeyPair::from_seed(&[0x42; 32]);
+        let mut signed = commit();
+        sign_commit(&mut signed, &key).unwrap();
+        let mut tampered = signed.clone();
+        tampered.timestamp += 1;
+        let mut bad_key = signed.clone();
+        bad_key.signer = [0xff; 32];
+        let mut v = Verifier::default();
+        // Twice each, so the second pass runs on cached keys.
+        for _ in 0..2 {
+            for c in [&signed, &tampered, &bad_key, &commit()] {
+                let obj = Object::Commit(c.clone());
+                assert_eq!(v.verify_object(&obj).unwrap(), verify_object(&obj).unwrap());
+            }
+        }
+        assert_eq!(
+            v.verify_object(&Object::Commit(tampered)).unwrap(),
             Some(SignatureStatus::Invalid)
         );
     }

@@ -154,12 +154,7 @@ impl Store {
             .map_err(io_err("read object", &path))?;
         let obj =
             Object::decode(&bytes).map_err(|source| StoreError::Corrupt { id: *id, source })?;
-        let found = match &obj {
-            Object::Tree(t) => t.merkle_id(),
-            Object::ChunkedBlob(c) => c.merkle_id(),
-            Object::Delta(_) => return Err(StoreError::DeltaNotStorable),
-            _ => id::flat_id(&bytes),
-        };
+        let found = stored_id(&obj, &bytes).ok_or(StoreError::DeltaNotStorable)?;
         if found != *id {
             return Err(StoreError::HashMismatch {
                 expected: *id,
@@ -217,11 +212,7 @@ pub fn encode_for_store(obj: &Object) -> Result<(Id, Vec<u8>), StoreError> {
         return Err(StoreError::DeltaNotStorable);
     }
     let bytes = obj.encode()?;
-    let id = match obj {
-        Object::Tree(t) => t.merkle_id(),
-        Object::ChunkedBlob(c) => c.merkle_id(),
-        _ => id::flat_id(&bytes),
-    };
+    let id = stored_id(obj, &bytes).ok_or(StoreError::DeltaNotStorable)?;
     if bytes.len() > MAX_OBJECT_SIZE {
         return Err(StoreError::TooLarge {
             id,
@@ -229,6 +220,20 @@ pub fn encode_for_store(obj: &Object) -> Result<(Id, Vec<u8>), StoreError> {
         });
     }
     Ok((id, bytes))
+}
+
+/// The id the store files an object under, given the object and its
+/// encoding: the Merkle root for trees and chunked blobs, the flat BLAKE3 of
+/// `bytes` for everything else; `None` for a delta, which is never stored.
+/// Reads and writes both name objects by this one rule (and `fsck` re-checks
+/// every file with it).
+pub fn stored_id(obj: &Object, bytes: &[u8]) -> Option<Id> {
+    match obj {
+        Object::Tree(t) => Some(t.merkle_id()),
+        Object::ChunkedBlob(c) => Some(c.merkle_id()),
+        Object::Delta(_) => None,
+        _ => Some(id::flat_id(bytes)),
+    }
 }
 
 /// An object encoded for the store, with its id: what

@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod export;
 pub mod format_patch;
 pub mod hooks;
+pub mod fsck;
 pub mod import;
 pub mod progress;
 pub mod pull;

@@ -11,6 +11,7 @@ mod export_run;
 mod fixtures;
 mod fork;
 mod format_patch;
+mod fsck;
 mod golden_export;
 mod golden_fastcdc;
 mod golden_import;
