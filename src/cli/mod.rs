@@ -9,6 +9,7 @@ mod exit;
 mod export;
 mod format_patch;
 mod import;
+mod mirror;
 mod objects;
 mod render;
 mod snapshot;
@@ -180,6 +181,10 @@ enum Command {
     /// Render local commits as `git am`-able patches (behaves as `mkit git format-patch`):
     /// merges skipped with a warning, binary changes refused.
     FormatPatch(format_patch::Args),
+    /// Mirror a fleet of git upstreams, as a TOML config lists them: each one's first run
+    /// imports into a new repository, later runs fetch; several at once, a held lock
+    /// reported as busy; one summary table (exit 1 if any failed, 75 if some were busy).
+    Mirror(mirror::Args),
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -301,6 +306,7 @@ pub fn main() -> u8 {
             },
         ),
         Command::FormatPatch(args) => format_patch::run(&mut out, &args),
+        Command::Mirror(args) => mirror::run(&mut out, &args),
         Command::Snapshot {
             source,
             repo,

@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod export;
 pub mod format_patch;
 pub mod import;
+pub mod mirror;
 pub mod progress;
 pub mod pull;
 pub mod snapshot;

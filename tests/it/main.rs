@@ -18,6 +18,7 @@ mod golden_objects;
 mod import_behaviour;
 mod import_pins;
 mod import_run;
+mod mirror;
 mod pull_status;
 mod refs_keys;
 mod repo_interop;
