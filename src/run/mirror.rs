@@ -80,7 +80,8 @@ pub struct MirrorConfig {
     /// Worker threads per upstream for upstreams without their own `jobs`
     /// (`jobs`); `None` or 0: automatic.
     pub jobs: Option<usize>,
-    /// Where each upstream's last outcome is written as JSON (`log_dir`).
+    /// Where the last run's report and each upstream's last outcome are
+    /// written as JSON (`log_dir`).
     pub log_dir: Option<PathBuf>,
     /// The upstreams, in config order.
     pub upstreams: Vec<Upstream>,
@@ -718,7 +719,7 @@ pub fn run(
     };
     let log_errors = Mutex::new(Vec::new());
     if let Some(dir) = &config.log_dir
-        && let Err(e) = durable::create_dir_all_durable(dir)
+        && let Err(e) = durable::create_dir_all_durable(&dir.join(UPSTREAM_LOGS))
     {
         lock(&log_errors).push(e.to_string());
     }
@@ -734,7 +735,7 @@ pub fn run(
             let report = mirror_one(up, jobs, opts.interrupt);
             if let Some(dir) = &config.log_dir
                 && report.status != Status::Busy
-                && let Err(e) = write_json(&dir.join(format!("{}.json", up.name)), &report)
+                && let Err(e) = write_json(&upstream_log(dir, &up.name), &report)
             {
                 lock(&log_errors).push(e);
             }
@@ -797,11 +798,22 @@ pub fn run(
         log_errors: log_errors.into_inner().unwrap_or_else(|p| p.into_inner()),
     };
     if let Some(dir) = &config.log_dir
-        && let Err(e) = write_json(&dir.join("last-run.json"), &report)
+        && let Err(e) = write_json(&dir.join(RUN_LOG), &report)
     {
         report.log_errors.push(e);
     }
     report
+}
+
+/// The whole report of the last run, in `log_dir`.
+pub const RUN_LOG: &str = "last-run.json";
+/// The directory of per-upstream outcomes, in `log_dir`.
+pub const UPSTREAM_LOGS: &str = "upstreams";
+
+/// `<log_dir>/upstreams/<name>.json`: the outcome of upstream `name` in the
+/// last run that ran it.
+pub fn upstream_log(log_dir: &Path, name: &str) -> PathBuf {
+    log_dir.join(UPSTREAM_LOGS).join(format!("{name}.json"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

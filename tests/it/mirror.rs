@@ -332,6 +332,8 @@ fn a_held_state_lock_is_reported_busy_without_waiting() {
         good["error"].as_str().unwrap().contains("git-origin.lock"),
         "{good}"
     );
+    // Reported at once: the import's own 5 s lock wait never began.
+    assert!(good["seconds"].as_f64().unwrap() < 5.0, "{good}");
     assert_eq!(upstream(&doc, "refused")["status"], "unchanged");
     assert_eq!(
         doc["totals"],
@@ -369,10 +371,12 @@ fn a_panic_in_one_upstream_fails_only_that_one() {
     assert_eq!(upstream(&doc, "refused")["status"], "updated");
     // The log directory holds each upstream's last outcome and the run's.
     let log: Value =
-        serde_json::from_slice(&std::fs::read(f.path("logs/refused.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(f.path("logs/upstreams/refused.json")).unwrap())
+            .unwrap();
     assert_eq!(log["status"], "updated");
     let log: Value =
-        serde_json::from_slice(&std::fs::read(f.path("logs/good.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(f.path("logs/upstreams/good.json")).unwrap())
+            .unwrap();
     assert_eq!(log["status"], "failed");
     let last: Value =
         serde_json::from_slice(&std::fs::read(f.path("logs/last-run.json")).unwrap()).unwrap();
