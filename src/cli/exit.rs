@@ -123,6 +123,18 @@ pub enum CliError {
     /// `fsck` could not run, or found damage (its report was already printed).
     #[error(transparent)]
     Fsck(#[from] FsckError),
+    /// The `mirror` config cannot be used (nothing ran).
+    #[error(transparent)]
+    MirrorConfig(#[from] mkit_bridge::run::mirror::ConfigError),
+    /// A `mirror` run ended with failed or busy upstreams; the report says
+    /// which (1 when any failed, 75 when some were only busy).
+    #[error("{message}")]
+    MirrorIncomplete {
+        /// Which upstreams, and what became of them.
+        message: String,
+        /// The exit code.
+        code: u8,
+    },
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
@@ -184,6 +196,8 @@ impl CliError {
             CliError::Checkout(e) => checkout_code(e),
             CliError::Pull(e) => pull_code(e),
             CliError::Fsck(e) => super::fsck::exit_code(e),
+            CliError::MirrorConfig(e) => super::mirror::config_code(e),
+            CliError::MirrorIncomplete { code, .. } => *code,
         }
     }
 }

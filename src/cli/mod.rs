@@ -10,6 +10,7 @@ mod export;
 mod format_patch;
 mod fsck;
 mod import;
+mod mirror;
 mod objects;
 mod render;
 mod signals;
@@ -193,6 +194,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         jobs: usize,
     },
+    /// Mirror a fleet of git upstreams, as a TOML config lists them: each one's first run
+    /// imports into a new repository, later runs fetch; several at once, a held lock
+    /// reported as busy; one summary table (exit 1 if any failed, 75 if some were busy).
+    Mirror(mirror::Args),
     /// Verify an object: its id, its structure, and its signature if it has one.
     VerifyObject {
         /// Repository directory (default: current directory).
@@ -315,6 +320,7 @@ pub fn main() -> u8 {
         ),
         Command::FormatPatch(args) => format_patch::run(&mut out, &args),
         Command::Fsck { json, jobs } => fsck::run(&mut out, &fsck::Args { jobs, json }),
+        Command::Mirror(args) => mirror::run(&mut out, &args),
         Command::Snapshot {
             source,
             repo,

@@ -9,6 +9,7 @@ pub mod format_patch;
 pub mod hooks;
 pub mod fsck;
 pub mod import;
+pub mod mirror;
 pub mod progress;
 pub mod pull;
 pub mod snapshot;

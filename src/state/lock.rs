@@ -73,7 +73,38 @@ pub fn lock_state(mkit_dir: &Path, remote: &str, timeout: Duration) -> Result<St
     })
 }
 
+/// Take the lock for state `remote` only if it is free right now:
+/// `Ok(None)` when another holder has it (nothing waits). For callers that
+/// report a held lock instead of waiting for it, such as `mirror`.
+pub fn try_lock_state(mkit_dir: &Path, remote: &str) -> Result<Option<StateLock>> {
+    match lock_state(mkit_dir, remote, Duration::ZERO) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(StateError::Busy { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// [`lock_state`] with [`DEFAULT_LOCK_TIMEOUT`].
 pub fn lock_state_default(mkit_dir: &Path, remote: &str) -> Result<StateLock> {
     lock_state(mkit_dir, remote, DEFAULT_LOCK_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_lock_state_reports_a_held_lock_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = try_lock_state(dir.path(), "origin").unwrap().expect("free");
+        // flock excludes another open file description, even in this process.
+        assert!(try_lock_state(dir.path(), "origin").unwrap().is_none());
+        assert!(try_lock_state(dir.path(), "other").unwrap().is_some());
+        drop(held);
+        assert!(try_lock_state(dir.path(), "origin").unwrap().is_some());
+        assert!(matches!(
+            try_lock_state(dir.path(), "../x"),
+            Err(StateError::InvalidRemoteName { .. })
+        ));
+    }
 }

@@ -32,7 +32,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Result, StateError};
 pub use index::{BlakeToSha1, MapIndex, MapKey, Sha1ToBlake};
-pub use lock::{DEFAULT_LOCK_TIMEOUT, StateLock, lock_path, lock_state, lock_state_default};
+pub use lock::{
+    DEFAULT_LOCK_TIMEOUT, StateLock, lock_path, lock_state, lock_state_default, try_lock_state,
+};
 pub use map::{
     append_map, append_map_import, discard_map, load_map, load_map_inverse,
     load_map_inverse_checked, map_is_intact,

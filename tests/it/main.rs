@@ -23,6 +23,7 @@ mod integrity;
 mod interrupt;
 mod never_panic;
 mod local_export;
+mod mirror;
 mod pull_status;
 mod refs_keys;
 mod repo_interop;
