@@ -20,6 +20,7 @@ mod import_pins;
 mod import_run;
 mod pull_status;
 mod refs_keys;
+mod refusal_report;
 mod repo_interop;
 mod staging;
 mod state;
