@@ -13,14 +13,18 @@
 //! - the **introducing commit**: the earliest commit along the refused
 //!   ancestry whose own tree holds the cause, that is, the first commit
 //!   whose translation failed for its tree rather than inheriting the
-//!   refusal from a parent;
+//!   refusal from a parent. A commit whose tree holds the same rule for an
+//!   entry of the same name at another path than a refused parent's (the
+//!   entry was moved or copied, as redis moved `deps/jemalloc` to
+//!   `deps/jemalloc.orig` with `prn.h` in it) continues the parent's cause,
+//!   and the other path is listed as [`Cause::moved`];
 //! - the **refs** it blocks.
 //!
 //! Nothing here changes which refs are refused or what they report: the
 //! tracing only reads the refusals a run recorded and the upstream objects.
 //! It is pure: objects come from a caller-supplied [`ObjectSource`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::bridge::refusal::Refusal;
 use crate::git::parse::{CommitRef, TagRef, parse_tree};
@@ -90,6 +94,15 @@ impl Introduction {
     }
 }
 
+/// Another path a cause's entry was moved or copied to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The path from the root tree.
+    pub path: Vec<u8>,
+    /// The commits that put it there (sorted).
+    pub commits: Vec<Sha1>,
+}
+
 /// One root cause and the refs it blocks.
 #[derive(Debug, Clone)]
 pub struct Cause {
@@ -104,6 +117,9 @@ pub struct Cause {
     /// The commits that introduced it: most blocked refs first. Empty for a
     /// ref-name refusal, a refused tag, or a ref that points at a tree.
     pub introduced: Vec<Introduction>,
+    /// Other paths the offending entry was moved or copied to in the
+    /// blocked refs' history (the translation may report it there).
+    pub moved: Vec<Moved>,
     /// The blocked upstream refs, in upstream order.
     pub blocked: Vec<String>,
     /// Set by the driver: an earlier run reported this cause with the same
@@ -213,12 +229,17 @@ impl Cause {
                 ),
             },
             (_, CauseKey::Path { .. }) => match self.introduced.first() {
-                Some(i) => format!(
+                Some(_) => format!(
                     "every ref whose history reaches commit {} is refused under import-spec v1, \
                      which refuses rather than rewrites; renaming or deleting the entry in a \
                      later upstream commit does not help, as that commit stays in their \
                      history. {rewrite}",
-                    short(&i.commit)
+                    self.introduced
+                        .iter()
+                        .take(3)
+                        .map(|i| short(&i.commit))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ),
                 None => "the ref names a tree (not a commit) that holds the entry; point it \
                          elsewhere upstream"
@@ -266,6 +287,7 @@ pub fn trace(
         trees: HashMap::new(),
         commits: HashMap::new(),
         links: HashMap::new(),
+        moved: HashMap::new(),
     };
     let mut causes: Vec<Cause> = Vec::new();
     let mut by_key: HashMap<usize, usize> = HashMap::new();
@@ -281,6 +303,7 @@ pub fn trace(
                 refusal: s.refusal.clone(),
                 path: traced.path.clone(),
                 introduced: Vec::new(),
+                moved: Vec::new(),
                 blocked: Vec::new(),
                 reported: false,
             });
@@ -290,6 +313,17 @@ pub fn trace(
         causes[slot].blocked.push(s.name.to_owned());
         if let Some(c) = traced.introduced {
             *introduced[slot].entry(c).or_default() += 1;
+        }
+    }
+    for (key, slot) in &by_key {
+        if let Some(m) = tracer.moved.get(key) {
+            causes[*slot].moved = m
+                .iter()
+                .map(|(path, commits)| Moved {
+                    path: path.clone(),
+                    commits: commits.iter().copied().collect(),
+                })
+                .collect();
         }
     }
     for (cause, counts) in causes.iter_mut().zip(introduced) {
@@ -339,9 +373,13 @@ struct Below {
 /// One ref's (or commit's) cause, as traced.
 #[derive(Debug, Clone)]
 struct Traced {
-    /// Index into `Tracer::keys`.
+    /// Index into `Tracer::keys`: the cause this continues (for a moved
+    /// entry, the key where it first appeared).
     key: usize,
-    /// The offending path from the root tree, when known.
+    /// Index into `Tracer::keys`: the key of the refusal at this commit's
+    /// own path.
+    at: usize,
+    /// The cause's path from the root tree, when known.
     path: Option<Vec<u8>>,
     /// The commit that introduced it, when a commit did.
     introduced: Option<Sha1>,
@@ -376,6 +414,9 @@ struct Tracer<'a, S> {
     commits: HashMap<Sha1, Traced>,
     /// Links of refused commits already read.
     links: HashMap<Sha1, Link>,
+    /// Per cause key: the other paths its entry was moved or copied to, with
+    /// the commits that did it.
+    moved: HashMap<usize, BTreeMap<Vec<u8>, BTreeSet<Sha1>>>,
 }
 
 /// Refusals that are about one place in the trees, whichever tree object
@@ -409,6 +450,26 @@ fn is_tree_mode(mode: &[u8]) -> bool {
 const MAX_PEEL: usize = 64;
 
 impl<S: ObjectSource> Tracer<'_, S> {
+    /// True when the refusal at key `b` continues the one at key `a` after
+    /// a move: the same rule, at another path ending in the same name.
+    fn moved_from(&self, a: usize, b: usize) -> bool {
+        let last =
+            |p: &[u8]| -> Vec<u8> { p.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec() };
+        match (&self.keys[a], &self.keys[b]) {
+            (
+                CauseKey::Path {
+                    refusal: ra,
+                    path: pa,
+                },
+                CauseKey::Path {
+                    refusal: rb,
+                    path: pb,
+                },
+            ) => ra == rb && pa != pb && !pa.is_empty() && last(pa) == last(pb),
+            _ => false,
+        }
+    }
+
     fn intern(&mut self, key: CauseKey) -> usize {
         if let Some(i) = self.key_index.get(&key) {
             return *i;
@@ -455,6 +516,7 @@ impl<S: ObjectSource> Tracer<'_, S> {
         };
         Traced {
             key,
+            at: key,
             path: None,
             introduced: None,
         }
@@ -474,8 +536,10 @@ impl<S: ObjectSource> Tracer<'_, S> {
                 ObjectKind::Commit => return self.commit(cur),
                 ObjectKind::Tree => {
                     let path = self.below_tree(cur).path;
+                    let key = self.key_at(r, &path);
                     return Traced {
-                        key: self.key_at(r, &path),
+                        key,
+                        at: key,
                         path: Some(path),
                         introduced: None,
                     };
@@ -487,8 +551,10 @@ impl<S: ObjectSource> Tracer<'_, S> {
                 ObjectKind::Tag | ObjectKind::Blob => break,
             }
         }
+        let key = self.object_key(r, Some(cur));
         Traced {
-            key: self.object_key(r, Some(cur)),
+            key,
+            at: key,
             path: None,
             introduced: None,
         }
@@ -613,22 +679,25 @@ impl<S: ObjectSource> Tracer<'_, S> {
             let traced = match self.link(c) {
                 Link::Own => {
                     let r = self.refusals[&c].clone();
+                    let key = self.object_key(&r, Some(c));
                     Traced {
-                        key: self.object_key(&r, Some(c)),
+                        key,
+                        at: key,
                         path: None,
                         introduced: Some(c),
                     }
                 }
                 Link::Unknown => {
-                    let r = self.refusals.get(&c).cloned();
+                    let key = match self.refusals.get(&c).cloned() {
+                        Some(r) => self.object_key(&r, Some(c)),
+                        None => self.intern(CauseKey::Object {
+                            refusal: "MissingObject",
+                            object: c,
+                        }),
+                    };
                     Traced {
-                        key: match r {
-                            Some(r) => self.object_key(&r, Some(c)),
-                            None => self.intern(CauseKey::Object {
-                                refusal: "MissingObject",
-                                object: c,
-                            }),
-                        },
+                        key,
+                        at: key,
                         path: None,
                         introduced: None,
                     }
@@ -641,11 +710,15 @@ impl<S: ObjectSource> Tracer<'_, S> {
                     }
                     // A parent still open would be a cycle: impossible in
                     // a content-addressed history; stop rather than loop.
-                    None => Traced {
-                        key: self.object_key(&self.refusals[&c].clone(), Some(c)),
-                        path: None,
-                        introduced: None,
-                    },
+                    None => {
+                        let key = self.object_key(&self.refusals[&c].clone(), Some(c));
+                        Traced {
+                            key,
+                            at: key,
+                            path: None,
+                            introduced: None,
+                        }
+                    }
                 },
                 Link::Tree { key, path, parents } => {
                     let pending: Vec<Sha1> = parents
@@ -657,17 +730,41 @@ impl<S: ObjectSource> Tracer<'_, S> {
                         stack.extend(pending);
                         continue;
                     }
-                    // A parent refused for the same cause introduced it
-                    // earlier; otherwise this commit did.
-                    let inherited = parents
+                    let traced: Vec<Traced> = parents
                         .iter()
                         .filter_map(|p| self.commits.get(p))
-                        .find(|t| t.key == key && t.introduced.is_some())
-                        .and_then(|t| t.introduced);
-                    Traced {
-                        key,
-                        path: Some(path),
-                        introduced: Some(inherited.unwrap_or(c)),
+                        .filter(|t| t.introduced.is_some())
+                        .cloned()
+                        .collect();
+                    if let Some(t) = traced.iter().find(|t| t.at == key) {
+                        // A parent refused at the same path: it continues
+                        // that parent's cause, introduced earlier.
+                        Traced {
+                            at: key,
+                            ..t.clone()
+                        }
+                    } else if let Some(t) = traced.iter().find(|t| self.moved_from(t.at, key)) {
+                        // A parent refused by the same rule for an entry of
+                        // the same name elsewhere: the entry was moved or
+                        // copied here; still the parent's cause.
+                        self.moved
+                            .entry(t.key)
+                            .or_default()
+                            .entry(path)
+                            .or_default()
+                            .insert(c);
+                        Traced {
+                            at: key,
+                            ..t.clone()
+                        }
+                    } else {
+                        // No parent had it: this commit introduced it.
+                        Traced {
+                            key,
+                            at: key,
+                            path: Some(path),
+                            introduced: Some(c),
+                        }
                     }
                 }
             };
@@ -833,6 +930,74 @@ mod tests {
         assert_eq!(causes[1].blocked, ["refs/heads/a+b"]);
         assert!(causes[1].introduced.is_empty());
         assert!(causes[1].remedy().contains("rename the ref upstream"));
+    }
+
+    #[test]
+    fn a_moved_entry_continues_the_cause_of_its_first_path() {
+        let mut db = Db::default();
+        let blob = db.put(ObjectKind::Blob, b"x".to_vec());
+        let mut refusals = HashMap::new();
+        let rule = crate::mkit::object::NameRule::WindowsDevice;
+        // c1 adds old/prn.h; c2 moves the directory to new/; c3 removes it;
+        // the tip c4 only inherits.
+        let dir = db.tree(&[("100644", "prn.h", blob)]);
+        let r1 = Refusal::TreeEntryName {
+            object: dir,
+            name: b"prn.h".to_vec(),
+            rule,
+        };
+        let root1 = db.tree(&[("40000", "old", dir)]);
+        let clean = db.tree(&[("100644", "f", blob)]);
+        let c0 = db.commit(clean, &[], 1, "clean");
+        let c1 = db.commit(root1, &[c0], 2, "add");
+        let other = db.put(ObjectKind::Blob, b"y".to_vec());
+        let dir2 = db.tree(&[("100644", "prn.h", blob), ("100644", "y", other)]);
+        let r2 = Refusal::TreeEntryName {
+            object: dir2,
+            name: b"prn.h".to_vec(),
+            rule,
+        };
+        let root2 = db.tree(&[("40000", "new", dir2)]);
+        let c2 = db.commit(root2, &[c1], 3, "move");
+        let c3 = db.commit(clean, &[c2], 4, "remove");
+        let c4 = db.commit(clean, &[c3], 5, "later");
+        for (o, r) in [
+            (dir, &r1),
+            (root1, &r1),
+            (c1, &r1),
+            (dir2, &r2),
+            (root2, &r2),
+            (c2, &r2),
+            (c3, &r2),
+            (c4, &r2),
+        ] {
+            refusals.insert(o, r.clone());
+        }
+        let list = [
+            Skipped {
+                name: "refs/heads/tip",
+                tip: Some(c4),
+                refusal: &r2,
+            },
+            Skipped {
+                name: "refs/tags/old",
+                tip: Some(c1),
+                refusal: &r1,
+            },
+        ];
+        let causes = trace(&list, &refusals, &db);
+        assert_eq!(causes.len(), 1, "{causes:#?}");
+        let c = &causes[0];
+        assert_eq!(c.path.as_deref(), Some(&b"old/prn.h"[..]));
+        assert_eq!(c.introduced.len(), 1);
+        assert_eq!((c.introduced[0].commit, c.introduced[0].refs), (c1, 2));
+        assert_eq!(
+            c.moved,
+            [Moved {
+                path: b"new/prn.h".to_vec(),
+                commits: vec![c2]
+            }]
+        );
     }
 
     #[test]
