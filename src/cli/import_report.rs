@@ -64,6 +64,7 @@ pub fn render_causes(skipped: &[SkippedRef], causes: &[Cause], verbose: bool) ->
     let style = Style {
         per_ref: "warning: skipping ",
         grouped: "warning: ",
+        skipped: "skipped",
     };
     for c in causes {
         if c.reported && !verbose {
@@ -82,6 +83,8 @@ struct Style {
     per_ref: &'static str,
     /// Before a grouped cause's first line.
     grouped: &'static str,
+    /// What happens to its refs, in that line.
+    skipped: &'static str,
 }
 
 /// One cause: its per-ref lines or its grouped line, then where it comes
@@ -119,8 +122,8 @@ fn write_cause(
     } else {
         writeln!(
             w,
-            "{}{n} refs skipped, all for one cause: {head}",
-            style.grouped
+            "{}{n} refs {}, all for one cause: {head}",
+            style.grouped, style.skipped
         )?;
     }
     for i in c.introduced.iter().take(COMMITS_SHOWN) {
@@ -133,6 +136,17 @@ fn write_cause(
         }
         if c.introduced.len() > 1 || i.refs != n {
             line += &format!(", in the history of {} of them", i.refs);
+        }
+        writeln!(w, "{line}")?;
+    }
+    for m in c.moved.iter().take(COMMITS_SHOWN) {
+        let mut line = format!(
+            "  also at {}, moved or copied there by commit {}",
+            show_path(&m.path),
+            m.commits[0]
+        );
+        if m.commits.len() > 1 {
+            line += &format!(" and {} more", m.commits.len() - 1);
         }
         writeln!(w, "{line}")?;
     }
@@ -203,6 +217,15 @@ pub fn show_path(path: &[u8]) -> String {
     }
 }
 
+/// A path in `--json`: JSON strings carry any text, so it is escaped only
+/// when it is not UTF-8.
+fn json_path(path: &[u8]) -> String {
+    match std::str::from_utf8(path) {
+        Ok(s) => s.to_owned(),
+        Err(_) => path.escape_ascii().to_string(),
+    }
+}
+
 /// One introducing commit in `--json`.
 #[derive(Serialize)]
 pub struct JsonIntroduction {
@@ -210,6 +233,13 @@ pub struct JsonIntroduction {
     refs: usize,
     date: Option<String>,
     subject: String,
+}
+
+/// Another path of a cause in `--json`.
+#[derive(Serialize)]
+pub struct JsonMoved {
+    path: String,
+    commits: Vec<String>,
 }
 
 /// One cause in `--json` (`causes[]`).
@@ -224,6 +254,8 @@ pub struct JsonCause<'a> {
     object: Option<String>,
     summary: String,
     introduced: Vec<JsonIntroduction>,
+    /// Other paths the entry was moved or copied to.
+    also_at: Vec<JsonMoved>,
     /// How many refs it blocks.
     refs: usize,
     blocked: Vec<&'a str>,
@@ -238,11 +270,7 @@ impl<'a> From<&'a Cause> for JsonCause<'a> {
         JsonCause {
             refusal: c.refusal.name(),
             spec: c.refusal.spec(),
-            // JSON strings carry any text: escaped only when not UTF-8.
-            path: c.path.as_deref().map(|p| match std::str::from_utf8(p) {
-                Ok(s) => s.to_owned(),
-                Err(_) => p.escape_ascii().to_string(),
-            }),
+            path: c.path.as_deref().map(json_path),
             object: match &c.key {
                 CauseKey::Object { object, .. } => Some(object.to_hex()),
                 _ => None,
@@ -256,6 +284,14 @@ impl<'a> From<&'a Cause> for JsonCause<'a> {
                     refs: i.refs,
                     date: i.date(),
                     subject: i.subject.clone(),
+                })
+                .collect(),
+            also_at: c
+                .moved
+                .iter()
+                .map(|m| JsonMoved {
+                    path: json_path(&m.path),
+                    commits: m.commits.iter().map(|c| c.to_hex()).collect(),
                 })
                 .collect(),
             refs: c.blocked.len(),
@@ -397,6 +433,7 @@ pub fn render_plan(out: &mut impl Write, plan: &Plan, common: &Common) -> Result
     let style = Style {
         per_ref: "refused   ",
         grouped: "refused   ",
+        skipped: "would be skipped",
     };
     for c in &plan.causes {
         write_cause(out, c, &plan.skipped, common.verbose, &style)?;
