@@ -208,6 +208,8 @@ fn names(v: &Value) -> BTreeSet<String> {
 struct Redis {
     up: Up,
     intro: String,
+    /// The commit that moved deps/jemalloc to deps/jemalloc.orig.
+    moved: String,
     tip: String,
     blocked: BTreeSet<String>,
 }
@@ -263,12 +265,56 @@ fn redis_like(work: &Path) -> Redis {
     blocked.insert("refs/tags/2.4.0".to_owned());
     up.annotated("2.6.0", &later[3]);
     blocked.insert("refs/tags/2.6.0".to_owned());
-    up.set("refs/heads/unstable", later.last().unwrap());
+    // As redis did in 2012: the old jemalloc moves to deps/jemalloc.orig
+    // (prn.h with it) beside a new one without prn.h, and is deleted in the
+    // next commit. Refs after that inherit the refusal of the move commit,
+    // whose tree reports deps/jemalloc.orig/... (it sorts before
+    // deps/jemalloc/ in git's order): still the same file's cause.
+    let old: Vec<String> = files
+        .keys()
+        .filter(|k| k.starts_with("deps/jemalloc/"))
+        .cloned()
+        .collect();
+    for k in old {
+        let v = files.remove(&k).unwrap();
+        files.insert(k.replacen("deps/jemalloc/", "deps/jemalloc.orig/", 1), v);
+    }
+    files.insert(
+        "deps/jemalloc/include/jemalloc/internal/arena.h".to_owned(),
+        ("100644", up.blob("arena 3\n")),
+    );
+    let moved = up.commit(
+        &up.tree(&files),
+        &[later.last().unwrap()],
+        1_337_158_185,
+        "Jemalloc updated to 3.0.0.",
+    );
+    files.retain(|k, _| !k.starts_with("deps/jemalloc.orig/"));
+    let deleted = up.commit(
+        &up.tree(&files),
+        &[&moved],
+        1_337_158_200,
+        "Deleted jemalloc.orig from /deps.",
+    );
+    let after = history(
+        &up,
+        &mut files,
+        Some(&deleted),
+        &[
+            ("src/server.c", "int main(void) { return 1; }\n"),
+            ("README", "redis 3\n"),
+        ],
+        1_340_000_000,
+    );
+    up.set("refs/tags/3.0.0", &after[0]);
+    blocked.insert("refs/tags/3.0.0".to_owned());
+    up.set("refs/heads/unstable", after.last().unwrap());
     blocked.insert("refs/heads/unstable".to_owned());
     Redis {
-        tip: later.last().unwrap().clone(),
+        tip: after.last().unwrap().clone(),
         up,
         intro,
+        moved,
         blocked,
     }
 }
@@ -314,6 +360,14 @@ fn a_redis_like_history_gives_one_grouped_cause_once() {
         )),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "  also at deps/jemalloc.orig/include/jemalloc/internal/prn.h, moved or copied \
+             there by commit {}",
+            r.moved
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("  remedy: "), "{stderr}");
     assert!(stderr.contains("does not help"), "{stderr}");
     assert!(
@@ -349,6 +403,34 @@ fn a_redis_like_history_gives_one_grouped_cause_once() {
     assert_eq!(c["introduced"][0]["commit"], r.intro.as_str());
     assert_eq!(c["introduced"][0]["refs"], n);
     assert_eq!(c["introduced"][0]["subject"], "jemalloc source added");
+    assert_eq!(
+        c["also_at"],
+        serde_json::json!([{
+            "path": "deps/jemalloc.orig/include/jemalloc/internal/prn.h",
+            "commits": [r.moved.as_str()],
+        }])
+    );
+    // The refs after the move report the moved path's tree, as the
+    // translation met it; the cause is still the one file.
+    let unstable = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ref"] == "refs/heads/unstable")
+        .unwrap();
+    let (tree, _) = ok(&Command::new("git")
+        .arg("-C")
+        .arg(&r.up.dir)
+        .args([
+            "rev-parse",
+            &format!("{}:deps/jemalloc.orig/include/jemalloc/internal", r.moved),
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        unstable["reason"].as_str().unwrap().contains(tree.trim()),
+        "{unstable}"
+    );
     assert_eq!(c["reported_before"], true, "reported by the import");
     assert!(c["remedy"].as_str().unwrap().contains(&r.intro[..12]));
 
@@ -564,7 +646,7 @@ fn a_dry_run_plans_exactly_what_the_fetch_then_does_and_writes_nothing() {
     up.set("refs/heads/topic", &rewritten[0]);
     up.delete("refs/heads/gone");
     up.set("refs/heads/8.0", &r.tip);
-    up.annotated("3.0.0", &more[0]);
+    up.annotated("9.0.0", &more[0]);
 
     let before = snapshot(&dst);
     let plan = json(&fetch(&dst, &["--dry-run", "--json"]));
@@ -598,7 +680,7 @@ fn a_dry_run_plans_exactly_what_the_fetch_then_does_and_writes_nothing() {
     };
     assert_eq!(
         by_change("new"),
-        set(&["refs/heads/new", "refs/tags/3.0.0"])
+        set(&["refs/heads/new", "refs/tags/9.0.0"])
     );
     assert_eq!(by_change("updated"), set(&["refs/heads/ff"]));
     assert_eq!(by_change("forced"), set(&["refs/heads/topic"]));
@@ -632,7 +714,7 @@ fn a_dry_run_plans_exactly_what_the_fetch_then_does_and_writes_nothing() {
         assert!(text.contains(line), "{line:?} in:\n{text}");
     }
     assert!(
-        text.contains(&format!("refs skipped, all for one cause: {PRN}")),
+        text.contains(&format!("refs would be skipped, all for one cause: {PRN}")),
         "{text}"
     );
     assert!(
