@@ -95,7 +95,7 @@ pub fn rfc2822(timestamp: u64) -> String {
 
 /// Proleptic Gregorian `(year, month, day)` of a day count since 1970-01-01,
 /// counting in 400-year eras that start on 1 March so leap days fall last.
-fn civil_date(days_since_epoch: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_date(days_since_epoch: u64) -> (u64, u64, u64) {
     // 719_468 days from 0000-03-01 to 1970-01-01.
     let shifted = days_since_epoch + 719_468;
     let era = shifted / 146_097;

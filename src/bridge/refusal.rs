@@ -383,6 +383,110 @@ impl Refusal {
         }
     }
 
+    /// The spec sections that require this refusal, as its message cites
+    /// them (the refusal report shows them next to the rule).
+    pub fn spec(&self) -> &'static str {
+        match self {
+            Refusal::Sha256Upstream => "SPEC-GIT-IMPORT §1.3, §2",
+            Refusal::RefName { .. } => "SPEC-GIT-IMPORT §3.5, SPEC-REFS §3",
+            Refusal::MissingObject { .. } | Refusal::CorruptObject { .. } => "SPEC-GIT-IMPORT §2",
+            Refusal::BlobTooLarge { .. } => "SPEC-GIT-IMPORT §3.1",
+            Refusal::Unparsable { .. } => "SPEC-GIT-IMPORT §2, §3.2",
+            Refusal::TreeEntryName { .. } => "SPEC-OBJECTS §4.1, SPEC-GIT-IMPORT §3.3",
+            Refusal::TooManyTreeEntries { .. } => "SPEC-OBJECTS §4, SPEC-GIT-IMPORT §3.3",
+            Refusal::Gitlink { .. }
+            | Refusal::UnknownTreeMode { .. }
+            | Refusal::NormalizedModeInFork { .. }
+            | Refusal::TreeEntryKind { .. }
+            | Refusal::DuplicateTreeEntry { .. }
+            | Refusal::TreeTooDeep { .. } => "SPEC-GIT-IMPORT §3.3",
+            Refusal::NegativeTimestamp { .. } => "SPEC-GIT-IMPORT §3.2, §3.4",
+            Refusal::TooManyParents { .. } | Refusal::AuthorPayload { .. } => {
+                "SPEC-GIT-IMPORT §3.2"
+            }
+            Refusal::TagName { .. } => "SPEC-GIT-BRIDGE §7.1, SPEC-GIT-IMPORT §3.4",
+            Refusal::TagTarget { .. } | Refusal::TagChain { .. } => "SPEC-GIT-IMPORT §3.4",
+            Refusal::Unrepresentable { .. } => "SPEC-OBJECTS, SPEC-GIT-IMPORT §3",
+        }
+    }
+
+    /// What is refused, in a few words and without object ids (the refusal
+    /// report names the path and the commit next to it).
+    pub fn summary(&self) -> String {
+        match self {
+            Refusal::Sha256Upstream => "a sha-256 upstream".to_owned(),
+            Refusal::RefName { reason, .. } => {
+                format!("a ref name outside the mkit ref grammar ({reason})")
+            }
+            Refusal::MissingObject { .. } => "an object missing from the staging mirror".to_owned(),
+            Refusal::CorruptObject { detail, .. } => format!("a corrupt object ({detail})"),
+            Refusal::BlobTooLarge { kind, size, .. } => {
+                format!("a {kind} of {size} bytes, over the 1 GiB cap")
+            }
+            Refusal::Unparsable { kind, error, .. } => format!("an unparsable {kind} ({error})"),
+            Refusal::Gitlink { .. } => "a submodule (gitlink, mode 160000)".to_owned(),
+            Refusal::TreeEntryName { rule, .. } => format!("a name mkit cannot store ({rule})"),
+            Refusal::UnknownTreeMode { mode, .. } => format!(
+                "mode {}, which the import mapping does not cover",
+                mode.escape_ascii()
+            ),
+            Refusal::NormalizedModeInFork { mode, .. } => format!(
+                "the historic mode {}, which a fork-mode state cannot normalize",
+                mode.escape_ascii()
+            ),
+            Refusal::TreeEntryKind { mode, found, .. } => {
+                format!("a {} entry that names a {}", mode_name(*mode), found.name())
+            }
+            Refusal::DuplicateTreeEntry { .. } => {
+                "two entries of this name (a file and a directory)".to_owned()
+            }
+            Refusal::TooManyTreeEntries { count, .. } => {
+                format!("a directory of {count} entries, over 1000000")
+            }
+            Refusal::TreeTooDeep { depth, .. } => {
+                format!("{depth} levels of nested directories, over 128")
+            }
+            Refusal::NegativeTimestamp {
+                kind, timestamp, ..
+            } => format!("a {kind} with the pre-1970 timestamp {timestamp}"),
+            Refusal::TooManyParents { count, .. } => {
+                format!("a commit with {count} parents, over 1000")
+            }
+            Refusal::AuthorPayload { kind, len, .. } => format!(
+                "a {kind} whose author or tagger identity is {len} bytes (1 to 4096 allowed)"
+            ),
+            Refusal::TagName { name, rule, .. } => {
+                format!("a tag object named {}: {rule}", quoted(name))
+            }
+            Refusal::TagTarget {
+                declared, found, ..
+            } => format!(
+                "a tag that declares a {} target but names a {}",
+                quoted(declared),
+                found.name()
+            ),
+            Refusal::TagChain { length, .. } => {
+                format!("a chain of {length} tags, over 16")
+            }
+            Refusal::Unrepresentable { kind, error, .. } => {
+                format!("a {kind} mkit cannot encode ({error})")
+            }
+        }
+    }
+
+    /// The entry name a tree refusal is about, when it names one.
+    pub fn entry_name(&self) -> Option<&[u8]> {
+        match self {
+            Refusal::Gitlink { name, .. }
+            | Refusal::TreeEntryName { name, .. }
+            | Refusal::UnknownTreeMode { name, .. }
+            | Refusal::NormalizedModeInFork { name, .. }
+            | Refusal::TreeEntryKind { name, .. }
+            | Refusal::DuplicateTreeEntry { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// Whether this skips refs or stops the import.
     pub fn scope(&self) -> Scope {
         match self {
@@ -544,6 +648,14 @@ mod tests {
                 "{msg}"
             );
             assert_eq!(r.scope() == Scope::Import, r.name() == "Sha256Upstream");
+            assert!(
+                msg.contains(&format!("({}", r.spec())),
+                "{msg} cites {}",
+                r.spec()
+            );
+            let summary = r.summary();
+            assert!(!summary.contains(&o.to_hex()), "{summary} names no object");
+            assert!(!summary.chars().next().unwrap().is_uppercase(), "{summary}");
             assert_eq!(
                 r.object().is_some(),
                 !matches!(r, Refusal::Sha256Upstream | Refusal::RefName { .. })

@@ -23,6 +23,10 @@ pub struct Common {
     pub jobs: usize,
     pub json: bool,
     pub quiet: bool,
+    /// Every skipped ref on its own line, and causes reported before.
+    pub verbose: bool,
+    /// Plan only: fetch into the staging mirror, write nothing else.
+    pub dry_run: bool,
 }
 
 /// `import <url> [<dir>]`.
@@ -192,6 +196,10 @@ fn run(
     fresh: bool,
     common: &Common,
 ) -> Result<(), CliError> {
+    if common.dry_run {
+        let plan = plan_outcome(repo, url, common)?;
+        return super::import_report::render_plan(out, &plan, common);
+    }
     let outcome = fetch_outcome(repo, url, fresh, common)?;
     finish(out, &outcome, common, None)
 }
@@ -203,31 +211,7 @@ fn fetch_outcome(
     fresh: bool,
     common: &Common,
 ) -> Result<ImportOutcome, CliError> {
-    let choice = import::choose_import_key(repo.mkit_dir(), &common.remote, common.key.as_deref())?;
-    let key_path = match choice {
-        KeyChoice::Given(p) | KeyChoice::Default(p) => p,
-        KeyChoice::Generate(p) => {
-            // `create_seed_new` never replaces a file: of two first imports
-            // racing here, one key wins and both load it.
-            if keys::create_seed_new(&p)? {
-                eprintln!(
-                    "notice: generated a NEW import key at {}; it signs every imported commit \
-                     and tag, and later imports of this upstream must use the same key (back it \
-                     up; collaborative tracking of one upstream requires sharing it, SPEC-GIT-IMPORT §4)",
-                    p.display()
-                );
-            }
-            p
-        }
-    };
-    let key = KeyPair::from_seed(&keys::load_seed(&key_path)?);
-    if !common.quiet {
-        eprintln!(
-            "note: signing imported history with key {} ({})",
-            mkit_bridge::mkit::Id(key.public()),
-            key_path.display()
-        );
-    }
+    let key = import_key(repo, common)?;
     let bar = Bar::new(!common.quiet && !common.json && std::io::stderr().is_terminal());
     let interrupt = super::signals::interrupt_flag();
     let outcome = import::import(
@@ -250,6 +234,79 @@ fn fetch_outcome(
         );
     }
     Ok(outcome)
+}
+
+/// The importer key for this run, chosen as `import::choose_import_key`
+/// says. A dry run never writes one: where a real run would generate the
+/// key, it plans with a throwaway key (nothing it computes is kept).
+fn import_key(repo: &Repo, common: &Common) -> Result<KeyPair, CliError> {
+    let choice = import::choose_import_key(repo.mkit_dir(), &common.remote, common.key.as_deref())?;
+    let key_path = match choice {
+        KeyChoice::Given(p) | KeyChoice::Default(p) => p,
+        KeyChoice::Generate(p) if common.dry_run => {
+            if !common.quiet {
+                eprintln!(
+                    "note: dry run: no import key yet (a real run generates one at {}); planning \
+                     with a throwaway key",
+                    p.display()
+                );
+            }
+            return Ok(KeyPair::from_seed(&throwaway_seed()));
+        }
+        KeyChoice::Generate(p) => {
+            // `create_seed_new` never replaces a file: of two first imports
+            // racing here, one key wins and both load it.
+            if keys::create_seed_new(&p)? {
+                eprintln!(
+                    "notice: generated a NEW import key at {}; it signs every imported commit \
+                     and tag, and later imports of this upstream must use the same key (back it \
+                     up; collaborative tracking of one upstream requires sharing it, SPEC-GIT-IMPORT §4)",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    let key = KeyPair::from_seed(&keys::load_seed(&key_path)?);
+    if !common.quiet && !common.dry_run {
+        eprintln!(
+            "note: signing imported history with key {} ({})",
+            mkit_bridge::mkit::Id(key.public()),
+            key_path.display()
+        );
+    }
+    Ok(key)
+}
+
+/// A seed for a dry run's throwaway key: never stored, never signs anything
+/// that is kept.
+fn throwaway_seed() -> [u8; 32] {
+    *blake3::hash(b"mkit-bridge dry-run throwaway import key").as_bytes()
+}
+
+/// Plan the import (`--dry-run`): fetch into the staging mirror, translate
+/// into a batch that writes nothing.
+fn plan_outcome(repo: &Repo, url: &str, common: &Common) -> Result<import::Plan, CliError> {
+    let key = import_key(repo, common)?;
+    if !common.quiet {
+        eprintln!("note: dry run: fetching into the staging mirror only; nothing else is written");
+    }
+    let bar = Bar::new(!common.quiet && !common.json && std::io::stderr().is_terminal());
+    let interrupt = super::signals::interrupt_flag();
+    let plan = import::plan(
+        repo,
+        &ImportRequest {
+            url,
+            remote: &common.remote,
+            key: &key,
+            jobs: common.jobs,
+            set_default_branch: false,
+            interrupt,
+            progress: &bar,
+        },
+    )?;
+    bar.finish();
+    Ok(plan)
 }
 
 /// Render an import's outcome (with `pull`'s fast-forwarded branch, if any)
@@ -301,6 +358,7 @@ struct JsonOutcome<'a> {
     skipped: Vec<JsonSkipped<'a>>,
     #[serde(rename = "checkedOut", skip_serializing_if = "Option::is_none")]
     checked_out_camel: Option<&'a str>,
+    causes: Vec<super::import_report::JsonCause<'a>>,
     warnings: &'a [String],
     notes: &'a [String],
     #[serde(rename = "fastForwarded", skip_serializing_if = "Option::is_none")]
@@ -343,6 +401,11 @@ fn render(
                 })
                 .collect(),
             checked_out_camel: o.checked_out.as_deref(),
+            causes: o
+                .causes
+                .iter()
+                .map(super::import_report::JsonCause::from)
+                .collect(),
             warnings: &o.warnings,
             notes: &o.notes,
             fast_forwarded,
@@ -382,9 +445,7 @@ fn render(
             o.imported.len()
         )?;
     }
-    for r in &o.skipped {
-        eprintln!("warning: skipping {}: {}", r.upstream, r.refusal);
-    }
+    let hidden = super::import_report::render_causes(&o.skipped, &o.causes, common.verbose);
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
@@ -396,10 +457,11 @@ fn render(
     }
     if !common.quiet {
         eprintln!(
-            "{} refs imported ({} changed), {} skipped; {} objects translated, {} written",
+            "{} refs imported ({} changed), {} skipped{}; {} objects translated, {} written",
             o.imported.len(),
             changed.len(),
             o.skipped.len(),
+            hidden.note(),
             o.translated,
             o.written
         );

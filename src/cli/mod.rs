@@ -10,6 +10,7 @@ mod export;
 mod format_patch;
 mod fsck;
 mod import;
+mod import_report;
 mod mirror;
 mod objects;
 mod render;
@@ -101,11 +102,19 @@ enum Command {
         /// (only with <DIR>).
         #[arg(long, value_name = "NAME", requires = "dir")]
         branch: Option<String>,
+        /// Fetch into the staging mirror and print what the import would do, writing
+        /// nothing to the repository (not with <DIR>).
+        #[arg(long = "dry-run", conflicts_with = "dir")]
+        dry_run: bool,
         #[command(flatten)]
         opts: ImportArgs,
     },
     /// Re-import from the upstream recorded by an earlier import.
     Fetch {
+        /// Fetch into the staging mirror and print what the fetch would do (new, updated,
+        /// force-pushed, pruned and refused refs), writing nothing to the repository.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
         #[command(flatten)]
         opts: ImportArgs,
     },
@@ -228,6 +237,10 @@ struct ImportArgs {
     /// No progress and no notes on stderr (warnings still print).
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Show every skipped ref on its own line, and refusal causes already reported
+    /// by an earlier run.
+    #[arg(long, short = 'v')]
+    verbose: bool,
 }
 
 impl ImportArgs {
@@ -238,6 +251,8 @@ impl ImportArgs {
             jobs: self.jobs,
             json: self.json,
             quiet: self.quiet,
+            verbose: self.verbose,
+            dry_run: false,
         }
     }
 }
@@ -273,9 +288,25 @@ pub fn main() -> u8 {
             url,
             dir,
             branch,
+            dry_run,
             opts,
-        } => import::import(&mut out, &url, dir, branch, &opts.common()),
-        Command::Fetch { opts } => import::fetch(&mut out, &opts.common()),
+        } => import::import(
+            &mut out,
+            &url,
+            dir,
+            branch,
+            &import::Common {
+                dry_run,
+                ..opts.common()
+            },
+        ),
+        Command::Fetch { dry_run, opts } => import::fetch(
+            &mut out,
+            &import::Common {
+                dry_run,
+                ..opts.common()
+            },
+        ),
         Command::Pull { opts } => import::pull(&mut out, &opts.common()),
         Command::Status { json } => status::status(&mut out, json),
         Command::Export {

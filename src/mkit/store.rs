@@ -193,11 +193,24 @@ impl Store {
 
     /// Start a batch of writes that become visible together at `commit`.
     pub fn batch(&self) -> WriteBatch<'_> {
+        self.new_batch(false)
+    }
+
+    /// A batch that writes nothing: every `add` computes the object's id
+    /// and counts it as present or new, exactly as [`Store::batch`] would,
+    /// but no file or directory is created and `commit` flushes nothing.
+    /// A dry run (`fetch --dry-run`) translates into one.
+    pub fn dry_batch(&self) -> WriteBatch<'_> {
+        self.new_batch(true)
+    }
+
+    fn new_batch(&self, dry: bool) -> WriteBatch<'_> {
         WriteBatch {
             store: self,
             state: Mutex::new(BatchState::default()),
             shards_made: durable::FanOut::default(),
             early: Mutex::new(None),
+            dry,
         }
     }
 }
@@ -305,6 +318,8 @@ pub struct WriteBatch<'s> {
     shards_made: durable::FanOut,
     /// Publication of a [`WriteBatch::checkpoint`], running or finished.
     early: Mutex<Option<Early>>,
+    /// Count, never write ([`Store::dry_batch`]).
+    dry: bool,
 }
 
 /// The publication a checkpoint started.
@@ -360,6 +375,16 @@ impl WriteBatch<'_> {
             }
         }
         let path = self.store.path_for(&id);
+        if self.dry {
+            let mut st = self.lock();
+            if path.is_file() {
+                st.present += 1;
+            } else {
+                st.written += 1;
+                st.bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+            }
+            return Ok(());
+        }
         let shard = durable::parent_or_dot(&path).to_path_buf();
         // The new shard's entry in `objects/` becomes durable at commit,
         // before any object is renamed into it (see `flush_all`). A shard
@@ -634,6 +659,47 @@ mod tests {
         assert_eq!(store.read(&id).unwrap(), blob(b"hello"));
         // Writing again is a no-op that returns the same id.
         assert_eq!(store.write(&blob(b"hello")).unwrap(), id);
+    }
+
+    /// Every path under `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<PathBuf> {
+        let mut all = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p.clone());
+                }
+                all.push(p);
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_dry_batch_counts_like_a_real_one_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("objects"));
+        fs::create_dir(store.root()).unwrap();
+        let kept = store.write(&blob(b"kept")).unwrap();
+        let before = listing(store.root());
+        let dry = store.dry_batch();
+        assert_eq!(dry.add(&blob(b"kept")).unwrap(), kept);
+        let new = dry.add(&blob(b"new")).unwrap();
+        assert_eq!(dry.add_blob(b"new").unwrap(), new, "an id is counted once");
+        dry.checkpoint();
+        let outcome = dry.commit().unwrap();
+        assert_eq!((outcome.written, outcome.already_present), (1, 1));
+        assert_eq!(listing(store.root()), before);
+        // The same adds in a real batch give the same ids and counts.
+        let real = store.batch();
+        assert_eq!(real.add(&blob(b"kept")).unwrap(), kept);
+        assert_eq!(real.add(&blob(b"new")).unwrap(), new);
+        let outcome = real.commit().unwrap();
+        assert_eq!((outcome.written, outcome.already_present), (1, 1));
+        assert!(store.contains(&new));
     }
 
     #[test]

@@ -47,6 +47,11 @@ use crate::mkit::sign::KeyPair;
 use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
+mod dry;
+mod report;
+
+pub use dry::{Change, Plan, PlannedRef, PrunedRef, plan};
+
 /// What to import and how.
 pub struct ImportRequest<'a> {
     /// The upstream, as the user gave it.
@@ -109,6 +114,9 @@ pub struct ImportOutcome {
     pub imported: Vec<ImportedRef>,
     /// Refs skipped, in upstream order.
     pub skipped: Vec<SkippedRef>,
+    /// The skipped refs grouped by root cause (the refusal report), each
+    /// marked when an earlier run already reported it unchanged.
+    pub causes: Vec<crate::bridge::cause::Cause>,
     /// Warnings for the user (force-pushes, deletions, moved tags,
     /// normalized modes).
     pub warnings: Vec<String>,
@@ -269,52 +277,9 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let identity = crate::git::remote::remote_identity(req.url);
 
     // Bindings: refuse before touching anything.
-    let direction = state::read_direction(&state_dir)?;
-    match direction {
-        None | Some(Direction::Import) | Some(Direction::Fork) => {}
-        Some(other) => {
-            return Err(ImportError::WrongDirection {
-                remote: req.remote.to_owned(),
-                direction: other.as_str(),
-            });
-        }
-    }
+    let direction = check_bindings(mkit_dir, &state_dir, req, &identity)?;
     let fork_mode = direction == Some(Direction::Fork);
-    if let Some(bound) = state::read_binding(&state_dir, Binding::Source)?
-        && bound != identity
-    {
-        return Err(ImportError::SourceMismatch {
-            remote: req.remote.to_owned(),
-            bound,
-            url: req.url.to_owned(),
-            identity,
-        });
-    }
-    if let Some(other) = state::state_with_source(mkit_dir, &identity, Some(req.remote))? {
-        return Err(ImportError::AlreadyImported {
-            url: req.url.to_owned(),
-            identity,
-            other,
-        });
-    }
-    if let Some(version) = state::read_import_spec(&state_dir)?
-        && version != state::IMPORT_SPEC_VERSION
-    {
-        return Err(ImportError::ImportSpec {
-            remote: req.remote.to_owned(),
-            version,
-        });
-    }
     let public = req.key.public();
-    if let Some(pinned) = state::read_signer(&state_dir)?
-        && pinned != public
-    {
-        return Err(ImportError::SignerMismatch {
-            remote: req.remote.to_owned(),
-            pinned: Id(pinned).to_hex(),
-            offered: Id(public).to_hex(),
-        });
-    }
 
     crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
     // A marker left by an earlier run means its map may vouch for torn objects.
@@ -598,6 +563,13 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let fault = durable::fault::phase("ref-state");
     state::store_import_ref_state(&state_dir, &ref_state)?;
     drop(fault);
+    report::settle(
+        &state_dir,
+        &mirror,
+        &run.refusals,
+        &fetched.refs,
+        &mut outcome,
+    );
     if run.normalized {
         state::mark_normalized(&state_dir)?;
         outcome.warnings.push(
@@ -622,6 +594,65 @@ fn interrupted(state_dir: &Path, marker_was_set: bool) -> ImportError {
         let _ = state::clear_importing(state_dir);
     }
     ImportError::Interrupted
+}
+
+/// Refuse, before anything is touched, a run the state's bindings forbid: a
+/// state bound to another direction than import or fork, a `source` with
+/// another canonical identity, another state already importing the same
+/// identity, an `import-spec` we do not implement, a pinned `signer` other
+/// than the request's key. Returns the recorded direction.
+fn check_bindings(
+    mkit_dir: &Path,
+    state_dir: &Path,
+    req: &ImportRequest<'_>,
+    identity: &str,
+) -> Result<Option<Direction>, ImportError> {
+    let direction = state::read_direction(state_dir)?;
+    match direction {
+        None | Some(Direction::Import) | Some(Direction::Fork) => {}
+        Some(other) => {
+            return Err(ImportError::WrongDirection {
+                remote: req.remote.to_owned(),
+                direction: other.as_str(),
+            });
+        }
+    }
+    if let Some(bound) = state::read_binding(state_dir, Binding::Source)?
+        && bound != identity
+    {
+        return Err(ImportError::SourceMismatch {
+            remote: req.remote.to_owned(),
+            bound,
+            url: req.url.to_owned(),
+            identity: identity.to_owned(),
+        });
+    }
+    if let Some(other) = state::state_with_source(mkit_dir, identity, Some(req.remote))? {
+        return Err(ImportError::AlreadyImported {
+            url: req.url.to_owned(),
+            identity: identity.to_owned(),
+            other,
+        });
+    }
+    if let Some(version) = state::read_import_spec(state_dir)?
+        && version != state::IMPORT_SPEC_VERSION
+    {
+        return Err(ImportError::ImportSpec {
+            remote: req.remote.to_owned(),
+            version,
+        });
+    }
+    let public = req.key.public();
+    if let Some(pinned) = state::read_signer(state_dir)?
+        && pinned != public
+    {
+        return Err(ImportError::SignerMismatch {
+            remote: req.remote.to_owned(),
+            pinned: Id(pinned).to_hex(),
+            offered: Id(public).to_hex(),
+        });
+    }
+    Ok(direction)
 }
 
 /// Mint and store one git-import/v1 attestation (SPEC-GIT-IMPORT §5) per

@@ -6,8 +6,8 @@
 pub mod checkout;
 pub mod export;
 pub mod format_patch;
-pub mod hooks;
 pub mod fsck;
+pub mod hooks;
 pub mod import;
 pub mod mirror;
 pub mod progress;

@@ -11,6 +11,8 @@
 //! - [`stamps`]: the one-value binding files `direction`, `source`, `dest`,
 //!   `signer`, `import-spec`, `normalized` and the crash marker `importing`;
 //! - [`raw`]: retained framed git bytes under `raw/<2 hex>/<38 hex>`;
+//! - [`reported`]: our record of the refusal causes already reported
+//!   (`refusals-reported`; the reference does not use it);
 //! - [`lock`]: the per-state lock `.mkit/git-<remote>.lock`.
 //!
 //! The staging git repository `repo.git` also lives in the state directory
@@ -23,6 +25,7 @@ pub mod lock;
 pub mod map;
 pub mod raw;
 pub mod refstate;
+pub mod reported;
 pub mod sha1;
 pub mod stamps;
 
@@ -43,6 +46,7 @@ pub use raw::{RawWriter, has_raw, raw_path, read_raw, retain_raw};
 pub use refstate::{
     RefState, load_import_ref_state, load_ref_state, store_import_ref_state, store_ref_state,
 };
+pub use reported::{REPORTED_FILE, load_reported, store_reported};
 pub use sha1::Sha1;
 pub use stamps::{
     Binding, Direction, IMPORT_SPEC_VERSION, bind_direction, bind_import_spec, bind_signer,
