@@ -166,7 +166,7 @@ campaign() {
   manifest "$clean" "$remote" > "$work/$phase-clean.manifest"
   if [ "$phase" = export ]; then dest_manifest "$dest" >> "$work/$phase-clean.manifest"; fi
   echo "clean run: ${wall}s, $(grep -c '^object ' "$work/$phase-clean.manifest") objects"
-  local killed=0 finished=0 ok=0 i
+  local killed=0 finished=0 ok=0 swept=0 sweeps=0 rebuilds=0 i
   for i in $(seq 1 "$kills"); do
     local trial="$work/$phase-$i"
     $setup "$trial"
@@ -179,6 +179,9 @@ campaign() {
     manifest "$trial" "$remote" > "$trial.manifest"
     if [ "$phase" = export ]; then dest_manifest "$dest" >> "$trial.manifest"; fi
     local notes; notes="$(grep -h '^note: \(removed\|previous\)' "$trial.err" | tr '\n' ' ' || true)"
+    local n; n="$(sed -n 's/^note: removed \([0-9]*\) temp files.*/\1/p' "$trial.err" | head -1)"
+    if [ -n "$n" ]; then swept=$((swept + n)); sweeps=$((sweeps + 1)); fi
+    if grep -q 'rebuilding the map' "$trial.err"; then rebuilds=$((rebuilds + 1)); fi
     if [ "$rc" != 0 ]; then
       failures=$((failures + 1))
       echo "trial $i: kill at ${d}s ($how); the next run FAILED with $rc: $(head -c 300 "$trial.err")"
@@ -190,7 +193,7 @@ campaign() {
       echo "trial $i: kill at ${d}s ($how) -> differs"
     fi
   done
-  summary[$phase]="$phase: $kills trials ($killed killed mid-run, $finished finished before the kill), $ok identical after the next run"
+  summary[$phase]="$phase: $kills trials ($killed killed mid-run, $finished finished before the kill), $ok identical after the next run; $sweeps next runs removed $swept temp files in all; $rebuilds rebuilt the map"
   echo "${summary[$phase]}"
 }
 
@@ -244,11 +247,11 @@ setup_export() { rm -rf "$1" "$dest"; cp -a "$source_repo" "$1"; }
 IFS=',' read -ra wanted <<< "$phases"
 for phase in "${wanted[@]}"; do
   case "$phase" in
-    import) campaign import setup_import upstream "$bin" import --quiet --key "$key" "$repo" ;;
-    fetch) prepare_fetch; campaign fetch setup_fetch upstream "$bin" fetch --quiet --key "$key" ;;
+    import) campaign import setup_import upstream "$bin" import --key "$key" "$repo" ;;
+    fetch) prepare_fetch; campaign fetch setup_fetch upstream "$bin" fetch --key "$key" ;;
     export)
       prepare_export
-      campaign export setup_export mirror "$bin" export --quiet "$dest"
+      campaign export setup_export mirror "$bin" export "$dest"
       ;;
     *) echo "unknown phase $phase" >&2; exit 64 ;;
   esac
