@@ -151,11 +151,37 @@ pub struct Git {
 
 static HOME_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The private `HOME` of a runner: `<temp dir>/mkit-bridge-git-home.<pid>.<seq>`.
+const HOME_PREFIX: &str = "mkit-bridge-git-home.";
+
+/// Remove the homes of runners whose process is gone (killed before it
+/// could drop its runner). Best effort; a live process keeps its home.
+fn sweep_dead_homes(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(HOME_PREFIX)) else {
+            continue;
+        };
+        let dead = rest
+            .split_once('.')
+            .filter(|(_, seq)| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !crate::durable::pid_is_alive(pid));
+        if dead && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Git {
     /// Check that git runs and prepare the clean environment.
     pub fn new() -> Result<Git, PushError> {
+        sweep_dead_homes(&std::env::temp_dir());
         let home = std::env::temp_dir().join(format!(
-            "mkit-bridge-git-home.{}.{}",
+            "{HOME_PREFIX}{}.{}",
             std::process::id(),
             HOME_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
@@ -511,6 +537,30 @@ fn parse_porcelain(text: &str) -> Vec<PorcelainLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn homes_of_dead_runners_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::id();
+        let dirs = [
+            (format!("{HOME_PREFIX}{dead}.0"), true),
+            (format!("{HOME_PREFIX}{live}.3"), false),
+            (format!("{HOME_PREFIX}{dead}"), false),
+            (format!("{HOME_PREFIX}x.0"), false),
+            (format!("other.{dead}.0"), false),
+        ];
+        for (d, _) in &dirs {
+            std::fs::create_dir(tmp.path().join(d)).unwrap();
+        }
+        std::fs::write(tmp.path().join(format!("{HOME_PREFIX}{dead}.0/f")), b"").unwrap();
+        sweep_dead_homes(tmp.path());
+        for (d, gone) in &dirs {
+            assert_eq!(!tmp.path().join(d).exists(), *gone, "{d}");
+        }
+    }
 
     #[test]
     fn porcelain_lines_parse() {

@@ -9,8 +9,8 @@
 //! [`crate::durable::temp_path_for`]), so a temp file of a live process —
 //! another run into the same store under another state name, or this very
 //! process — is left alone. The staging repository belongs to the state
-//! alone, so under its lock the pack temp files there (gix's and git's,
-//! which carry no pid) are stale whoever wrote them.
+//! alone, so under its lock the pack temp files and ref lock files there
+//! (gix's and git's, which carry no pid) are stale whoever wrote them.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -36,7 +36,7 @@ pub fn after_lock(mkit_dir: &Path, state_dir: &Path) -> u64 {
         mkit_dir.join("refs"),
         mkit_dir.join(crate::attest::store::ATTESTATIONS_DIR),
     ] {
-        removed += sweep_tree(&dir);
+        removed += sweep_tree(&dir, &is_dead_temp);
     }
     // The two fan-outs a run fills with thousands of files.
     for dir in [
@@ -48,20 +48,32 @@ pub fn after_lock(mkit_dir: &Path, state_dir: &Path) -> u64 {
     let mirror = staging::mirror_path(state_dir);
     removed += sweep_dir(&mirror, is_dead_pack_body);
     removed += sweep_dir(&mirror.join("objects").join("pack"), is_pack_temp);
+    // A ref transaction's lock files (`packed-refs.lock`, `HEAD.lock`,
+    // `refs/heads/main.lock`): gix and git refuse to update a ref whose lock
+    // file exists, so one left by a killed fetch would fail every later
+    // fetch. Only runs holding this state's lock touch the staging refs.
+    removed += sweep_dir(&mirror, is_lock_file);
+    removed += sweep_tree(&mirror.join("refs"), &is_lock_file);
     removed
 }
 
 /// `dir` and every directory below it.
-fn sweep_tree(dir: &Path) -> u64 {
-    let mut removed = sweep_dir(dir, is_dead_temp);
+fn sweep_tree(dir: &Path, is_stale: &impl Fn(&OsStr) -> bool) -> u64 {
+    let mut removed = sweep_dir(dir, is_stale);
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                removed += sweep_tree(&e.path());
+                removed += sweep_tree(&e.path(), is_stale);
             }
         }
     }
     removed
+}
+
+/// A git lock file (`<name>.lock`; no ref name may end so).
+fn is_lock_file(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.len() > 5 && name.ends_with(b".lock")
 }
 
 /// `dir` and its subdirectories (one level), in parallel.
@@ -148,6 +160,12 @@ mod tests {
             (state.join("repo.git/objects/pack/.tmpAb12Cd"), true),
             (state.join("repo.git/objects/pack/tmp_pack_x1y2z3"), true),
             (state.join("repo.git/objects/pack/pack-1.pack"), false),
+            (state.join("repo.git/packed-refs.lock"), true),
+            (state.join("repo.git/packed-refs"), false),
+            (state.join("repo.git/refs/tags/v1.lock"), true),
+            (state.join("repo.git/refs/heads/ag/topic.lock"), true),
+            (state.join("repo.git/refs/heads/ag/topic"), false),
+            (mkit.join("refs/heads/main.lock"), false),
         ];
         for (path, _) in &files {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
