@@ -2,12 +2,14 @@
 # Crash campaign: kill -9 import, fetch and export at random points of real
 # history, finish each with a second run, and compare with a clean run.
 #
-#   benches/crash-campaign.sh [-n KILLS] [-r REPO] [-b BINARY] [-p PHASES] [-k] [-w DIR]
+#   benches/crash-campaign.sh [-n KILLS] [-r REPO] [-b BINARY] [-p PHASES] [-f FRACTION] [-k] [-w DIR]
 #
 #   -n KILLS   kill points per phase (default 50)
 #   -r REPO    a bare git repository (default /work/data/ripgrep.git)
 #   -b BINARY  the mkit-bridge to test (default: build target/release/mkit-bridge)
 #   -p PHASES  comma-separated subset of import,fetch,export (default: all three)
+#   -f FRACTION  kill delays range over [0, FRACTION * T) (default 1; less when
+#              trials run faster than the clean run, as with a warm cache)
 #   -k         keep the work directory (default: kept only when a trial fails)
 #   -w DIR     work directory (default: a new temp directory)
 #
@@ -36,15 +38,17 @@ bin=""
 phases="import,fetch,export"
 keep=0
 work=""
-while getopts "n:r:b:p:kw:" opt; do
+fraction=1
+while getopts "n:r:b:p:f:kw:" opt; do
   case "$opt" in
     n) kills="$OPTARG" ;;
     r) repo="$OPTARG" ;;
     b) bin="$OPTARG" ;;
     p) phases="$OPTARG" ;;
+    f) fraction="$OPTARG" ;;
     k) keep=1 ;;
     w) work="$OPTARG" ;;
-    *) sed -n '2,15p' "$0" >&2; exit 64 ;;
+    *) sed -n "2,17p" "$0" >&2; exit 64 ;;
   esac
 done
 repo="$(cd "$repo" && pwd)"
@@ -178,7 +182,7 @@ campaign() {
   for i in $(seq 1 "$kills"); do
     local trial="$work/$phase-$i"
     $setup "$trial"
-    local d; d="$(delay "$i" "$wall")"
+    local d; d="$(delay "$i" "$(awk -v w="$wall" -v f="$fraction" 'BEGIN { print w * f }')")"
     local how; how="$(run_killed "$trial" "$d" "${cmd[@]}")"
     [ "$how" = killed ] && killed=$((killed + 1)) || finished=$((finished + 1))
     local rc=0 t1; t1="$(now)"
