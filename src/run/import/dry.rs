@@ -124,7 +124,11 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
     let direction = check_bindings(mkit_dir, &state_dir, req, &identity)?;
     crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
     let interrupted_before = state::importing_is_set(&state_dir)?;
-    let fetched = staging::fetch(&state_dir, req.url, req.interrupt)?;
+    // Interrupted during the fetch: the same error as the real run's.
+    let fetched = match staging::fetch(&state_dir, req.url, req.interrupt) {
+        Err(staging::StagingError::Interrupted { .. }) => return Err(ImportError::Interrupted),
+        other => other?,
+    };
     let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
         .into_iter()
         .map(|s| (s.name.clone(), s))
