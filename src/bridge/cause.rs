@@ -31,6 +31,8 @@ use crate::git::parse::{CommitRef, TagRef, parse_tree};
 use crate::git::{ObjectKind, Sha1};
 use crate::mkit::Id;
 
+mod json;
+
 /// Reads upstream objects (kind and body) for the tracer.
 pub trait ObjectSource {
     /// The object's kind and body, or `None` when it cannot be read.

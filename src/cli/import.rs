@@ -251,7 +251,7 @@ fn import_key(repo: &Repo, common: &Common) -> Result<KeyPair, CliError> {
                     p.display()
                 );
             }
-            return Ok(KeyPair::from_seed(&throwaway_seed()));
+            return Ok(import::dry_run_key());
         }
         KeyChoice::Generate(p) => {
             // `create_seed_new` never replaces a file: of two first imports
@@ -276,12 +276,6 @@ fn import_key(repo: &Repo, common: &Common) -> Result<KeyPair, CliError> {
         );
     }
     Ok(key)
-}
-
-/// A seed for a dry run's throwaway key: never stored, never signs anything
-/// that is kept.
-fn throwaway_seed() -> [u8; 32] {
-    *blake3::hash(b"mkit-bridge dry-run throwaway import key").as_bytes()
 }
 
 /// Plan the import (`--dry-run`): fetch into the staging mirror, translate
@@ -358,7 +352,7 @@ struct JsonOutcome<'a> {
     skipped: Vec<JsonSkipped<'a>>,
     #[serde(rename = "checkedOut", skip_serializing_if = "Option::is_none")]
     checked_out_camel: Option<&'a str>,
-    causes: Vec<super::import_report::JsonCause<'a>>,
+    causes: &'a [mkit_bridge::bridge::cause::Cause],
     warnings: &'a [String],
     notes: &'a [String],
     #[serde(rename = "fastForwarded", skip_serializing_if = "Option::is_none")]
@@ -401,11 +395,7 @@ fn render(
                 })
                 .collect(),
             checked_out_camel: o.checked_out.as_deref(),
-            causes: o
-                .causes
-                .iter()
-                .map(super::import_report::JsonCause::from)
-                .collect(),
+            causes: &o.causes,
             warnings: &o.warnings,
             notes: &o.notes,
             fast_forwarded,

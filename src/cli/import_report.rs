@@ -58,33 +58,57 @@ impl Hidden {
 /// Print the skipped refs of a run, grouped by cause, on stderr as warnings.
 /// Returns what was left out as already reported.
 pub fn render_causes(skipped: &[SkippedRef], causes: &[Cause], verbose: bool) -> Hidden {
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    let mut hidden = Hidden::default();
+    let reasons = reasons(skipped);
     let style = Style {
         per_ref: "warning: skipping ",
         grouped: "warning: ",
         skipped: "skipped",
     };
+    warn_causes(causes, &|r| reasons.get(r).cloned(), verbose, &style)
+}
+
+/// Each skipped ref's own refusal message, by upstream ref name.
+fn reasons(skipped: &[SkippedRef]) -> HashMap<&str, String> {
+    skipped
+        .iter()
+        .map(|s| (s.upstream.as_str(), s.refusal.to_string()))
+        .collect()
+}
+
+/// Print `causes` on stderr as warnings in `style`, but those an earlier
+/// run reported (unless `verbose`); `reason_of` gives a blocked ref's own
+/// refusal message. Returns what was left out.
+pub fn warn_causes(
+    causes: &[Cause],
+    reason_of: &dyn Fn(&str) -> Option<String>,
+    verbose: bool,
+    style: &Style<'_>,
+) -> Hidden {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let mut hidden = Hidden::default();
     for c in causes {
         if c.reported && !verbose {
             hidden.causes += 1;
             hidden.refs += c.blocked.len();
             continue;
         }
-        let _ = write_cause(&mut err, c, skipped, verbose, &style);
+        // Rendered whole, then written at once: lines of parallel runs never mix.
+        let mut text = Vec::new();
+        let _ = write_cause(&mut text, c, reason_of, verbose, style);
+        let _ = err.write_all(&text);
     }
     hidden
 }
 
 /// How cause lines start (warnings on stderr, or plan lines on stdout).
-struct Style {
+pub struct Style<'a> {
     /// Before `<ref>: <reason>` on a per-ref line.
-    per_ref: &'static str,
+    pub per_ref: &'a str,
     /// Before a grouped cause's first line.
-    grouped: &'static str,
+    pub grouped: &'a str,
     /// What happens to its refs, in that line.
-    skipped: &'static str,
+    pub skipped: &'a str,
 }
 
 /// One cause: its per-ref lines or its grouped line, then where it comes
@@ -92,14 +116,10 @@ struct Style {
 fn write_cause(
     w: &mut dyn Write,
     c: &Cause,
-    skipped: &[SkippedRef],
+    reason_of: &dyn Fn(&str) -> Option<String>,
     verbose: bool,
-    style: &Style,
+    style: &Style<'_>,
 ) -> std::io::Result<()> {
-    let reasons: HashMap<&str, &Refusal> = skipped
-        .iter()
-        .map(|s| (s.upstream.as_str(), &s.refusal))
-        .collect();
     let n = c.blocked.len();
     let per_ref = verbose || n <= PER_REF_LINES;
     let head = format!(
@@ -111,7 +131,7 @@ fn write_cause(
     );
     if per_ref {
         for r in &c.blocked {
-            let reason = reasons.get(r.as_str()).copied().unwrap_or(&c.refusal);
+            let reason = reason_of(r).unwrap_or_else(|| c.refusal.to_string());
             writeln!(w, "{}{r}: {reason}", style.per_ref)?;
         }
         let whose = match n {
@@ -217,92 +237,6 @@ pub fn show_path(path: &[u8]) -> String {
     }
 }
 
-/// A path in `--json`: JSON strings carry any text, so it is escaped only
-/// when it is not UTF-8.
-fn json_path(path: &[u8]) -> String {
-    match std::str::from_utf8(path) {
-        Ok(s) => s.to_owned(),
-        Err(_) => path.escape_ascii().to_string(),
-    }
-}
-
-/// One introducing commit in `--json`.
-#[derive(Serialize)]
-pub struct JsonIntroduction {
-    commit: String,
-    refs: usize,
-    date: Option<String>,
-    subject: String,
-}
-
-/// Another path of a cause in `--json`.
-#[derive(Serialize)]
-pub struct JsonMoved {
-    path: String,
-    commits: Vec<String>,
-}
-
-/// One cause in `--json` (`causes[]`).
-#[derive(Serialize)]
-pub struct JsonCause<'a> {
-    /// The refusal's name, as in `skipped[].refusal`.
-    refusal: &'static str,
-    spec: &'static str,
-    /// The offending path from the root tree, when the cause lies in a tree.
-    path: Option<String>,
-    /// The refused object, when the cause is one object.
-    object: Option<String>,
-    summary: String,
-    introduced: Vec<JsonIntroduction>,
-    /// Other paths the entry was moved or copied to.
-    also_at: Vec<JsonMoved>,
-    /// How many refs it blocks.
-    refs: usize,
-    blocked: Vec<&'a str>,
-    /// The full refusal message of the first blocked ref.
-    reason: String,
-    remedy: String,
-    reported_before: bool,
-}
-
-impl<'a> From<&'a Cause> for JsonCause<'a> {
-    fn from(c: &'a Cause) -> Self {
-        JsonCause {
-            refusal: c.refusal.name(),
-            spec: c.refusal.spec(),
-            path: c.path.as_deref().map(json_path),
-            object: match &c.key {
-                CauseKey::Object { object, .. } => Some(object.to_hex()),
-                _ => None,
-            },
-            summary: c.refusal.summary(),
-            introduced: c
-                .introduced
-                .iter()
-                .map(|i| JsonIntroduction {
-                    commit: i.commit.to_hex(),
-                    refs: i.refs,
-                    date: i.date(),
-                    subject: i.subject.clone(),
-                })
-                .collect(),
-            also_at: c
-                .moved
-                .iter()
-                .map(|m| JsonMoved {
-                    path: json_path(&m.path),
-                    commits: m.commits.iter().map(|c| c.to_hex()).collect(),
-                })
-                .collect(),
-            refs: c.blocked.len(),
-            blocked: c.blocked.iter().map(String::as_str).collect(),
-            reason: c.refusal.to_string(),
-            remedy: c.remedy(),
-            reported_before: c.reported,
-        }
-    }
-}
-
 // --- dry runs ----------------------------------------------------------------
 
 #[derive(Serialize)]
@@ -339,7 +273,7 @@ struct JsonPlan<'a> {
     refs: Vec<JsonPlannedRef<'a>>,
     pruned: Vec<JsonPruned<'a>>,
     skipped: Vec<JsonSkipped<'a>>,
-    causes: Vec<JsonCause<'a>>,
+    causes: &'a [Cause],
     translated: u64,
     written: u64,
     warnings: &'a [String],
@@ -383,7 +317,7 @@ pub fn render_plan(out: &mut impl Write, plan: &Plan, common: &Common) -> Result
                     refusal: s.refusal.name(),
                 })
                 .collect(),
-            causes: plan.causes.iter().map(JsonCause::from).collect(),
+            causes: &plan.causes,
             translated: plan.translated,
             written: plan.written,
             warnings: &plan.warnings,
@@ -435,8 +369,10 @@ pub fn render_plan(out: &mut impl Write, plan: &Plan, common: &Common) -> Result
         grouped: "refused   ",
         skipped: "would be skipped",
     };
+    let reasons = reasons(&plan.skipped);
+    let reason_of = |r: &str| reasons.get(r).cloned();
     for c in &plan.causes {
-        write_cause(out, c, &plan.skipped, common.verbose, &style)?;
+        write_cause(out, c, &reason_of, common.verbose, &style)?;
     }
     for w in &plan.warnings {
         writeln!(out, "warning: {w}")?;

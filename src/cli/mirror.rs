@@ -8,14 +8,14 @@
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use mkit_bridge::run::mirror::{
-    self, ConfigError, MirrorOptions, MirrorReport, Status, UpstreamReport,
+    self, ConfigError, MirrorFailure, MirrorOptions, MirrorReport, Status, UpstreamReport,
 };
 
 use super::CliError;
 use super::exit;
+use super::import_report::{Style, warn_causes};
 
 /// Flags of `mirror`.
 #[derive(Debug, clap::Args)]
@@ -39,13 +39,21 @@ pub struct Args {
     /// No per-upstream lines and no details on stderr (the table or JSON still prints).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Plan only: fetch each upstream into its staging mirror and report what a real run would
+    /// do (refs that would change, refusals grouped by cause, objects to translate); nothing
+    /// else is written, no target is created and no log is kept.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Every skipped ref on its own line, and causes an earlier run reported already.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// Run `mirror`.
 pub fn run(out: &mut impl Write, args: &Args) -> Result<(), CliError> {
     let mut config = mirror::load_config(&args.config)?;
     config.select(&args.only)?;
-    let interrupt = AtomicBool::new(false);
+    let interrupt = super::signals::interrupt_flag();
     let quiet = args.quiet;
     let on_done = move |r: &UpstreamReport| {
         if !quiet {
@@ -59,7 +67,8 @@ pub fn run(out: &mut impl Write, args: &Args) -> Result<(), CliError> {
         &MirrorOptions {
             parallel: args.parallel.map(NonZeroUsize::get),
             jobs: args.jobs_per_upstream,
-            interrupt: &interrupt,
+            interrupt,
+            dry_run: args.dry_run,
         },
         &on_done,
     );
@@ -68,7 +77,7 @@ pub fn run(out: &mut impl Write, args: &Args) -> Result<(), CliError> {
     } else {
         table(out, &report)?;
         if !quiet {
-            details(&report);
+            details(&report, args.verbose);
         }
     }
     for e in &report.log_errors {
@@ -118,6 +127,9 @@ fn table(out: &mut impl Write, report: &MirrorReport) -> Result<(), CliError> {
         .map(|r| {
             let detail = match &r.failure {
                 Some(e) => one_line(&e.to_string()),
+                None if r.created && report.dry_run => {
+                    "new repository (would be created)".to_owned()
+                }
                 None if r.created => "new repository".to_owned(),
                 None => String::new(),
             };
@@ -162,9 +174,15 @@ fn table(out: &mut impl Write, report: &MirrorReport) -> Result<(), CliError> {
     let t = report.totals;
     writeln!(
         out,
-        "{} upstreams: {} updated, {} unchanged, {} failed, {} busy ({:.2}s)",
+        "{} upstreams{}: {} {}updated, {} unchanged, {} failed, {} busy ({:.2}s)",
         report.upstreams.len(),
+        if report.dry_run {
+            " (dry run: nothing was written but the staging mirrors)"
+        } else {
+            ""
+        },
         t.updated,
+        if report.dry_run { "would be " } else { "" },
         t.unchanged,
         t.failed,
         t.busy,
@@ -174,8 +192,9 @@ fn table(out: &mut impl Write, report: &MirrorReport) -> Result<(), CliError> {
 }
 
 /// Per-upstream details after the table, on stderr: generated keys, skipped
-/// refs, the import's warnings and notes.
-fn details(report: &MirrorReport) {
+/// refs grouped by cause (as `fetch` prints them, each line naming the
+/// upstream), the import's warnings and notes.
+fn details(report: &MirrorReport, verbose: bool) {
     for r in &report.upstreams {
         if r.key_generated
             && let Some(p) = &r.key_file
@@ -187,8 +206,27 @@ fn details(report: &MirrorReport) {
                 p.display()
             );
         }
-        for s in &r.skipped_refs {
-            eprintln!("warning: {}: skipping {}: {}", r.name, s.upstream, s.reason);
+        let per_ref = format!("warning: {}: skipping ", r.name);
+        let grouped = format!("warning: {}: ", r.name);
+        let style = Style {
+            per_ref: &per_ref,
+            grouped: &grouped,
+            skipped: if report.dry_run {
+                "would be skipped"
+            } else {
+                "skipped"
+            },
+        };
+        let reason_of = |name: &str| {
+            r.skipped_refs
+                .iter()
+                .find(|s| s.upstream == name)
+                .map(|s| s.reason.clone())
+        };
+        let hidden = warn_causes(&r.causes, &reason_of, verbose, &style);
+        let note = hidden.note();
+        if !note.is_empty() {
+            eprintln!("note: {}: refs skipped{note}", r.name);
         }
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.name);
@@ -202,6 +240,20 @@ fn details(report: &MirrorReport) {
 /// 0 when every upstream is updated or unchanged; 1 when any failed; 75
 /// when none failed but some were busy.
 fn verdict(report: &MirrorReport) -> Result<(), CliError> {
+    if super::signals::interrupted() {
+        let left = report
+            .upstreams
+            .iter()
+            .filter(|r| matches!(r.failure, Some(MirrorFailure::Interrupted)))
+            .count();
+        return Err(CliError::MirrorIncomplete {
+            message: format!(
+                "interrupted: the running upstreams stopped at a safe point and {left} were not \
+                 started; the next run finishes them"
+            ),
+            code: exit::INTERRUPTED,
+        });
+    }
     let names = |s: Status| {
         report
             .upstreams

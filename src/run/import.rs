@@ -50,7 +50,7 @@ use crate::state::{self, Binding, Direction, RefState, StateError};
 mod dry;
 mod report;
 
-pub use dry::{Change, Plan, PlannedRef, PrunedRef, plan};
+pub use dry::{Change, Plan, PlannedRef, PrunedRef, dry_run_key, plan};
 
 /// What to import and how.
 pub struct ImportRequest<'a> {

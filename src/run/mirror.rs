@@ -21,13 +21,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::bridge::cause::Cause;
 use crate::durable::{self, IoError};
 use crate::git::remote::{self, UrlKind};
 use crate::mkit::Id;
 use crate::mkit::keys::{self, KeyError};
 use crate::mkit::repo::{self, Repo, RepoError};
 use crate::mkit::sign::KeyPair;
-use crate::run::import::{self, ImportError, ImportRequest, KeyChoice, NoProgress};
+use crate::run::import::{
+    self, Change, ImportError, ImportRequest, KeyChoice, NoProgress, SkippedRef,
+};
 use crate::state::{self, StateError};
 
 /// The state name an upstream gets when the config names none.
@@ -587,6 +590,9 @@ pub struct UpstreamReport {
     pub skipped: Option<usize>,
     /// The refused refs and why.
     pub skipped_refs: Vec<SkippedDetail>,
+    /// The refused refs grouped by root cause (the refusal report); a cause
+    /// an earlier run reported unchanged has `reported_before`.
+    pub causes: Vec<Cause>,
     /// The import's warnings (force-pushes, deletions, moved tags...).
     pub warnings: Vec<String>,
     /// The import's notes (a map rebuild and why).
@@ -638,6 +644,9 @@ pub struct MirrorReport {
     pub totals: Totals,
     /// Upstreams run at once.
     pub parallel: usize,
+    /// True for `--dry-run`: every figure says what a real run would do, and
+    /// nothing was written on the mkit side (only staging mirrors fetched).
+    pub dry_run: bool,
     /// Every upstream's outcome, in config order.
     pub upstreams: Vec<UpstreamReport>,
     /// Wall time, in seconds.
@@ -692,6 +701,10 @@ pub struct MirrorOptions<'a> {
     /// Set to stop: running imports stop at their next safe point and
     /// upstreams not yet started are reported as not started.
     pub interrupt: &'a AtomicBool,
+    /// Plan instead of import (`import::plan`): staging mirrors are fetched,
+    /// nothing else is written, and a target that does not exist yet is
+    /// planned in a throwaway repository (spec/MIRROR.md).
+    pub dry_run: bool,
 }
 
 /// Worker threads for one upstream when nothing sets them: the import's
@@ -718,7 +731,9 @@ pub fn run(
         _ => auto_jobs(parallel),
     };
     let log_errors = Mutex::new(Vec::new());
-    if let Some(dir) = &config.log_dir
+    // A dry run keeps no logs: it writes nothing but staging mirrors.
+    let log_dir = config.log_dir.as_deref().filter(|_| !opts.dry_run);
+    if let Some(dir) = log_dir
         && let Err(e) = durable::create_dir_all_durable(&dir.join(UPSTREAM_LOGS))
     {
         lock(&log_errors).push(e.to_string());
@@ -732,8 +747,8 @@ pub fn run(
                 break;
             };
             let jobs = up.jobs.filter(|&j| j > 0).unwrap_or(default_jobs);
-            let report = mirror_one(up, jobs, opts.interrupt);
-            if let Some(dir) = &config.log_dir
+            let report = mirror_one(up, jobs, opts);
+            if let Some(dir) = log_dir
                 && report.status != Status::Busy
                 && let Err(e) = write_json(&upstream_log(dir, &up.name), &report)
             {
@@ -792,12 +807,13 @@ pub fn run(
         ok: totals.failed == 0 && totals.busy == 0,
         totals,
         parallel,
+        dry_run: opts.dry_run,
         upstreams,
         seconds: seconds(started.elapsed()),
         started_at,
         log_errors: log_errors.into_inner().unwrap_or_else(|p| p.into_inner()),
     };
-    if let Some(dir) = &config.log_dir
+    if let Some(dir) = log_dir
         && let Err(e) = write_json(&dir.join(RUN_LOG), &report)
     {
         report.log_errors.push(e);
@@ -841,6 +857,7 @@ impl UpstreamReport {
             removed: None,
             skipped: None,
             skipped_refs: Vec::new(),
+            causes: Vec::new(),
             warnings: Vec::new(),
             notes: Vec::new(),
             translated: 0,
@@ -858,11 +875,15 @@ impl UpstreamReport {
 
 /// Mirror one upstream; whatever happens, including a panic, ends in its
 /// report.
-fn mirror_one(up: &Upstream, jobs: usize, interrupt: &AtomicBool) -> UpstreamReport {
+fn mirror_one(up: &Upstream, jobs: usize, opts: &MirrorOptions<'_>) -> UpstreamReport {
     let start = Instant::now();
     let mut report = UpstreamReport::new(up, jobs);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        attempt(up, jobs, interrupt, &mut report)
+        if opts.dry_run {
+            attempt_dry(up, jobs, opts.interrupt, &mut report)
+        } else {
+            attempt(up, jobs, opts.interrupt, &mut report)
+        }
     }));
     let failure = match result {
         Ok(Ok(())) => None,
@@ -901,51 +922,53 @@ fn panic_point(name: &str) {
     let _ = name;
 }
 
-/// The body of [`mirror_one`]: fills `report` and sets its status when the
-/// import ran.
-fn attempt(
-    up: &Upstream,
-    jobs: usize,
-    interrupt: &AtomicBool,
-    report: &mut UpstreamReport,
-) -> Result<(), MirrorFailure> {
+/// What every run of an upstream checks first: the interrupt, the panic
+/// hook, and that a local upstream exists (nothing is created for one that
+/// does not).
+fn preflight(up: &Upstream, interrupt: &AtomicBool) -> Result<(), MirrorFailure> {
     if interrupt.load(Ordering::Relaxed) {
         return Err(MirrorFailure::Interrupted);
     }
     panic_point(&up.name);
-    // A local upstream that is not there: nothing is created for it.
     if let Some(path) = remote::local_path(&up.url)
         && std::fs::symlink_metadata(&path).is_err()
     {
         return Err(MirrorFailure::MissingUpstream { path });
     }
-    // `mirror --dry-run` (once the import has a dry-run flag): a missing
-    // target is reported as "would create" here instead of being created.
-    let (repo, created) = open_or_create(&up.target)?;
-    report.created = created;
-    let mkit_dir = repo.mkit_dir();
-    let state_dir = state::state_dir(mkit_dir, &up.remote)?;
+    Ok(())
+}
 
-    // A held lock is reported, not waited for. The import takes the lock
-    // again itself (waiting at most the default 5 s should another run
-    // slip in between, then reporting it busy as well).
-    let previous: Vec<String> = {
-        let Some(_probe) = state::try_lock_state(mkit_dir, &up.remote)? else {
-            return Err(MirrorFailure::Busy {
-                lock: state::lock_path(mkit_dir, &up.remote)?,
-            });
-        };
-        state::load_import_ref_state(&state_dir)?
-            .into_iter()
-            .map(|r| r.name)
-            .collect()
+/// The upstream refs the last import recorded, read under a lock taken
+/// without waiting: a lock held by another run is reported as busy. The
+/// import takes the lock again itself (waiting at most the default 5 s
+/// should another run slip in between, then reporting it busy as well).
+fn recorded_refs(mkit_dir: &Path, remote: &str) -> Result<Vec<String>, MirrorFailure> {
+    let state_dir = state::state_dir(mkit_dir, remote)?;
+    let Some(_probe) = state::try_lock_state(mkit_dir, remote)? else {
+        return Err(MirrorFailure::Busy {
+            lock: state::lock_path(mkit_dir, remote)?,
+        });
     };
+    Ok(state::load_import_ref_state(&state_dir)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
 
+/// The import key, recorded in `report`. A key the run would generate is
+/// generated (never replacing a file: of two first runs racing, one key
+/// wins), unless `dry_run`, which plans with a throwaway key instead.
+fn import_key(
+    up: &Upstream,
+    mkit_dir: &Path,
+    dry_run: bool,
+    report: &mut UpstreamReport,
+) -> Result<KeyPair, MirrorFailure> {
     let (key_path, generated) = match &up.key {
         Some(p) => (p.clone(), false),
         None => match import::choose_import_key(mkit_dir, &up.remote, None)? {
             KeyChoice::Given(p) | KeyChoice::Default(p) => (p, false),
-            // Never replaces a file: of two first runs racing, one key wins.
+            KeyChoice::Generate(_) if dry_run => return Ok(import::dry_run_key()),
             KeyChoice::Generate(p) => {
                 let made = keys::create_seed_new(&p)?;
                 (p, made)
@@ -956,22 +979,77 @@ fn attempt(
     report.key = Some(Id(key.public()).to_hex());
     report.key_file = Some(key_path);
     report.key_generated = generated;
+    Ok(key)
+}
 
-    let outcome = import::import(
-        &repo,
-        &ImportRequest {
-            url: &up.url,
-            remote: &up.remote,
-            key: &key,
-            jobs,
-            // A mirror has no worktree and no local branch: tracking refs
-            // and tags only (spec/MIRROR.md).
-            set_default_branch: false,
-            interrupt,
-            progress: &NoProgress,
-            // `mirror --dry-run`: pass the import's dry-run flag here.
-        },
-    )?;
+/// The import request for `up`. A mirror has no worktree and no local
+/// branch: tracking refs and tags only (spec/MIRROR.md).
+fn request<'a>(
+    up: &'a Upstream,
+    key: &'a KeyPair,
+    jobs: usize,
+    interrupt: &'a AtomicBool,
+) -> ImportRequest<'a> {
+    ImportRequest {
+        url: &up.url,
+        remote: &up.remote,
+        key,
+        jobs,
+        set_default_branch: false,
+        interrupt,
+        progress: &NoProgress,
+    }
+}
+
+/// Fill the common part of `report` from a run's (or a plan's) outcome and
+/// set its status; every ref refused is a failure, as for `fetch`.
+fn settle(
+    report: &mut UpstreamReport,
+    imported: usize,
+    changed: usize,
+    removed: usize,
+    skipped: &[SkippedRef],
+) -> Result<(), MirrorFailure> {
+    report.refs = Some(imported);
+    report.changed = Some(changed);
+    report.removed = Some(removed);
+    report.skipped = Some(skipped.len());
+    report.skipped_refs = skipped
+        .iter()
+        .map(|s| SkippedDetail {
+            upstream: s.upstream.clone(),
+            refusal: s.refusal.name(),
+            reason: s.refusal.to_string(),
+        })
+        .collect();
+    if imported == 0 && !skipped.is_empty() {
+        return Err(MirrorFailure::AllSkipped {
+            count: skipped.len(),
+        });
+    }
+    report.status = if report.created || changed > 0 {
+        Status::Updated
+    } else {
+        Status::Unchanged
+    };
+    Ok(())
+}
+
+/// The body of [`mirror_one`]: fills `report` and sets its status when the
+/// import ran.
+fn attempt(
+    up: &Upstream,
+    jobs: usize,
+    interrupt: &AtomicBool,
+    report: &mut UpstreamReport,
+) -> Result<(), MirrorFailure> {
+    preflight(up, interrupt)?;
+    let (repo, created) = open_or_create(&up.target)?;
+    report.created = created;
+    let mkit_dir = repo.mkit_dir();
+    let previous = recorded_refs(mkit_dir, &up.remote)?;
+    let key = import_key(up, mkit_dir, false, report)?;
+    let outcome = import::import(&repo, &request(up, &key, jobs, interrupt))?;
 
     let present = |name: &str| {
         outcome.imported.iter().any(|r| r.upstream == name)
@@ -983,43 +1061,91 @@ fn attempt(
         .filter(|n| n.starts_with(crate::mkit::refs::HEADS_PREFIX) && !present(n))
         .count();
     let changed = outcome.imported.iter().filter(|r| r.changed).count() + removed;
-    report.refs = Some(outcome.imported.len());
-    report.changed = Some(changed);
-    report.removed = Some(removed);
-    report.skipped = Some(outcome.skipped.len());
-    report.skipped_refs = outcome
-        .skipped
-        .iter()
-        .map(|s| SkippedDetail {
-            upstream: s.upstream.clone(),
-            refusal: s.refusal.name(),
-            reason: s.refusal.to_string(),
-        })
-        .collect();
+    report.causes = outcome.causes;
     report.warnings = outcome.warnings;
     report.notes = outcome.notes;
     report.translated = outcome.translated;
     report.written = outcome.written;
-    if outcome.imported.is_empty() && !outcome.skipped.is_empty() {
-        return Err(MirrorFailure::AllSkipped {
-            count: outcome.skipped.len(),
-        });
-    }
-    report.status = if created || changed > 0 {
-        Status::Updated
-    } else {
-        Status::Unchanged
-    };
-    Ok(())
+    settle(
+        report,
+        outcome.imported.len(),
+        changed,
+        removed,
+        &outcome.skipped,
+    )
 }
 
-/// Open the target's repository, or create it when the target is absent or
-/// empty. Returns whether this call created it. Safe against another run
-/// creating it at the same moment: one creation wins, the other opens it.
-fn open_or_create(target: &Path) -> Result<(Repo, bool), MirrorFailure> {
-    let mkit = target.join(repo::MKIT_DIR);
-    if std::fs::symlink_metadata(&mkit).is_ok() {
-        return Ok((Repo::open(target)?, false));
+/// [`attempt`] for `--dry-run`: the same checks, then [`import::plan`]
+/// instead of the import. A target that does not exist yet (or is empty) is
+/// planned in a throwaway repository under the temp directory, removed
+/// afterwards, and reported as `created` (it would be).
+fn attempt_dry(
+    up: &Upstream,
+    jobs: usize,
+    interrupt: &AtomicBool,
+    report: &mut UpstreamReport,
+) -> Result<(), MirrorFailure> {
+    preflight(up, interrupt)?;
+    let scratch;
+    let repo = if target_exists(&up.target)? {
+        Repo::open(&up.target)?
+    } else {
+        scratch = Scratch::new(&up.name)?;
+        report.created = true;
+        Repo::init(&scratch.0)?
+    };
+    let mkit_dir = repo.mkit_dir();
+    recorded_refs(mkit_dir, &up.remote)?;
+    let key = import_key(up, mkit_dir, true, report)?;
+    let plan = import::plan(&repo, &request(up, &key, jobs, interrupt))?;
+    let changed = plan
+        .refs
+        .iter()
+        .filter(|r| matches!(r.change, Change::New | Change::Updated | Change::Forced))
+        .count()
+        + plan.pruned.len();
+    report.causes = plan.causes;
+    report.warnings = plan.warnings;
+    report.notes = plan.notes;
+    report.translated = plan.translated;
+    report.written = plan.written;
+    settle(
+        report,
+        plan.refs.len(),
+        changed,
+        plan.pruned.len(),
+        &plan.skipped,
+    )
+}
+
+/// A throwaway directory for a dry run's repository, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Result<Scratch, MirrorFailure> {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mkit-bridge-mirror-dry-{}-{}-{name}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&dir).map_err(|e| IoError::new("create", &dir, e))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// True when the target holds an mkit repository; false when it is absent
+/// or empty (a real run would create the repository there); an error when
+/// it holds anything else.
+fn target_exists(target: &Path) -> Result<bool, MirrorFailure> {
+    if std::fs::symlink_metadata(target.join(repo::MKIT_DIR)).is_ok() {
+        return Ok(true);
     }
     match std::fs::read_dir(target) {
         Ok(rd) => {
@@ -1034,9 +1160,19 @@ fn open_or_create(target: &Path) -> Result<(Repo, bool), MirrorFailure> {
                     });
                 }
             }
+            Ok(false)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IoError::new("list", target, e).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(IoError::new("list", target, e).into()),
+    }
+}
+
+/// Open the target's repository, or create it when the target is absent or
+/// empty. Returns whether this call created it. Safe against another run
+/// creating it at the same moment: one creation wins, the other opens it.
+fn open_or_create(target: &Path) -> Result<(Repo, bool), MirrorFailure> {
+    if target_exists(target)? {
+        return Ok((Repo::open(target)?, false));
     }
     durable::create_dir_all_durable(target)?;
     match Repo::init(target) {

@@ -8,10 +8,9 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
 
 struct Env {
     work: tempfile::TempDir,
@@ -51,33 +50,7 @@ impl Env {
     /// and return what it did.
     fn signalled(&self, cwd: &Path, args: &[&str], point: &str, signal: Signal) -> Output {
         let flag = self.path(&format!("paused-{point}"));
-        let _ = std::fs::remove_file(&flag);
-        let mut child = self
-            .command(cwd, args)
-            .env("MKIT_BRIDGE_PAUSE_AT", point)
-            .env("MKIT_BRIDGE_PAUSED", &flag)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !flag.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{args:?} ended ({status}) before pausing at {point}: {}",
-                    text(&out.stderr)
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{args:?} never paused at {point}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-        kill_process(pid, signal).unwrap();
-        child.wait_with_output().unwrap()
+        common::signalled_at(&mut self.command(cwd, args), point, &flag, signal)
     }
 
     fn import_args(&self) -> Vec<&str> {

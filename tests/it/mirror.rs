@@ -264,10 +264,19 @@ fn a_fleet_reports_each_upstream_and_a_second_run_is_unchanged() {
     );
     // One line per upstream as it finished, then the details.
     assert_eq!(err.matches("mirror: ").count(), 4, "{err}");
+    // The cause was reported by the first run: counted, not repeated...
+    assert!(
+        err.contains("note: refused: refs skipped (1 by 1 cause reported before;"),
+        "{err}"
+    );
+    assert!(!err.contains("skipping refs/heads/aux"), "{err}");
+    // ... unless asked.
+    let err = stderr(&f.mirror(&["--verbose"]));
     assert!(
         err.contains("warning: refused: skipping refs/heads/aux:"),
         "{err}"
     );
+    assert!(err.contains("  cause: "), "{err}");
     let after: Vec<_> = ["good", "refused"].map(|n| repo_view(&f.target(n))).into();
     assert_eq!(after, before);
 
@@ -483,4 +492,140 @@ fn config_errors_stop_before_anything_runs() {
     assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
     let out = f.mirror(&["--parallel", "0"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}
+
+/// Everything of a target a dry run must leave alone: its refs and objects,
+/// and every file of its state but the staging mirror (which a dry run
+/// fetches into, as `fetch --dry-run` does).
+fn untouched_view(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut all = common::files_under(&dir.join(".mkit"));
+    all.retain(|path, _| !path.contains("/repo.git/"));
+    all
+}
+
+#[test]
+fn a_dry_run_plans_what_the_next_run_does_and_writes_nothing() {
+    let f = fleet(
+        &[
+            ("good", Some("multi-branch")),
+            ("refused", Some("aux-name")),
+            ("fresh", Some("multi-branch")),
+        ],
+        "log_dir = \"logs\"",
+    );
+    // One cause blocking five refs: the report groups them.
+    for b in ["aux2", "aux3", "aux4", "aux5"] {
+        common::run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(f.path("upstreams/refused"))
+                .args(["branch", b, "aux"]),
+        );
+    }
+    let (code, _) = f.mirror_json(&["--only", "good,refused"]);
+    assert_eq!(code, 0);
+    for step in ["multi-branch.append", "multi-branch.rewrite"] {
+        common::build_fixture(step, &f.path("upstreams/good"));
+    }
+    let logs = common::files_under(&f.path("logs"));
+    let before: Vec<_> = ["good", "refused"]
+        .map(|n| untouched_view(&f.target(n)))
+        .into();
+
+    let (code, plan) = f.mirror_json(&["--dry-run"]);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(plan["dry_run"], true);
+    let after: Vec<_> = ["good", "refused"]
+        .map(|n| untouched_view(&f.target(n)))
+        .into();
+    assert_eq!(after, before, "a dry run writes nothing on the mkit side");
+    assert!(!f.target("fresh").exists(), "a dry run creates no target");
+    assert_eq!(common::files_under(&f.path("logs")), logs, "no log is kept");
+    let fresh = upstream(&plan, "fresh");
+    assert_eq!(fresh["created"], true, "{fresh}");
+    assert_eq!(fresh["status"], "updated");
+    let refused = upstream(&plan, "refused");
+    assert_eq!(refused["skipped"], 5, "{refused}");
+    assert_eq!(refused["causes"].as_array().unwrap().len(), 1, "{refused}");
+    assert_eq!(refused["causes"][0]["refs"], 5);
+    assert_eq!(refused["causes"][0]["refusal"], "TreeEntryName");
+
+    // The text form: one grouped warning for the five refs.
+    let out = f.mirror(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: refused: 5 refs would be skipped, all for one cause: "),
+        "{err}"
+    );
+    assert!(!err.contains("skipping refs/heads/aux"), "{err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().last().unwrap().starts_with(
+            "3 upstreams (dry run: nothing was written but the staging mirrors): 2 would be \
+             updated, 1 unchanged"
+        ),
+        "{text}"
+    );
+
+    // The real run does what the plan said.
+    let (code, real) = f.mirror_json(&[]);
+    assert_eq!(code, 0, "{real}");
+    assert_eq!(real["dry_run"], false);
+    for name in ["good", "refused", "fresh"] {
+        let (p, r) = (upstream(&plan, name), upstream(&real, name));
+        for k in [
+            "status",
+            "created",
+            "refs",
+            "changed",
+            "removed",
+            "skipped",
+            "translated",
+            "written",
+        ] {
+            assert_eq!(p[k], r[k], "{name}.{k}: plan {p}\nreal {r}");
+        }
+        assert_eq!(p["skipped_refs"], r["skipped_refs"], "{name}");
+        let blocked = |u: &Value| {
+            u["causes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["blocked"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(blocked(p), blocked(r), "{name}");
+    }
+    assert!(f.target("fresh").join(".mkit").is_dir());
+}
+
+#[test]
+fn an_interrupted_run_stops_exits_130_and_the_next_run_finishes() {
+    let f = fleet(&FLEET[..2], "parallel = 1");
+    let flag = f.path("paused");
+    let out = common::signalled_at(
+        f.command(&[]).env_remove("MKIT_BRIDGE_CRASH_AT"),
+        "fetched",
+        &flag,
+        rustix::process::Signal::INT,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: "), "{err}");
+    assert!(err.contains("1 were not started"), "{err}");
+    let rows = table_rows(&out.stdout);
+    assert_eq!(rows["good"][0], "failed", "{rows:?}");
+    assert_eq!(rows["refused"][0], "failed", "{rows:?}");
+    assert!(
+        rows["refused"].join(" ").contains("not started"),
+        "{rows:?}"
+    );
+
+    let (code, doc) = f.mirror_json(&[]);
+    assert_eq!(code, 0, "{doc}");
+    for name in ["good", "refused"] {
+        let (_, dir) = f.direct(name);
+        assert_eq!(repo_view(&f.target(name)), repo_view(&dir), "{name}");
+    }
 }

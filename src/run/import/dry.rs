@@ -113,6 +113,14 @@ pub struct Plan {
     pub cloned: bool,
 }
 
+/// The key a dry run plans with when the real run would generate one: a
+/// fixed throwaway key, never stored, that signs nothing that is kept.
+pub fn dry_run_key() -> crate::mkit::sign::KeyPair {
+    crate::mkit::sign::KeyPair::from_seed(
+        blake3::hash(b"mkit-bridge dry-run throwaway import key").as_bytes(),
+    )
+}
+
 /// Plan an import of `req.url` into `repo` under state `req.remote`,
 /// writing nothing but the staging mirror. Refuses exactly what the real
 /// run refuses before translating (bindings, the divergence probe).

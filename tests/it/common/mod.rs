@@ -222,3 +222,42 @@ pub fn git_archive(git_dir: &Path, rev: &str, into: &Path) {
     child.stdin.take().unwrap().write_all(&tar).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// Spawn `cmd` with the `test-hooks` pause point `point` armed (`flag` is
+/// the file the run creates on reaching it), wait until it pauses there,
+/// send `signal`, and return what the run did.
+pub fn signalled_at(
+    cmd: &mut Command,
+    point: &str,
+    flag: &Path,
+    signal: rustix::process::Signal,
+) -> std::process::Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let _ = std::fs::remove_file(flag);
+    let mut child = cmd
+        .env("MKIT_BRIDGE_PAUSE_AT", point)
+        .env("MKIT_BRIDGE_PAUSED", flag)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !flag.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} ended ({status}) before pausing at {point}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{cmd:?} never paused at {point}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    child.wait_with_output().unwrap()
+}
