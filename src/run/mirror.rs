@@ -1001,20 +1001,28 @@ fn request<'a>(
     }
 }
 
-/// Fill the common part of `report` from a run's (or a plan's) outcome and
-/// set its status; every ref refused is a failure, as for `fetch`.
-fn settle(
-    report: &mut UpstreamReport,
+/// What an import (or a plan) did to one upstream, as the report counts it.
+struct Summary {
     imported: usize,
     changed: usize,
     removed: usize,
-    skipped: &[SkippedRef],
-) -> Result<(), MirrorFailure> {
-    report.refs = Some(imported);
-    report.changed = Some(changed);
-    report.removed = Some(removed);
-    report.skipped = Some(skipped.len());
-    report.skipped_refs = skipped
+    skipped: Vec<SkippedRef>,
+    causes: Vec<Cause>,
+    warnings: Vec<String>,
+    notes: Vec<String>,
+    translated: u64,
+    written: u64,
+}
+
+/// Fill `report` from a run's (or a plan's) summary and set its status;
+/// every ref refused is a failure, as for `fetch`.
+fn settle(report: &mut UpstreamReport, s: Summary) -> Result<(), MirrorFailure> {
+    report.refs = Some(s.imported);
+    report.changed = Some(s.changed);
+    report.removed = Some(s.removed);
+    report.skipped = Some(s.skipped.len());
+    report.skipped_refs = s
+        .skipped
         .iter()
         .map(|s| SkippedDetail {
             upstream: s.upstream.clone(),
@@ -1022,12 +1030,17 @@ fn settle(
             reason: s.refusal.to_string(),
         })
         .collect();
-    if imported == 0 && !skipped.is_empty() {
+    report.causes = s.causes;
+    report.warnings = s.warnings;
+    report.notes = s.notes;
+    report.translated = s.translated;
+    report.written = s.written;
+    if s.imported == 0 && !s.skipped.is_empty() {
         return Err(MirrorFailure::AllSkipped {
-            count: skipped.len(),
+            count: s.skipped.len(),
         });
     }
-    report.status = if report.created || changed > 0 {
+    report.status = if report.created || s.changed > 0 {
         Status::Updated
     } else {
         Status::Unchanged
@@ -1060,19 +1073,18 @@ fn attempt(
         .iter()
         .filter(|n| n.starts_with(crate::mkit::refs::HEADS_PREFIX) && !present(n))
         .count();
-    let changed = outcome.imported.iter().filter(|r| r.changed).count() + removed;
-    report.causes = outcome.causes;
-    report.warnings = outcome.warnings;
-    report.notes = outcome.notes;
-    report.translated = outcome.translated;
-    report.written = outcome.written;
-    settle(
-        report,
-        outcome.imported.len(),
-        changed,
+    let summary = Summary {
+        imported: outcome.imported.len(),
+        changed: outcome.imported.iter().filter(|r| r.changed).count() + removed,
         removed,
-        &outcome.skipped,
-    )
+        skipped: outcome.skipped,
+        causes: outcome.causes,
+        warnings: outcome.warnings,
+        notes: outcome.notes,
+        translated: outcome.translated,
+        written: outcome.written,
+    };
+    settle(report, summary)
 }
 
 /// [`attempt`] for `--dry-run`: the same checks, then [`import::plan`]
@@ -1098,24 +1110,19 @@ fn attempt_dry(
     recorded_refs(mkit_dir, &up.remote)?;
     let key = import_key(up, mkit_dir, true, report)?;
     let plan = import::plan(&repo, &request(up, &key, jobs, interrupt))?;
-    let changed = plan
-        .refs
-        .iter()
-        .filter(|r| matches!(r.change, Change::New | Change::Updated | Change::Forced))
-        .count()
-        + plan.pruned.len();
-    report.causes = plan.causes;
-    report.warnings = plan.warnings;
-    report.notes = plan.notes;
-    report.translated = plan.translated;
-    report.written = plan.written;
-    settle(
-        report,
-        plan.refs.len(),
-        changed,
-        plan.pruned.len(),
-        &plan.skipped,
-    )
+    let moving = |c: Change| matches!(c, Change::New | Change::Updated | Change::Forced);
+    let summary = Summary {
+        imported: plan.refs.len(),
+        changed: plan.refs.iter().filter(|r| moving(r.change)).count() + plan.pruned.len(),
+        removed: plan.pruned.len(),
+        skipped: plan.skipped,
+        causes: plan.causes,
+        warnings: plan.warnings,
+        notes: plan.notes,
+        translated: plan.translated,
+        written: plan.written,
+    };
+    settle(report, summary)
 }
 
 /// A throwaway directory for a dry run's repository, removed on drop.
