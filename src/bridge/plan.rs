@@ -31,6 +31,9 @@
 
 use crate::git::sha1::Sha1;
 
+pub mod import;
+pub mod pull;
+
 /// What kind of ref is being moved, which decides the rules that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefKind {
