@@ -402,13 +402,16 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
     Ok(report)
 }
 
+/// The roots, the kind each wants, and the states' maps.
+type Collected = (Vec<Root>, Vec<u8>, Vec<StateMaps>);
+
 /// The roots (refs, `HEAD`, and every non-zero mkit id a state's ref state
 /// records), with the kind each wants, and every state's map.
 fn collect_roots(
     mkit_dir: &Path,
     problems: &mut Vec<Problem>,
     report: &mut FsckReport,
-) -> Result<(Vec<Root>, Vec<u8>, Vec<StateMaps>), FsckError> {
+) -> Result<Collected, FsckError> {
     let (mut roots, mut root_wants) = read_roots(mkit_dir, problems, &mut report.warnings)?;
     let mut states = Vec::new();
     for name in state::list_states(mkit_dir)? {
