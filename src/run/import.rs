@@ -427,13 +427,7 @@ fn finish(
             changed: r.changed(),
         });
     }
-    outcome.skipped = plan
-        .skipped()
-        .map(|(r, refusal)| SkippedRef {
-            upstream: r.upstream.clone(),
-            refusal: refusal.clone(),
-        })
-        .collect();
+    outcome.skipped = update::skipped(plan);
     outcome.warnings.extend(plan.warnings());
     // Attestations before the ref state: a head whose recorded state did not
     // change is not attested again, so a crash after the state was stored

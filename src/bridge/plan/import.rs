@@ -563,32 +563,22 @@ mod tests {
         }
     }
 
-    fn branch(name: &str, target: Sha1, id: Id) -> Upstream {
+    /// An upstream ref mapped as the import maps it for state `up`.
+    fn upstream(name: String, target: Sha1, id: Id) -> Upstream {
+        let mapping = rules::map_ref("up", name.as_bytes()).unwrap().unwrap();
         Upstream {
-            name: format!("refs/heads/{name}"),
+            name,
             target,
-            resolved: Ok((
-                RefMapping::Branch {
-                    branch: name.to_owned(),
-                    mkit_ref: format!("refs/remotes/up/{name}"),
-                },
-                id,
-            )),
+            resolved: Ok((mapping, id)),
         }
     }
 
+    fn branch(name: &str, target: Sha1, id: Id) -> Upstream {
+        upstream(format!("refs/heads/{name}"), target, id)
+    }
+
     fn tag(name: &str, target: Sha1, id: Id) -> Upstream {
-        Upstream {
-            name: format!("refs/tags/{name}"),
-            target,
-            resolved: Ok((
-                RefMapping::Tag {
-                    tag: name.to_owned(),
-                    mkit_ref: format!("refs/tags/{name}"),
-                },
-                id,
-            )),
-        }
+        upstream(format!("refs/tags/{name}"), target, id)
     }
 
     fn rec(entries: &[(&str, u8, u8)]) -> BTreeMap<String, Recorded> {
@@ -606,9 +596,20 @@ mod tests {
             .collect()
     }
 
+    fn plan_all(
+        world: &mut World,
+        upstream: Vec<Upstream>,
+        recorded: &BTreeMap<String, Recorded>,
+    ) -> ImportPlan {
+        plan("up", upstream, recorded, None, world).unwrap()
+    }
+
     fn one(world: &mut World, u: Upstream, recorded: &BTreeMap<String, Recorded>) -> RefPlan {
-        let p = plan("up", vec![u], recorded, None, world).unwrap();
-        p.refs.into_iter().next().unwrap()
+        plan_all(world, vec![u], recorded).refs.remove(0)
+    }
+
+    fn decided(r: &RefPlan) -> (Change, Local) {
+        (planned(r).change, planned(r).local)
     }
 
     fn planned(r: &RefPlan) -> &Planned {
@@ -619,12 +620,10 @@ mod tests {
     fn new_refs_are_created_where_nothing_is() {
         let mut w = World::default();
         let r = one(&mut w, branch("main", sha(1), id(1)), &BTreeMap::new());
-        assert_eq!(planned(&r).change, Change::New);
-        assert_eq!(planned(&r).local, Local::Write { expected: None });
+        assert_eq!(decided(&r), (Change::New, Local::Write { expected: None }));
         assert!(r.changed());
         let r = one(&mut w, tag("v1", sha(2), id(2)), &BTreeMap::new());
-        assert_eq!(planned(&r).change, Change::New);
-        assert_eq!(planned(&r).local, Local::Write { expected: None });
+        assert_eq!(decided(&r), (Change::New, Local::Write { expected: None }));
         assert_eq!(w.asked, 0);
     }
 
@@ -634,13 +633,14 @@ mod tests {
         w.refs.insert("refs/remotes/up/main".into(), id(1));
         let recorded = rec(&[("refs/heads/main", 1, 1), ("refs/tags/v1", 2, 2)]);
         let r = one(&mut w, branch("main", sha(1), id(1)), &recorded);
-        assert_eq!(planned(&r).change, Change::Unchanged);
-        assert_eq!(planned(&r).local, Local::InPlace);
+        assert_eq!(decided(&r), (Change::Unchanged, Local::InPlace));
         assert!(!r.changed());
         // The tag was deleted locally: the import writes it again.
         let r = one(&mut w, tag("v1", sha(2), id(2)), &recorded);
-        assert_eq!(planned(&r).change, Change::Unchanged);
-        assert_eq!(planned(&r).local, Local::Write { expected: None });
+        assert_eq!(
+            decided(&r),
+            (Change::Unchanged, Local::Write { expected: None })
+        );
         assert_eq!(w.asked, 0);
     }
 
@@ -653,38 +653,18 @@ mod tests {
         w.parents.insert(sha(4), sha(1));
         w.refs.insert("refs/remotes/up/main".into(), id(2));
         let recorded = rec(&[("refs/heads/main", 2, 2)]);
-        let p = plan(
-            "up",
-            vec![branch("main", sha(3), id(3))],
-            &recorded,
-            None,
-            &mut w,
-        )
-        .unwrap();
-        assert_eq!(planned(&p.refs[0]).change, Change::FastForward);
-        assert_eq!(
-            planned(&p.refs[0]).local,
-            Local::Write {
-                expected: Some(id(2))
-            }
-        );
+        // A tracking ref follows the upstream, forward or rewound, leased
+        // on the value it holds.
+        let lease = Local::Write {
+            expected: Some(id(2)),
+        };
+        let p = plan_all(&mut w, vec![branch("main", sha(3), id(3))], &recorded);
+        let got = planned(&p.refs[0]);
+        assert_eq!((got.change, got.local), (Change::FastForward, lease));
         assert!(p.warnings().is_empty());
-        let p = plan(
-            "up",
-            vec![branch("main", sha(4), id(4))],
-            &recorded,
-            None,
-            &mut w,
-        )
-        .unwrap();
-        assert_eq!(planned(&p.refs[0]).change, Change::Forced);
-        // A tracking ref follows the upstream even when rewound.
-        assert_eq!(
-            planned(&p.refs[0]).local,
-            Local::Write {
-                expected: Some(id(2))
-            }
-        );
+        let p = plan_all(&mut w, vec![branch("main", sha(4), id(4))], &recorded);
+        let got = planned(&p.refs[0]);
+        assert_eq!((got.change, got.local), (Change::Forced, lease));
         assert_eq!(
             p.warnings(),
             vec![format!(
@@ -698,41 +678,25 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_follows_the_upstream_from_where_the_import_put_it() {
+    fn a_tag_follows_the_upstream_only_from_where_the_import_put_it() {
         let mut w = World::default();
         w.refs.insert("refs/tags/v1".into(), id(1));
         let recorded = rec(&[("refs/tags/v1", 1, 1)]);
         let r = one(&mut w, tag("v1", sha(2), id(2)), &recorded);
-        assert_eq!(planned(&r).change, Change::TagMoved);
-        assert_eq!(
-            planned(&r).local,
-            Local::Write {
-                expected: Some(id(1))
-            }
-        );
+        let lease = Local::Write {
+            expected: Some(id(1)),
+        };
+        assert_eq!(decided(&r), (Change::TagMoved, lease));
         // Tags are never asked about ancestry.
         assert_eq!(w.asked, 0);
-    }
 
-    #[test]
-    fn a_tag_moved_locally_is_kept_with_the_reference_warning() {
-        let mut w = World::default();
+        // Moved locally: kept, with the reference's warning, whether or not
+        // the upstream moved it too.
         w.refs.insert("refs/tags/v1".into(), id(9));
-        let recorded = rec(&[("refs/tags/v1", 1, 1)]);
         for (target, change) in [(1, Change::Unchanged), (2, Change::TagMoved)] {
-            let p = plan(
-                "up",
-                vec![tag("v1", sha(target), id(target))],
-                &recorded,
-                None,
-                &mut w,
-            )
-            .unwrap();
-            assert_eq!(planned(&p.refs[0]).change, change);
-            assert_eq!(
-                planned(&p.refs[0]).local,
-                Local::KeptMovedTag { found: id(9) }
-            );
+            let p = plan_all(&mut w, vec![tag("v1", sha(target), id(target))], &recorded);
+            let kept = Local::KeptMovedTag { found: id(9) };
+            assert_eq!(decided(&p.refs[0]), (change, kept));
             assert!(p.writes().is_empty());
             assert_eq!(
                 p.warnings(),
@@ -776,7 +740,7 @@ mod tests {
             resolved: Err(Refusal::MissingObject { object: sha(5) }),
         };
         let recorded = rec(&[("refs/heads/bad", 4, 4)]);
-        let p = plan("up", vec![refused], &recorded, None, &mut w).unwrap();
+        let p = plan_all(&mut w, vec![refused], &recorded);
         let skipped: Vec<_> = p
             .skipped()
             .map(|(r, e)| (r.upstream.clone(), e.name()))
@@ -803,14 +767,7 @@ mod tests {
             ("refs/tags/old", 3, 3),
             ("refs/heads/main", 5, 5),
         ]);
-        let mut p = plan(
-            "up",
-            vec![branch("main", sha(5), id(5))],
-            &recorded,
-            None,
-            &mut w,
-        )
-        .unwrap();
+        let mut p = plan_all(&mut w, vec![branch("main", sha(5), id(5))], &recorded);
         let actions: Vec<(&str, PruneAction)> = p
             .pruned
             .iter()
@@ -848,7 +805,7 @@ mod tests {
         let mut w = World::default();
         w.refs.insert("refs/remotes/up/gone".into(), id(1));
         let recorded = rec(&[("refs/heads/gone", 1, 1)]);
-        let mut p = plan("up", vec![], &recorded, None, &mut w).unwrap();
+        let mut p = plan_all(&mut w, vec![], &recorded);
         assert_eq!(p.pruned[0].action, PruneAction::Delete);
         p.pruned[0].settle(Err(Some(id(7))));
         assert_eq!(
@@ -857,7 +814,7 @@ mod tests {
         );
         assert!(p.warnings()[0].contains("kept: it moved to"));
         // Gone meanwhile: nothing to say.
-        let mut p = plan("up", vec![], &recorded, None, &mut w).unwrap();
+        let mut p = plan_all(&mut w, vec![], &recorded);
         p.pruned[0].settle(Ok(false));
         assert_eq!(p.pruned[0].action, PruneAction::AlreadyGone);
         assert!(p.warnings().is_empty());
@@ -870,18 +827,15 @@ mod tests {
         w.refs.insert("refs/tags/v1".into(), id(1));
         let recorded = rec(&[("refs/heads/main", 1, 1), ("refs/tags/v1", 1, 1)]);
         w.parents.insert(sha(2), sha(1));
-        let mut p = plan(
-            "up",
+        let mut p = plan_all(
+            &mut w,
             vec![
                 branch("main", sha(2), id(2)),
                 tag("v1", sha(2), id(2)),
                 branch("new", sha(2), id(2)),
             ],
             &recorded,
-            None,
-            &mut w,
-        )
-        .unwrap();
+        );
         let writes = p.writes();
         assert_eq!(
             writes
@@ -932,14 +886,10 @@ mod tests {
             resolved: Err(Refusal::MissingObject { object: sha(5) }),
         };
         let ups = || vec![branch("main", sha(1), id(1)), refused.clone()];
-        let p = plan(
-            "up",
-            ups(),
-            &BTreeMap::new(),
-            Some("refs/heads/main"),
-            &mut w,
-        )
-        .unwrap();
+        let checkout = |w: &mut World, default: &str| {
+            plan("up", ups(), &BTreeMap::new(), Some(default), w).unwrap()
+        };
+        let p = checkout(&mut w, "refs/heads/main");
         let mut c = p.checkout.clone().unwrap();
         assert_eq!(
             (c.branch.as_str(), c.local.as_str()),
@@ -955,20 +905,13 @@ mod tests {
         // A refused or missing default branch, or a non-branch, checks out
         // nothing; neither does a run that did not ask.
         for default in ["refs/heads/dev", "refs/heads/nope", "refs/tags/main"] {
-            let p = plan("up", ups(), &BTreeMap::new(), Some(default), &mut w).unwrap();
+            let p = checkout(&mut w, default);
             assert_eq!(p.checkout, None, "{default}");
         }
-        let p = plan("up", ups(), &BTreeMap::new(), None, &mut w).unwrap();
+        let p = plan_all(&mut w, ups(), &BTreeMap::new());
         assert_eq!(p.checkout, None);
         // With a local branch already there, its value is the lease.
-        let p = plan(
-            "up",
-            ups(),
-            &BTreeMap::new(),
-            Some("refs/heads/main"),
-            &mut w,
-        )
-        .unwrap();
+        let p = checkout(&mut w, "refs/heads/main");
         assert_eq!(p.checkout.unwrap().expected, Some(id(6)));
     }
 

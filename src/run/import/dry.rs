@@ -181,13 +181,7 @@ fn describe(refs: &ImportPlan, plan: &mut Plan) {
             change,
         });
     }
-    plan.skipped = refs
-        .skipped()
-        .map(|(r, refusal)| SkippedRef {
-            upstream: r.upstream.clone(),
-            refusal: refusal.clone(),
-        })
-        .collect();
+    plan.skipped = update::skipped(refs);
     plan.pruned = refs
         .pruned
         .iter()

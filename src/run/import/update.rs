@@ -13,7 +13,7 @@ use crate::mkit::Id;
 use crate::mkit::refs::{self, Head, RefError};
 
 use super::setup::{Mapped, Prepared};
-use super::{ImportError, Run, is_ancestor};
+use super::{ImportError, Run, SkippedRef, is_ancestor};
 
 /// The repository as the planner sees it: local refs from the ref store,
 /// ancestry from the staging mirror.
@@ -111,4 +111,14 @@ pub(super) fn apply(mkit_dir: &Path, plan: &mut ImportPlan) -> Result<Option<Str
     }
     refs::write_head(mkit_dir, &Head::Symbolic(checkout.local.clone()))?;
     Ok(Some(checkout.branch.clone()))
+}
+
+/// The refs `plan` skips, with their refusals, in upstream order.
+pub(super) fn skipped(plan: &ImportPlan) -> Vec<SkippedRef> {
+    plan.skipped()
+        .map(|(r, refusal)| SkippedRef {
+            upstream: r.upstream.clone(),
+            refusal: refusal.clone(),
+        })
+        .collect()
 }
