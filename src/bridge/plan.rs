@@ -28,8 +28,16 @@
 //!
 //! Refusals are collected, never raised: the driver decides whether one
 //! refused ref stops the run (both exporters do, since the push is atomic).
+//!
+//! The other directions have their own planners beside this one, pure in
+//! the same way: [`import`] for import, fetch and the fetch half of pull
+//! (tracking refs, tags, pruned branches, the checkout branch, each under a
+//! lease), and [`pull`] for pull's fast-forward of the current branch.
 
 use crate::git::sha1::Sha1;
+
+pub mod import;
+pub mod pull;
 
 /// What kind of ref is being moved, which decides the rules that apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +558,51 @@ mod tests {
         .decisions
         .remove(0);
         assert_eq!((d.expected, d.outcome), (Some(sha(6)), Ok(Action::Move)));
+    }
+
+    #[test]
+    fn fork_creates_what_the_destination_lacks_and_counts_only_moves() {
+        let g = Graph::linear(&[1, 2]);
+        let inputs = [
+            RefInput::new("refs/mkit/attestations", None, Observation::Absent, sha(5)),
+            RefInput::new("refs/tags/v2", None, Observation::Absent, sha(2)),
+            RefInput::new("refs/heads/main", None, Observation::At(sha(2)), sha(2)),
+            RefInput::new("refs/tags/v1", None, Observation::At(sha(1)), sha(2)),
+        ];
+        let p = plan(Mode::Fork, &inputs, |a, b| g.descends(a, b)).unwrap();
+        let got: Vec<Result<Action, PlanRefusal>> = p.decisions.iter().map(|d| d.outcome).collect();
+        assert_eq!(
+            got,
+            vec![
+                Ok(Action::Create),
+                Ok(Action::Create),
+                Ok(Action::Unchanged),
+                Err(PlanRefusal::TagExists { observed: sha(1) }),
+            ]
+        );
+        assert!(p.decisions[..2].iter().all(|d| d.expected.is_none()));
+        // Neither the unchanged ref nor the refused one counts.
+        assert_eq!(p.changes(), 2);
+        assert!(!p.is_clear());
+    }
+
+    #[test]
+    fn mirror_without_record_or_observation_must_create() {
+        let p = plan(
+            Mode::Mirror,
+            &[RefInput::new(
+                "refs/heads/a",
+                None,
+                Observation::Unknown,
+                sha(1),
+            )],
+            never,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.decisions[0].expected, p.decisions[0].outcome),
+            (None, Ok(Action::Create))
+        );
     }
 
     #[test]

@@ -355,6 +355,21 @@ pub enum Refusal {
     },
 }
 
+impl From<crate::git::source::ReadError> for Refusal {
+    /// An object the mirror cannot give back intact refuses the refs that
+    /// need it.
+    fn from(e: crate::git::source::ReadError) -> Refusal {
+        use crate::git::source::ReadError;
+        match e {
+            ReadError::Missing { object } => Refusal::MissingObject { object },
+            ReadError::Corrupt { object, detail } => Refusal::CorruptObject { object, detail },
+            ReadError::TooLarge {
+                object, kind, size, ..
+            } => Refusal::BlobTooLarge { object, kind, size },
+        }
+    }
+}
+
 impl Refusal {
     /// The variant as a stable token (0.5.0's variant name where it has one).
     pub fn name(&self) -> &'static str {

@@ -5,10 +5,11 @@
 //! with their canonical identity ([`remote`]) are pure, except the one
 //! symlink-resolving step of a local path's identity. The export direction
 //! writes tree, commit and tag bodies the way git does with [`encode`]. The
-//! two modules that do I/O are the staging mirror, fetched with gix
-//! ([`staging`]), and the `git push` / `ls-remote` command line that export
-//! drives, with its leases ([`push`]), and its direct route to a local bare
-//! destination ([`local`]).
+//! modules that do I/O are the staging mirror, fetched with gix
+//! ([`staging`]), the one reader of git objects through gix ([`source`]),
+//! and the `git push` / `ls-remote` command line that export drives, with
+//! its leases ([`push`]), and its direct route to a local bare destination
+//! ([`local`]).
 
 pub mod encode;
 pub mod local;
@@ -16,6 +17,7 @@ pub mod parse;
 pub mod push;
 pub mod remote;
 pub mod sha1;
+pub mod source;
 pub mod staging;
 
 pub use sha1::{ObjectKind, Sha1};

@@ -548,31 +548,79 @@ pub fn write_ref(
     Ok(())
 }
 
-/// Set many refs unconditionally (as [`RefCondition::Any`]) with one
-/// durability point for all of them: every ref's lock is taken (in name order,
-/// so two batch writers cannot deadlock), refs already holding their new value
-/// are left alone, the rest are written as temp files, made durable together,
-/// renamed into place, and their directory entries made durable, before the
-/// locks are released. Returns how many refs changed. Each ref changes
+/// One compare-and-swap in a batch: set `name` to `new` if it holds
+/// `expected` (`None`: if it does not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// Full ref name.
+    pub name: String,
+    /// The value the ref must hold (`None`: it must not exist).
+    pub expected: Option<Id>,
+    /// The value to write.
+    pub new: Id,
+}
+
+/// What became of one [`RefUpdate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateStatus {
+    /// The ref held the expected value and now holds the new one.
+    Written,
+    /// The ref already held the new value (whatever was expected); nothing
+    /// was written.
+    InPlace,
+    /// The ref held neither: nothing was written.
+    Conflict {
+        /// What it holds (`None`: it does not exist).
+        found: Option<Id>,
+    },
+}
+
+/// Apply many compare-and-swaps with one durability point for all of them:
+/// every ref's lock is taken (in name order, so two batch writers cannot
+/// deadlock), each ref is checked against its expected value under its
+/// lock, the refs that pass are written as temp files, made durable
+/// together, renamed into place, and their directory entries made durable,
+/// before the locks are released. Returns one status per update, in input
+/// order. A name given twice is checked the second time against the value
+/// the first would leave. A ref file that does not decode fails the batch
+/// ([`RefError::InvalidValue`]) before anything is written. Each ref changes
 /// atomically; the batch as a whole is not a transaction (a failure part way
 /// through the renames leaves the earlier refs updated).
-pub fn write_refs(mkit_dir: &Path, updates: &[(String, Id)]) -> Result<usize, RefError> {
-    let mut latest: std::collections::BTreeMap<&str, Id> = std::collections::BTreeMap::new();
-    for (name, id) in updates {
-        check_new(mkit_dir, name)?;
-        latest.insert(name.as_str(), *id);
+pub fn update_refs(mkit_dir: &Path, updates: &[RefUpdate]) -> Result<Vec<UpdateStatus>, RefError> {
+    let mut names: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for u in updates {
+        check_new(mkit_dir, &u.name)?;
+        names.insert(u.name.as_str());
     }
-    let mut locks = Vec::with_capacity(latest.len());
-    for name in latest.keys() {
+    let mut locks = Vec::with_capacity(names.len());
+    for name in &names {
         locks.push(lock_ref(mkit_dir, name)?);
     }
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| -> Result<(), RefError> {
-        for (name, id) in &latest {
+    let result = (|| -> Result<Vec<UpdateStatus>, RefError> {
+        // The value each ref will hold, as the batch goes.
+        let mut value: std::collections::HashMap<&str, Option<Id>> =
+            std::collections::HashMap::new();
+        for name in &names {
+            value.insert(name, read_value_at(&ref_path(mkit_dir, name))?);
+        }
+        let mut statuses = Vec::with_capacity(updates.len());
+        let mut writes: std::collections::BTreeMap<&str, Id> = std::collections::BTreeMap::new();
+        for u in updates {
+            let current = value.get(u.name.as_str()).copied().flatten();
+            let status = if current == Some(u.new) {
+                UpdateStatus::InPlace
+            } else if current != u.expected {
+                UpdateStatus::Conflict { found: current }
+            } else {
+                value.insert(&u.name, Some(u.new));
+                writes.insert(&u.name, u.new);
+                UpdateStatus::Written
+            };
+            statuses.push(status);
+        }
+        for (name, id) in &writes {
             let path = ref_path(mkit_dir, name);
-            if read_value_at(&path).unwrap_or(None) == Some(*id) {
-                continue;
-            }
             guard_history(mkit_dir, name, true)?;
             if let Some(parent) = path.parent() {
                 durable::create_dir_all_durable(parent)?;
@@ -585,7 +633,7 @@ pub fn write_refs(mkit_dir: &Path, updates: &[(String, Id)]) -> Result<usize, Re
                 .map_err(io_err("write", &tmp))?;
         }
         if staged.is_empty() {
-            return Ok(());
+            return Ok(statuses);
         }
         if !durable::sync_filesystem(mkit_dir)? {
             for (tmp, _) in &staged {
@@ -604,14 +652,14 @@ pub fn write_refs(mkit_dir: &Path, updates: &[(String, Id)]) -> Result<usize, Re
                 durable::sync_dir(dir)?;
             }
         }
-        Ok(())
+        Ok(statuses)
     })();
     for (tmp, _) in &staged {
         // Renamed temps are gone; this removes only the ones left behind.
         let _ = fs::remove_file(tmp);
     }
     drop(locks);
-    result.map(|()| staged.len())
+    result
 }
 
 /// Delete ref `name` if it holds `expected` (or unconditionally with `None`),
@@ -878,22 +926,66 @@ mod tests {
         assert!(!delete_ref(m, "refs/remotes/up/x", None).unwrap());
     }
     #[test]
-    fn batch_writes_skip_unchanged_refs_and_take_the_last_value() {
+    fn batch_updates_compare_and_swap_each_ref() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path();
         let a = Id([1; 32]);
         let b = Id([2; 32]);
+        let c = Id([3; 32]);
+        let up = |name: &str, expected: Option<Id>, new: Id| RefUpdate {
+            name: name.to_owned(),
+            expected,
+            new,
+        };
         let updates = vec![
-            ("refs/remotes/up/x".to_owned(), a),
-            ("refs/tags/v1".to_owned(), a),
-            ("refs/remotes/up/x".to_owned(), b),
+            up("refs/remotes/up/x", None, a),
+            up("refs/tags/v1", None, a),
+            // The second update of a name sees what the first leaves.
+            up("refs/remotes/up/x", Some(a), b),
         ];
-        assert_eq!(write_refs(m, &updates).unwrap(), 2);
+        assert_eq!(
+            update_refs(m, &updates).unwrap(),
+            vec![UpdateStatus::Written; 3]
+        );
         assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), Some(b));
         assert_eq!(read_ref(m, "refs/tags/v1").unwrap(), Some(a));
-        // Nothing changes the second time.
-        assert_eq!(write_refs(m, &updates).unwrap(), 0);
-        assert!(write_refs(m, &[("refs/tags/a b".to_owned(), a)]).is_err());
+        // Already there: in place, whatever was expected.
+        assert_eq!(
+            update_refs(m, &[up("refs/tags/v1", Some(c), a)]).unwrap(),
+            vec![UpdateStatus::InPlace]
+        );
+        // A lease that no longer holds writes nothing, and does not stop
+        // the others.
+        let statuses = update_refs(
+            m,
+            &[
+                up("refs/remotes/up/x", Some(a), c),
+                up("refs/tags/v2", None, c),
+                up("refs/tags/v1", None, c),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            statuses,
+            vec![
+                UpdateStatus::Conflict { found: Some(b) },
+                UpdateStatus::Written,
+                UpdateStatus::Conflict { found: Some(a) },
+            ]
+        );
+        assert_eq!(read_ref(m, "refs/remotes/up/x").unwrap(), Some(b));
+        assert_eq!(read_ref(m, "refs/tags/v2").unwrap(), Some(c));
+        assert!(update_refs(m, &[up("refs/tags/a b", None, a)]).is_err());
+        // A ref file that does not decode fails the batch, writing nothing.
+        fs::write(m.join("refs/tags/bad"), b"junk\n").unwrap();
+        assert!(matches!(
+            update_refs(
+                m,
+                &[up("refs/tags/v3", None, a), up("refs/tags/bad", None, a)]
+            ),
+            Err(RefError::InvalidValue { .. })
+        ));
+        assert_eq!(read_ref(m, "refs/tags/v3").unwrap(), None);
         // No temp file is left anywhere.
         let mut stack = vec![m.join("refs")];
         while let Some(d) = stack.pop() {

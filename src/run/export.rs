@@ -78,7 +78,8 @@ use crate::bridge::export::{
 use crate::bridge::plan::{self, Action, Mode, Observation, PlanRefusal, RefInput};
 use crate::durable::IoError;
 use crate::git::remote::{self, RemoteError, UrlKind};
-use crate::git::sha1::Sha1;
+use crate::git::sha1::{ObjectKind, Sha1};
+use crate::git::source;
 use crate::git::staging;
 use crate::mkit::id::Id;
 use crate::mkit::keys::KeyError;
@@ -509,11 +510,114 @@ type Tip = (String, Id, Sha1);
 /// Export `req.refs` (or every branch and tag) of `repo` to `req.dest`
 /// under state `req.remote`.
 pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, ExportError> {
+    let mut s = begin(repo, req)?;
+    let selection = std::mem::take(&mut s.selection);
+    let Translated {
+        done,
+        to_push,
+        skipped,
+        mut sink,
+        distrusted,
+    } = translate_refs(repo, req, &s.staging_path, &s.map, selection, &mut s.laps)?;
+    s.outcome.translated = done.len() as u64;
+    s.outcome.distrusted = distrusted;
+    s.outcome.skipped = skipped;
+    if to_push.is_empty() {
+        // Every ref was refused: nothing to push, nothing recorded.
+        s.outcome.timings = s.laps.timings;
+        return Ok(s.outcome);
+    }
+    let minted = if req.attest {
+        let heads = attestable(&s.state_dir, req.passthrough, &to_push)?;
+        attest::publish(&mut attest::Publish {
+            git: &s.git,
+            staging: &s.staging_path,
+            store: repo.store(),
+            mkit_dir: repo.mkit_dir(),
+            dest: req.dest,
+            heads: &heads,
+            prior: &s.prior,
+            sink: &mut sink,
+        })?
+    } else {
+        None
+    };
+    s.laps.lap("attest");
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ExportError::Interrupted);
+    }
+    s.outcome.written = sink.pack.len() as u64;
+    stage(
+        &s.git,
+        &s.staging_path,
+        req,
+        sink,
+        &to_push,
+        minted.as_ref(),
+    )?;
+    s.laps.lap("stage");
+    // The last safe point: once the push starts, the run finishes it and
+    // records what landed.
+    if req.interrupt.load(Ordering::Relaxed) {
+        return Err(ExportError::Interrupted);
+    }
+    let mut pushes: Vec<Tip> = to_push.clone();
+    if let Some(m) = &minted {
+        pushes.push((ATTESTATIONS_REF.to_owned(), Id([0; 32]), m.commit));
+    }
+    let statuses = push_and_record(req, &mut s, &done, &pushes)?;
+    let status = |name: &str| {
+        statuses
+            .get(name)
+            .copied()
+            .unwrap_or(PushStatus::FastForward)
+    };
+    let mut outcome = s.outcome;
+    outcome.attestations = minted.map(|m| AttestationsOutcome {
+        commit: m.commit,
+        minted: m.minted,
+        status: status(ATTESTATIONS_REF),
+    });
+    outcome.exported = to_push
+        .into_iter()
+        .map(|(name, mkit, git)| ExportedRef {
+            status: status(&name),
+            name,
+            mkit,
+            git,
+        })
+        .collect();
+    outcome.timings = s.laps.timings;
+    Ok(outcome)
+}
+
+/// What an export holds once its state, destination and staging are ready.
+/// `cleanup` is declared before `_lock` so that, on failure, what this run
+/// made is removed while the state lock is still held.
+struct Session {
+    cleanup: Cleanup,
+    _lock: state::StateLock,
+    state_dir: PathBuf,
+    selection: Vec<(String, Id)>,
+    git: Git,
+    laps: Laps,
+    recorded_dest: Option<String>,
+    destination: Destination,
+    dest_identity: String,
+    outcome: ExportOutcome,
+    staging_path: PathBuf,
+    map: BlakeToSha1,
+    prior: Vec<RefState>,
+}
+
+/// Check the destination URL and the state, select the refs, take the state
+/// lock, prepare the destination and open staging with its map.
+fn begin(repo: &Repo, req: &ExportRequest<'_>) -> Result<Session, ExportError> {
     remote::check_url(req.dest)?;
     let mkit_dir = repo.mkit_dir();
     let state_dir = state::state_dir(mkit_dir, req.remote)?;
     let selection = select_refs(mkit_dir, req.refs)?;
-    let _lock = state::lock_state_default(mkit_dir, req.remote)?;
+    let lock = state::lock_state_default(mkit_dir, req.remote)?;
     let swept = crate::run::sweep::after_lock(mkit_dir, &state_dir);
     let git = Git::new()?;
     let mut laps = Laps::start();
@@ -553,100 +657,54 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
     let (staging_path, map) = open_staging(&git, &state_dir, req.passthrough)?;
     let prior = state::load_ref_state(&state_dir)?;
     laps.lap("prepare");
+    Ok(Session {
+        cleanup,
+        _lock: lock,
+        state_dir,
+        selection,
+        git,
+        laps,
+        recorded_dest,
+        destination,
+        dest_identity,
+        outcome,
+        staging_path,
+        map,
+        prior,
+    })
+}
 
-    let Translated {
-        done,
-        to_push,
-        skipped,
-        mut sink,
-        distrusted,
-    } = translate_refs(repo, req, &staging_path, &map, selection, &mut laps)?;
-    outcome.translated = done.len() as u64;
-    outcome.distrusted = distrusted;
-    outcome.skipped = skipped;
-    if to_push.is_empty() {
-        // Every ref was refused: nothing to push, nothing recorded.
-        outcome.timings = laps.timings;
-        return Ok(outcome);
-    }
-    let minted = if req.attest {
-        let heads = attestable(&state_dir, req.passthrough, &to_push)?;
-        attest::publish(&mut attest::Publish {
-            git: &git,
-            staging: &staging_path,
-            store: repo.store(),
-            mkit_dir,
-            dest: req.dest,
-            heads: &heads,
-            prior: &prior,
-            sink: &mut sink,
-        })?
-    } else {
-        None
-    };
-    laps.lap("attest");
-    if req.interrupt.load(Ordering::Relaxed) {
-        return Err(ExportError::Interrupted);
-    }
-    outcome.written = sink.pack.len() as u64;
-    stage(&git, &staging_path, req, sink, &to_push, minted.as_ref())?;
-    laps.lap("stage");
-    // The last safe point: once the push starts, the run finishes it and
-    // records what landed.
-    if req.interrupt.load(Ordering::Relaxed) {
-        return Err(ExportError::Interrupted);
-    }
-
-    let mut pushes: Vec<Tip> = to_push.clone();
-    if let Some(m) = &minted {
-        pushes.push((ATTESTATIONS_REF.to_owned(), Id([0; 32]), m.commit));
-    }
+/// Push `pushes` with their leases, record the state (the map's new pairs
+/// `done`, the ref state, the bindings) and disarm the cleanup. Returns the
+/// push status of each ref by name.
+fn push_and_record(
+    req: &ExportRequest<'_>,
+    s: &mut Session,
+    done: &HashMap<Id, Sha1>,
+    pushes: &[Tip],
+) -> Result<HashMap<String, PushStatus>, ExportError> {
     let target = PushTarget {
-        git: &git,
-        staging: &staging_path,
-        destination: &destination.target,
+        git: &s.git,
+        staging: &s.staging_path,
+        destination: &s.destination.target,
         req,
     };
-    let statuses = push_refs(&target, &pushes, &prior, &mut outcome)?;
-    laps.lap(if outcome.local.is_some() {
+    let statuses = push_refs(&target, pushes, &s.prior, &mut s.outcome)?;
+    s.laps.lap(if s.outcome.local.is_some() {
         "local-push"
     } else {
         "push"
     });
-
     let binding = Recording {
-        state_dir: &state_dir,
+        state_dir: &s.state_dir,
         req,
-        unbound: recorded_dest.is_none(),
-        dest_identity: &dest_identity,
+        unbound: s.recorded_dest.is_none(),
+        dest_identity: &s.dest_identity,
     };
-    record(&binding, &done, &pushes, &prior)?;
-    cleanup.disarm();
-    laps.lap("state");
-
-    let status_of: HashMap<String, PushStatus> = statuses.into_iter().collect();
-    let status = |name: &str| {
-        status_of
-            .get(name)
-            .copied()
-            .unwrap_or(PushStatus::FastForward)
-    };
-    outcome.attestations = minted.map(|m| AttestationsOutcome {
-        commit: m.commit,
-        minted: m.minted,
-        status: status(ATTESTATIONS_REF),
-    });
-    outcome.exported = to_push
-        .into_iter()
-        .map(|(name, mkit, git)| ExportedRef {
-            status: status(&name),
-            name,
-            mkit,
-            git,
-        })
-        .collect();
-    outcome.timings = laps.timings;
-    Ok(outcome)
+    record(&binding, done, pushes, &s.prior)?;
+    s.cleanup.disarm();
+    s.laps.lap("state");
+    Ok(statuses.into_iter().collect())
 }
 
 /// The checks that need no side effect: the origin guard, the direction,
@@ -1322,7 +1380,7 @@ impl Sink {
     fn absorb(&mut self, mut entries: Vec<PackEntry>) -> Result<(), ExportError> {
         entries.sort_by_key(|e| e.id);
         for e in &entries {
-            if !self.repo.has_object(gix::ObjectId::from(e.id.0)) {
+            if !source::contains(&self.repo, &e.id) {
                 self.pack.append(e)?;
             }
         }
@@ -1349,16 +1407,11 @@ impl Translator<'_> {
     /// and only for map hits at the boundary of the new history. A hit that
     /// fails the check is distrusted: the object is translated again, and its
     /// new pair appended to the map (where the later line wins).
-    fn trusted_hit(&mut self, id: &Id, expected: Option<gix::object::Kind>, sink: &Sink) -> bool {
+    fn trusted_hit(&mut self, id: &Id, expected: Option<ObjectKind>, sink: &Sink) -> bool {
         let Some(sha) = self.mapped(id) else {
             return false;
         };
-        let kind = sink
-            .repo
-            .try_find_header(gix::ObjectId::from(sha.0))
-            .ok()
-            .flatten()
-            .map(|h| h.kind());
+        let kind = source::find_header(&sink.repo, &sha).map(|(kind, _)| kind);
         let trusted = match (kind, expected) {
             (None, _) => false,
             (Some(kind), Some(expected)) => kind == expected,
@@ -1502,7 +1555,7 @@ impl Translator<'_> {
                         Visit::Inner(obj, deps) => {
                             for (d, kind) in children(&obj) {
                                 if !self.trusted_hit(&d, kind, sink) && seen.insert(d) {
-                                    if kind == Some(gix::object::Kind::Blob) {
+                                    if kind == Some(ObjectKind::Blob) {
                                         leaves.push(d);
                                     } else {
                                         frontier.push(d);
@@ -1590,8 +1643,8 @@ impl Translator<'_> {
 /// is not a directory, a tag's blob or chunked-blob target; these are the
 /// walk's leaves), a tree, a commit or a tag; `None` when the referrer does
 /// not say (a tag of a remix or delta, refused later).
-fn children(obj: &Object) -> Vec<(Id, Option<gix::object::Kind>)> {
-    use gix::object::Kind;
+fn children(obj: &Object) -> Vec<(Id, Option<ObjectKind>)> {
+    use ObjectKind as Kind;
     match obj {
         Object::Tree(t) => t
             .entries

@@ -335,7 +335,84 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
     // durable and visible, so every object a root read now reaches is
     // already in the listing that follows, even while another run writes.
     let mkit_dir = repo.mkit_dir();
-    let (mut roots, mut root_wants) = read_roots(mkit_dir, &mut problems, &mut report.warnings)?;
+    let (roots, root_wants, states) = collect_roots(mkit_dir, &mut problems, &mut report)?;
+    lap(&mut report, "roots");
+
+    let store = repo.store();
+    let ids = Ids::new(list_objects(store.root(), &mut report.warnings)?);
+    if ids.len() >= MISSING as usize {
+        return Err(FsckError::TooManyObjects(ids.len()));
+    }
+    lap(&mut report, "list");
+
+    req.progress.phase("objects", ids.len() as u64);
+    let scanned: Vec<Scanned> = ids
+        .par_chunks(SCAN_CHUNK)
+        .map_init(
+            || (Vec::new(), sign::Verifier::default()),
+            |(buf, verifier), part| {
+                let s = scan_part(store, &ids, part, buf, verifier);
+                req.progress.advance(part.len() as u64, s.bytes);
+                s
+            },
+        )
+        .collect();
+    lap(&mut report, "objects");
+
+    let mut graph = Graph::build(&ids, scanned, &mut report, &mut problems);
+    report.objects = ids.len() as u64;
+    let interest_raw = check_states(&states, &ids, &mut report, &mut problems)?;
+    drop(states);
+    lap(&mut report, "states");
+
+    let (walk, root_nodes) = walk_roots(
+        store,
+        &ids,
+        &mut graph,
+        (&roots, &root_wants),
+        &interest_raw,
+        &mut problems,
+    );
+    report.reachable = walk.reachable;
+    report.unreachable = ids.len() as u64 - walk.reachable;
+    lap(&mut report, "walk");
+
+    // Which roots reach each damaged object (and each raw file's twin).
+    let reach = graph.roots_reaching(&walk, &root_nodes);
+    for p in problems.iter_mut() {
+        if let Subject::Object(id) = &p.subject {
+            let node = graph.lookup(&ids, id);
+            if let Some(node) = node {
+                p.reached_from = reach.names(node, &roots);
+            }
+        }
+    }
+    for (i, node) in &interest_raw {
+        problems[*i].reached_from = reach.names(*node, &roots);
+    }
+    drop(graph);
+    lap(&mut report, "reach");
+
+    problems.sort_by(|a, b| (&a.subject, a.kind).cmp(&(&b.subject, b.kind)));
+    problems.dedup_by(|a, b| a.subject == b.subject && a.kind == b.kind && a.detail == b.detail);
+    report.problems = problems;
+    report.unsigned.sort_unstable();
+    report.roots = roots;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The roots, the kind each wants, and the states' maps.
+type Collected = (Vec<Root>, Vec<u8>, Vec<StateMaps>);
+
+/// The roots (refs, `HEAD`, and every non-zero mkit id a state's ref state
+/// records), with the kind each wants, and every state's map.
+fn collect_roots(
+    mkit_dir: &Path,
+    problems: &mut Vec<Problem>,
+    report: &mut FsckReport,
+) -> Result<Collected, FsckError> {
+    let (mut roots, mut root_wants) = read_roots(mkit_dir, problems, &mut report.warnings)?;
     let mut states = Vec::new();
     for name in state::list_states(mkit_dir)? {
         let Ok(dir) = state::state_dir(mkit_dir, &name) else {
@@ -369,35 +446,20 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
             }
         }
     }
-    lap(&mut report, "roots");
+    Ok((roots, root_wants, states))
+}
 
-    let store = repo.store();
-    let ids = Ids::new(list_objects(store.root(), &mut report.warnings)?);
-    if ids.len() >= MISSING as usize {
-        return Err(FsckError::TooManyObjects(ids.len()));
-    }
-    lap(&mut report, "list");
-
-    req.progress.phase("objects", ids.len() as u64);
-    let scanned: Vec<Scanned> = ids
-        .par_chunks(SCAN_CHUNK)
-        .map_init(
-            || (Vec::new(), sign::Verifier::default()),
-            |(buf, verifier), part| {
-                let s = scan_part(store, &ids, part, buf, verifier);
-                req.progress.advance(part.len() as u64, s.bytes);
-                s
-            },
-        )
-        .collect();
-    lap(&mut report, "objects");
-
-    let mut graph = Graph::build(&ids, scanned, &mut report, &mut problems);
-    report.objects = ids.len() as u64;
-
-    // Raw files and map lines, per state.
+/// Check each state's raw files and map lines. Returns, for each raw-file
+/// problem whose object the map knows, the problem's index and the node of
+/// its mkit twin (whose reaching roots it is reported with).
+fn check_states(
+    states: &[StateMaps],
+    ids: &Ids,
+    report: &mut FsckReport,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<(usize, u32)>, FsckError> {
     let mut interest_raw: Vec<(usize, u32)> = Vec::new();
-    for s in &states {
+    for s in states {
         let raw = check_raw(&s.name, &s.dir, &mut report.warnings)?;
         report.raw_files += raw.files;
         for p in raw.problems {
@@ -409,21 +471,29 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
             }
             problems.push(p);
         }
-        check_map(s, &ids, &mut report);
+        check_map(s, ids, report);
     }
     report.states = states.iter().map(|s| s.name.clone()).collect();
-    drop(states);
-    lap(&mut report, "states");
+    Ok(interest_raw)
+}
 
-    // The walk.
-    let root_nodes: Vec<u32> = roots.iter().map(|r| graph.node_of(&ids, &r.id)).collect();
-    let walk = graph.walk(&ids, &root_nodes, &interest_raw, &mut problems);
+/// Walk the graph from the roots (each with the kind it wants): bad links
+/// become problems, and so does a root naming an object of a kind it may
+/// not name. Returns the walk and the roots' nodes.
+fn walk_roots(
+    store: &Store,
+    ids: &Ids,
+    graph: &mut Graph,
+    (roots, root_wants): (&[Root], &[u8]),
+    interest_raw: &[(usize, u32)],
+    problems: &mut Vec<Problem>,
+) -> (Walk, Vec<u32>) {
+    let root_nodes: Vec<u32> = roots.iter().map(|r| graph.node_of(ids, &r.id)).collect();
+    let walk = graph.walk(ids, &root_nodes, interest_raw, problems);
     for b in &walk.bad_links {
-        problems.push(bad_link_problem(store, &ids, &graph, b));
+        problems.push(bad_link_problem(store, ids, graph, b));
     }
-    report.reachable = walk.reachable;
-    report.unreachable = ids.len() as u64 - walk.reachable;
-    for (r, (node, want)) in root_nodes.iter().zip(&root_wants).enumerate() {
+    for (r, (node, want)) in root_nodes.iter().zip(root_wants).enumerate() {
         let kind = graph.kind(*node);
         if kind != 0 && !satisfies(*want, kind) {
             problems.push(Problem {
@@ -438,31 +508,7 @@ fn run(repo: &Repo, req: &FsckRequest<'_>, started: Instant) -> Result<FsckRepor
             });
         }
     }
-    lap(&mut report, "walk");
-
-    // Which roots reach each damaged object (and each raw file's twin).
-    let reach = graph.roots_reaching(&walk, &root_nodes);
-    for p in problems.iter_mut() {
-        if let Subject::Object(id) = &p.subject {
-            let node = graph.lookup(&ids, id);
-            if let Some(node) = node {
-                p.reached_from = reach.names(node, &roots);
-            }
-        }
-    }
-    for (i, node) in &interest_raw {
-        problems[*i].reached_from = reach.names(*node, &roots);
-    }
-    drop(graph);
-    lap(&mut report, "reach");
-
-    problems.sort_by(|a, b| (&a.subject, a.kind).cmp(&(&b.subject, b.kind)));
-    problems.dedup_by(|a, b| a.subject == b.subject && a.kind == b.kind && a.detail == b.detail);
-    report.problems = problems;
-    report.unsigned.sort_unstable();
-    report.roots = roots;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    (walk, root_nodes)
 }
 
 // ---------------------------------------------------------------------------
@@ -855,31 +901,9 @@ fn scan_object(
     s: &mut Scanned,
     local_missing: &mut HashMap<Id, u32>,
 ) -> ScanResult {
-    let Scan {
-        store,
-        all,
-        id,
-        local,
-    } = *at;
-    let path = store.path_for(id);
-    let unreadable = |what: &str, e: io::Error| {
-        (
-            ProblemKind::Unreadable,
-            format!("cannot {what} {}: {e}", path.display()),
-        )
-    };
-    let mut file = File::open(&path).map_err(|e| unreadable("open", e))?;
-    let len = file.metadata().map_err(|e| unreadable("stat", e))?.len();
-    if len > MAX_OBJECT_SIZE as u64 {
-        return Err((
-            ProblemKind::TooLarge,
-            format!("the file is {len} bytes, over the 1 GiB object limit"),
-        ));
-    }
-    buf.clear();
-    buf.reserve(len as usize);
-    file.read_to_end(buf).map_err(|e| unreadable("read", e))?;
+    read_object_file(at, buf)?;
     s.bytes += buf.len() as u64;
+    let id = at.id;
     let corrupt = |e: crate::mkit::object::ObjectError| {
         (ProblemKind::Corrupt, format!("does not decode: {e}"))
     };
@@ -903,8 +927,50 @@ fn scan_object(
     if found != *id {
         return Err(mismatch(obj.object_type().name(), &found));
     }
+    record_links(&obj, at, s, local_missing);
+    check_signature(&obj, at.local, verifier, s);
+    let blob_len = match &obj {
+        Object::Blob(b) => b.data.len() as u32,
+        _ => 0,
+    };
+    Ok((t as u8, blob_len))
+}
+
+/// Read the object file of `at` into `buf`, refusing one over the object
+/// size limit before reading it.
+fn read_object_file(at: &Scan<'_>, buf: &mut Vec<u8>) -> Result<(), (ProblemKind, String)> {
+    let path = at.store.path_for(at.id);
+    let unreadable = |what: &str, e: io::Error| {
+        (
+            ProblemKind::Unreadable,
+            format!("cannot {what} {}: {e}", path.display()),
+        )
+    };
+    let mut file = File::open(&path).map_err(|e| unreadable("open", e))?;
+    let len = file.metadata().map_err(|e| unreadable("stat", e))?.len();
+    if len > MAX_OBJECT_SIZE as u64 {
+        return Err((
+            ProblemKind::TooLarge,
+            format!("the file is {len} bytes, over the 1 GiB object limit"),
+        ));
+    }
+    buf.clear();
+    buf.reserve(len as usize);
+    file.read_to_end(buf).map_err(|e| unreadable("read", e))?;
+    Ok(())
+}
+
+/// Record the links of `obj` (each with the kind its target must have) as
+/// node indices, or as `MISSING | n` for a target the store lacks; and a
+/// chunked blob's declared total.
+fn record_links(
+    obj: &Object,
+    at: &Scan<'_>,
+    s: &mut Scanned,
+    local_missing: &mut HashMap<Id, u32>,
+) {
     let mut link = |target: &Id, want: u8| {
-        let t = match all.find(target) {
+        let t = match at.all.find(target) {
             Some(i) => i as u32,
             None => {
                 let next = s.missing.len() as u32;
@@ -918,9 +984,8 @@ fn scan_object(
         s.targets.push(t);
         s.wants.push(want);
     };
-    let mut blob_len = 0;
-    match &obj {
-        Object::Blob(b) => blob_len = b.data.len() as u32,
+    match obj {
+        Object::Blob(_) | Object::Delta(_) => {}
         Object::Tree(t) => {
             for e in &t.entries {
                 let want = if e.mode == EntryMode::Tree {
@@ -948,14 +1013,18 @@ fn scan_object(
             for chunk in &c.chunks {
                 link(chunk, WANT_BLOB);
             }
-            s.totals.push((local, c.total_size));
+            s.totals.push((at.local, c.total_size));
         }
         Object::Tag(t) => link(&t.target, t.target_type as u8),
-        Object::Delta(_) => {}
     }
-    match verifier.verify_object(&obj) {
+}
+
+/// Verify the signature of `obj` (object `local` of its job): a bad one is
+/// a problem, an all-zero one is listed as unsigned.
+fn check_signature(obj: &Object, local: u32, verifier: &mut sign::Verifier, s: &mut Scanned) {
+    match verifier.verify_object(obj) {
         Ok(Some(SignatureStatus::Invalid)) => {
-            let signer = match &obj {
+            let signer = match obj {
                 Object::Commit(c) => c.signer,
                 Object::Remix(r) => r.signer,
                 Object::Tag(t) => t.signer,
@@ -975,7 +1044,6 @@ fn scan_object(
         Ok(_) => {}
         Err(e) => s.found.push((local, ProblemKind::Corrupt, e.to_string())),
     }
-    Ok((t as u8, blob_len))
 }
 
 fn mismatch(kind: &str, found: &Id) -> (ProblemKind, String) {
@@ -1136,8 +1204,51 @@ impl Graph {
         raw_interest: &[(usize, u32)],
         problems: &mut Vec<Problem>,
     ) -> Walk {
+        let mut w = Walk {
+            flags: self.interest_flags(ids, raw_interest, problems),
+            postorder: Vec::new(),
+            reachable: 0,
+            bad_links: Vec::new(),
+        };
+        // For each missing node: the first reachable object naming it, and how many do.
+        let mut named_by: HashMap<u32, (u32, usize)> = HashMap::new();
+        let mut stack: Vec<(u32, u32)> = Vec::new();
+        for &root in roots {
+            if w.flags[root as usize] & VISITED != 0 {
+                continue;
+            }
+            w.flags[root as usize] |= VISITED;
+            stack.push((root, 0));
+            while let Some(top) = stack.last_mut() {
+                let (node, pos) = *top;
+                let (targets, _) = self.edges(node);
+                if (pos as usize) < targets.len() {
+                    top.1 += 1;
+                    let child = targets[pos as usize];
+                    if w.flags[child as usize] & VISITED == 0 {
+                        w.flags[child as usize] |= VISITED;
+                        stack.push((child, 0));
+                    }
+                    continue;
+                }
+                stack.pop();
+                self.leave(ids, node, &mut w, &mut named_by, problems);
+            }
+        }
+        self.report_missing(ids, &w.flags, &named_by, problems);
+        w
+    }
+
+    /// The walk's starting flags: every damaged object, every damaged raw
+    /// file's twin and every missing node is of interest.
+    fn interest_flags(
+        &self,
+        ids: &Ids,
+        raw_interest: &[(usize, u32)],
+        problems: &[Problem],
+    ) -> Vec<u8> {
         let mut flags = vec![0u8; self.len()];
-        for p in problems.iter() {
+        for p in problems {
             if let Subject::Object(id) = &p.subject
                 && let Some(node) = self.lookup(ids, id)
             {
@@ -1150,91 +1261,91 @@ impl Graph {
         for f in &mut flags[self.n..] {
             *f |= INTEREST;
         }
-        // For each missing node: the first reachable object naming it, and how many do.
-        let mut named_by: HashMap<u32, (u32, usize)> = HashMap::new();
-        let mut postorder: Vec<u32> = Vec::new();
-        let mut stack: Vec<(u32, u32)> = Vec::new();
-        let mut reachable = 0u64;
-        let mut bad_links = Vec::new();
-        for &root in roots {
-            if flags[root as usize] & VISITED != 0 {
+        flags
+    }
+
+    /// Settle `node` once all its children are: count it, check each of its
+    /// links against the kind it wants (and a chunked blob's total against
+    /// its chunks), note who names a missing node, and mark it as leading
+    /// to an object of interest when it or a child does.
+    fn leave(
+        &self,
+        ids: &Ids,
+        node: u32,
+        w: &mut Walk,
+        named_by: &mut HashMap<u32, (u32, usize)>,
+        problems: &mut Vec<Problem>,
+    ) {
+        if (node as usize) < self.n {
+            w.reachable += 1;
+        }
+        w.postorder.push(node);
+        let flags = &mut w.flags;
+        let mut reach = flags[node as usize] & INTEREST != 0;
+        let (targets, wants) = self.edges(node);
+        let mut chunk_sum = Some(0u64);
+        for (pos, (&t, &want)) in targets.iter().zip(wants).enumerate() {
+            if flags[t as usize] & REACHES != 0 {
+                reach = true;
+            }
+            if t as usize >= self.n {
+                let e = named_by.entry(t).or_insert((node, 0));
+                e.1 += 1;
+                chunk_sum = None;
                 continue;
             }
-            flags[root as usize] |= VISITED;
-            stack.push((root, 0));
-            while let Some(top) = stack.last_mut() {
-                let (node, pos) = *top;
-                let (targets, _) = self.edges(node);
-                if (pos as usize) < targets.len() {
-                    top.1 += 1;
-                    let child = targets[pos as usize];
-                    if flags[child as usize] & VISITED == 0 {
-                        flags[child as usize] |= VISITED;
-                        stack.push((child, 0));
-                    }
-                    continue;
-                }
-                stack.pop();
-                if (node as usize) < self.n {
-                    reachable += 1;
-                }
-                postorder.push(node);
-                let mut reach = flags[node as usize] & INTEREST != 0;
-                let (targets, wants) = self.edges(node);
-                let mut chunk_sum = Some(0u64);
-                for (pos, (&t, &want)) in targets.iter().zip(wants).enumerate() {
-                    if flags[t as usize] & REACHES != 0 {
-                        reach = true;
-                    }
-                    if t as usize >= self.n {
-                        let e = named_by.entry(t).or_insert((node, 0));
-                        e.1 += 1;
-                        chunk_sum = None;
-                        continue;
-                    }
-                    let kind = self.kinds[t as usize];
-                    if kind == 0 {
-                        chunk_sum = None;
-                        continue;
-                    }
-                    if kind == ObjectType::Blob as u8 {
-                        chunk_sum = chunk_sum.map(|s| s + u64::from(self.sizes[t as usize]));
-                    }
-                    if !satisfies(want, kind) {
-                        chunk_sum = None;
-                        reach = true;
-                        flags[node as usize] |= INTEREST;
-                        bad_links.push(BadLink {
-                            node,
-                            pos,
-                            target: ids[t as usize],
-                            want,
-                            kind,
-                        });
-                    }
-                }
-                if let (Some(total), Some(sum)) = (self.totals.get(&node), chunk_sum)
-                    && *total != sum
-                {
-                    reach = true;
-                    flags[node as usize] |= INTEREST;
-                    problems.push(Problem {
-                        subject: Subject::Object(ids[node as usize]),
-                        kind: ProblemKind::ChunkSize,
-                        detail: format!(
-                            "declares {total} bytes but its {} chunks hold {sum}",
-                            targets.len()
-                        ),
-                        reached_from: Vec::new(),
-                    });
-                }
-                if reach {
-                    flags[node as usize] |= REACHES;
-                }
+            let kind = self.kinds[t as usize];
+            if kind == 0 {
+                chunk_sum = None;
+                continue;
+            }
+            if kind == ObjectType::Blob as u8 {
+                chunk_sum = chunk_sum.map(|s| s + u64::from(self.sizes[t as usize]));
+            }
+            if !satisfies(want, kind) {
+                chunk_sum = None;
+                reach = true;
+                flags[node as usize] |= INTEREST;
+                w.bad_links.push(BadLink {
+                    node,
+                    pos,
+                    target: ids[t as usize],
+                    want,
+                    kind,
+                });
             }
         }
-        // Missing objects no root reaches were named only by unreachable
-        // objects, whose links are not checked: they are not reported.
+        if let (Some(total), Some(sum)) = (self.totals.get(&node), chunk_sum)
+            && *total != sum
+        {
+            reach = true;
+            flags[node as usize] |= INTEREST;
+            problems.push(Problem {
+                subject: Subject::Object(ids[node as usize]),
+                kind: ProblemKind::ChunkSize,
+                detail: format!(
+                    "declares {total} bytes but its {} chunks hold {sum}",
+                    targets.len()
+                ),
+                reached_from: Vec::new(),
+            });
+        }
+        if reach {
+            flags[node as usize] |= REACHES;
+        }
+    }
+
+    /// A problem for every missing object a root reaches, naming the first
+    /// object that names it. Missing objects no root reaches were named
+    /// only by unreachable objects, whose links are not checked: they are
+    /// not reported.
+    fn report_missing(
+        &self,
+        ids: &Ids,
+        flags: &[u8],
+        named_by: &HashMap<u32, (u32, usize)>,
+        problems: &mut Vec<Problem>,
+    ) {
         for (m, id) in self.missing.iter().enumerate() {
             let node = (self.n + m) as u32;
             if flags[node as usize] & VISITED == 0 {
@@ -1261,12 +1372,6 @@ impl Graph {
                 detail,
                 reached_from: Vec::new(),
             });
-        }
-        Walk {
-            flags,
-            postorder,
-            reachable,
-            bad_links,
         }
     }
 

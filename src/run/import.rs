@@ -30,18 +30,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::bridge::import::{
-    self as rules, ImportOptions, RefMapping, Translated, check_object_size,
-};
+use crate::bridge::import::{self as rules, ImportOptions, Translated, check_object_size};
+use crate::bridge::plan::import::ImportPlan;
 use crate::bridge::refusal::Refusal;
 use crate::durable;
 use crate::git::parse::{CommitRef, TagRef, parse_tree};
-use crate::git::sha1::{ObjectKind, Sha1, frame, object_id};
-use crate::git::staging::{self, StagingError, UpstreamRef};
+use crate::git::sha1::{ObjectKind, Sha1, frame};
+use crate::git::source::{self, header as read_header, is_ancestor};
+use crate::git::staging::{StagingError, UpstreamRef};
 use crate::mkit::Id;
 use crate::mkit::content;
 use crate::mkit::object::{Object, ObjectType};
-use crate::mkit::refs::{self, Head, RefCondition, RefError};
+use crate::mkit::refs::RefError;
 use crate::mkit::repo::Repo;
 use crate::mkit::sign::KeyPair;
 use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
@@ -49,6 +49,10 @@ use crate::state::{self, Binding, Direction, RefState, StateError};
 
 mod dry;
 mod report;
+mod setup;
+mod update;
+
+use setup::Pass;
 
 pub use dry::{Change, Plan, PlannedRef, PrunedRef, dry_run_key, plan};
 
@@ -270,149 +274,88 @@ pub enum ImportError {
 
 /// Import `req.url` into `repo` under state `req.remote`.
 pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, ImportError> {
-    let mkit_dir = repo.mkit_dir();
-    let state_dir = state::state_dir(mkit_dir, req.remote)?;
-    let _lock = state::lock_state_default(mkit_dir, req.remote)?;
-    let swept = crate::run::sweep::after_lock(mkit_dir, &state_dir);
-    let identity = crate::git::remote::remote_identity(req.url);
-
-    // Bindings: refuse before touching anything.
-    let direction = check_bindings(mkit_dir, &state_dir, req, &identity)?;
-    let fork_mode = direction == Some(Direction::Fork);
-    let public = req.key.public();
-
-    crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
-    // A marker left by an earlier run means its map may vouch for torn objects.
-    let interrupted_before = state::importing_is_set(&state_dir)?;
-
-    let mut laps = Laps::default();
-    let fetched = match staging::fetch(&state_dir, req.url, req.interrupt) {
-        Err(StagingError::Interrupted { .. }) => return Err(ImportError::Interrupted),
-        other => other?,
-    };
-    crash_point("fetched");
-    crate::run::hooks::pause_point("fetched", req.interrupt);
-    laps.lap("fetch");
-
-    let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
-    let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
+    let mut p = setup::prepare(repo, req, Pass::Real)?;
+    let mut laps = std::mem::take(&mut p.laps);
     let mut notes = Vec::new();
-    if swept > 0 {
+    if p.swept > 0 {
         notes.push(format!(
-            "removed {swept} temp files left by an earlier run that was killed"
+            "removed {} temp files left by an earlier run that was killed",
+            p.swept
         ));
     }
-    let mut rebuild = match map_verdict(interrupted_before, intact, &map, previous.values()) {
-        MapVerdict::Trusted => false,
-        verdict => {
-            notes.push(verdict.note().to_owned());
-            true
-        }
-    };
-    let map = if rebuild {
-        state::Sha1ToBlake::new()
-    } else {
-        map
-    };
-
-    // By default two workers per core, so a worker waiting on the filesystem
-    // leaves its core to another (10-20% faster than one per core on ripgrep
-    // when the store flushed per object; no worse since the store's
-    // background checkpoints).
-    let jobs = if req.jobs == 0 {
-        2 * std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        req.jobs
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| ImportError::Threads {
-            jobs: req.jobs,
-            message: e.to_string(),
-        })?;
-    let mirror_path = staging::mirror_path(&state_dir);
-    let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
-        })?
-        .into_sync();
-
-    // First contact (or a rebuild): is this upstream's content already in
-    // the store under another key? Read-only, so it runs before the marker.
-    if map.is_empty() {
-        divergence_probe(repo, &mirror, &fetched.refs, &public)?;
+    let mut rebuild = p.verdict != MapVerdict::Trusted;
+    if rebuild {
+        notes.push(p.verdict.note().to_owned());
     }
-    // Recorded only now, once the upstream was fetched and the probe
-    // passed, so a refused first import leaves the state name free.
-    if direction.is_none() {
-        state::bind_direction(&state_dir, Direction::Import)?;
-    }
-    state::pin_binding(&state_dir, Binding::Source, &identity)?;
-    state::bind_import_spec(&state_dir)?;
-    state::bind_signer(&state_dir, &public)?;
-    // From here until the ref state is recorded, torn objects can exist.
-    state::set_importing(&state_dir)?;
+    bind(&p, req)?;
 
     // What the map is replaced by when the walk finds it disagreeing with
     // the store.
     let empty = state::Sha1ToBlake::new();
-    let mut run = Run {
-        mirror: &mirror,
-        store: repo.store(),
-        map: &map,
-        key: req.key,
-        options: ImportOptions { fork_mode },
-        progress: req.progress,
-        memo: HashMap::new(),
-        refusals: HashMap::new(),
-        normalized: false,
-        new_objects: Vec::new(),
-        laps: Laps::default(),
-    };
-    let batch = repo.store().batch();
-    let mut raw = state::RawWriter::new(&state_dir);
-
-    // Map upstream refs; refuse bad names up front.
-    let mut plan: Vec<(UpstreamRef, Result<RefMapping, Refusal>)> = Vec::new();
-    for r in &fetched.refs {
-        match rules::map_ref(req.remote, r.name.as_bytes()) {
-            Ok(Some(m)) => plan.push((r.clone(), Ok(m))),
-            Ok(None) => {}
-            Err(refusal) => plan.push((r.clone(), Err(refusal))),
-        }
-    }
-    let tips: Vec<Sha1> = plan
-        .iter()
-        .filter(|(_, m)| m.is_ok())
-        .map(|(r, _)| r.target)
-        .collect();
-    // A map hit naming an object the store lacks (or holds as another type)
-    // means the map cannot be trusted as a whole: the run becomes a rebuild,
-    // as for a damaged map. The second walk, with no map, cannot disagree.
-    let graph = loop {
-        match pool.install(|| run.walk(&tips))? {
-            Ok(graph) => break graph,
-            Err(disagreement) => {
-                notes.push(disagreement.note());
-                rebuild = true;
-                run.map = &empty;
-                run.refusals.clear();
-            }
-        }
-    };
+    let mut run = p.run(repo, req);
+    let mapped = setup::map_upstream(req.remote, &p.fetched.refs);
+    let (graph, dropped) = setup::walk(&p.pool, &mut run, &mapped, &empty, &mut notes)?;
+    rebuild |= dropped;
     laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
-        return Err(interrupted(&state_dir, interrupted_before));
+        return Err(interrupted(&p.state_dir, p.interrupted_before));
     }
+    let (translated, written) = write_objects(repo, req, &p, &mut run, &graph, &mut laps, rebuild)?;
+    let mut outcome = ImportOutcome {
+        translated,
+        written,
+        cloned: p.fetched.cloned,
+        default_branch: p.fetched.default_branch.clone(),
+        notes,
+        ..ImportOutcome::default()
+    };
+    crash_point("map");
+    let checkout = req
+        .set_default_branch
+        .then_some(p.fetched.default_branch.as_deref())
+        .flatten();
+    let mut plan = update::plan(repo.mkit_dir(), req.remote, &p, &run, mapped, checkout)?;
+    outcome.checked_out = update::apply(repo.mkit_dir(), &mut plan)?;
+    finish(repo, req, &p, &run, &plan, &mut outcome)?;
+    laps.lap("map+refs");
+    outcome.timings = laps.done;
+    Ok(outcome)
+}
+
+/// Record the bindings once the upstream was fetched and the divergence
+/// probe passed (so a refused first import leaves the state name free),
+/// then set the crash marker: from here until the ref state is recorded,
+/// torn objects can exist.
+fn bind(p: &setup::Prepared, req: &ImportRequest<'_>) -> Result<(), ImportError> {
+    if p.direction.is_none() {
+        state::bind_direction(&p.state_dir, Direction::Import)?;
+    }
+    state::pin_binding(&p.state_dir, Binding::Source, &p.identity)?;
+    state::bind_import_spec(&p.state_dir)?;
+    state::bind_signer(&p.state_dir, &req.key.public())?;
+    state::set_importing(&p.state_dir)?;
+    Ok(())
+}
+
+/// Retain the raw bytes of the new commits and tags, translate the new
+/// objects, make both durable, and append the new pairs to the map (after
+/// discarding it on a rebuild). Returns how many objects were translated
+/// and how many were newly written to the store.
+fn write_objects(
+    repo: &Repo,
+    req: &ImportRequest<'_>,
+    p: &setup::Prepared,
+    run: &mut Run<'_>,
+    graph: &Graph,
+    laps: &mut Laps,
+    rebuild: bool,
+) -> Result<(u64, u64), ImportError> {
+    let batch = repo.store().batch();
+    let mut raw = state::RawWriter::new(&p.state_dir);
     // The original bytes of every new commit and tag are retained (framed),
     // in parallel and off the translation's sequential path.
     let fault = durable::fault::phase("raw");
-    pool.install(|| {
+    p.pool.install(|| {
         graph
             .commits
             .par_iter()
@@ -422,21 +365,22 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     })?;
     drop(fault);
     laps.lap("raw");
-    pool.install(|| run.translate(&graph, &batch, req.interrupt))
+    p.pool
+        .install(|| run.translate(graph, &batch, req.interrupt))
         .map_err(|e| match e {
-            ImportError::Interrupted => interrupted(&state_dir, interrupted_before),
+            ImportError::Interrupted => interrupted(&p.state_dir, p.interrupted_before),
             e => e,
         })?;
     laps.take(&mut run.laps);
     if req.interrupt.load(Ordering::Relaxed) {
-        return Err(interrupted(&state_dir, interrupted_before));
+        return Err(interrupted(&p.state_dir, p.interrupted_before));
     }
 
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
     // One pair of filesystem flushes covers the objects and the raw bytes:
     // both are staged before the first, renamed before the second.
-    let shared = durable::same_filesystem(repo.store().root(), &state_dir);
-    let outcome_batch = batch.commit_with(raw.is_pending(), |flushed| {
+    let shared = durable::same_filesystem(repo.store().root(), &p.state_dir);
+    let committed = batch.commit_with(raw.is_pending(), |flushed| {
         raw.publish_within(flushed && shared)
             .map_err(ImportError::from)
     })?;
@@ -450,138 +394,67 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     pairs.sort();
     let fault = durable::fault::phase("map");
     if rebuild {
-        state::discard_map(&state_dir)?;
+        state::discard_map(&p.state_dir)?;
     }
-    state::append_map_import(&state_dir, &pairs)?;
+    state::append_map_import(&p.state_dir, &pairs)?;
     drop(fault);
+    Ok((pairs.len() as u64, committed.written))
+}
 
-    let mut outcome = ImportOutcome {
-        translated: pairs.len() as u64,
-        written: outcome_batch.written,
-        cloned: fetched.cloned,
-        default_branch: fetched.default_branch.clone(),
-        notes,
-        ..ImportOutcome::default()
-    };
-    crash_point("map");
+/// Fill the outcome from the applied ref plan, mint the attestations,
+/// record the ref state, the refusal report and the `normalized` stamp, and
+/// clear the crash marker.
+fn finish(
+    repo: &Repo,
+    req: &ImportRequest<'_>,
+    p: &setup::Prepared,
+    run: &Run<'_>,
+    plan: &ImportPlan,
+    outcome: &mut ImportOutcome,
+) -> Result<(), ImportError> {
     let mut ref_state = Vec::new();
-    let mut ref_updates = Vec::new();
-    for (upstream, mapping) in plan {
-        let mapping = match mapping {
-            Ok(m) => m,
-            Err(refusal) => {
-                outcome.skipped.push(SkippedRef {
-                    upstream: upstream.name,
-                    refusal,
-                });
-                continue;
-            }
-        };
-        let id = match run.resolve_tip(&upstream.target) {
-            Ok(id) => id,
-            Err(refusal) => {
-                outcome.skipped.push(SkippedRef {
-                    upstream: upstream.name,
-                    refusal,
-                });
-                continue;
-            }
-        };
-        if let Some(old) = previous.get(&upstream.name)
-            && old.git != upstream.target
-            && matches!(mapping, RefMapping::Branch { .. })
-            && !is_ancestor(&mirror, &old.git, &upstream.target)
-        {
-            outcome.warnings.push(format!(
-                "upstream force-pushed {}; tracking ref rewound from {} to {} (rebase local branches that built on the old history)",
-                upstream.name,
-                old.git.to_hex(),
-                upstream.target.to_hex()
-            ));
-        }
-        let before = previous.get(&upstream.name);
-        match &mapping {
-            RefMapping::Tag { tag, mkit_ref } => {
-                match tag_decision(refs::read_ref(mkit_dir, mkit_ref)?, id, before) {
-                    TagDecision::Write => ref_updates.push((mkit_ref.clone(), id)),
-                    TagDecision::Keep => {}
-                    TagDecision::MovedLocally => outcome.warnings.push(format!(
-                        "not updating tag '{tag}': it was moved locally (delete it with \
-                         `mkit tag -d {tag}` to track the upstream tag)"
-                    )),
-                }
-            }
-            RefMapping::Branch { mkit_ref, .. } => ref_updates.push((mkit_ref.clone(), id)),
-        }
+    for (r, planned) in plan.imported() {
         ref_state.push(RefState {
-            name: upstream.name.clone(),
-            mkit: id,
-            git: upstream.target,
+            name: r.upstream.clone(),
+            mkit: planned.id,
+            git: r.target,
         });
         outcome.imported.push(ImportedRef {
-            changed: before.is_none_or(|old| old.git != upstream.target || old.mkit != id),
-            upstream: upstream.name,
-            mkit_ref: mapping.mkit_ref().to_owned(),
-            git: upstream.target,
-            mkit: id,
+            upstream: r.upstream.clone(),
+            mkit_ref: planned.mkit_ref().to_owned(),
+            git: r.target,
+            mkit: planned.id,
+            changed: r.changed(),
         });
     }
-    let fault = durable::fault::phase("refs");
-    refs::write_refs(mkit_dir, &ref_updates)?;
-    drop(fault);
-    crash_point("refs");
-    // Branches deleted upstream lose their tracking refs.
-    for (name, old) in &previous {
-        if fetched.refs.iter().any(|r| &r.name == name) {
-            continue;
-        }
-        if let Ok(Some(RefMapping::Branch { mkit_ref, .. })) =
-            rules::map_ref(req.remote, name.as_bytes())
-            && refs::delete_ref(mkit_dir, &mkit_ref, Some(old.mkit))?
-        {
-            outcome.warnings.push(format!(
-                "upstream deleted {name}; tracking ref {mkit_ref} removed"
-            ));
-        }
-    }
-    if req.set_default_branch
-        && let Some(default) = &fetched.default_branch
-        && let Some(done) = outcome.imported.iter().find(|r| &r.upstream == default)
-        && let Some(branch) = default.strip_prefix(refs::HEADS_PREFIX)
-    {
-        let local = format!("{}{branch}", refs::HEADS_PREFIX);
-        refs::write_ref(mkit_dir, &local, &done.mkit, RefCondition::Any)?;
-        refs::write_head(mkit_dir, &Head::Symbolic(local))?;
-        outcome.checked_out = Some(branch.to_owned());
-    }
+    outcome.skipped = update::skipped(plan);
+    outcome.warnings.extend(plan.warnings());
     // Attestations before the ref state: a head whose recorded state did not
     // change is not attested again, so a crash after the state was stored
     // but before the envelopes were would leave those heads unattested.
-    outcome.attestations = pool.install(|| {
-        mint_import_attestations(repo, req.key, &identity, &outcome.imported, &previous)
+    outcome.attestations = p.pool.install(|| {
+        mint_import_attestations(repo, req.key, &p.identity, &outcome.imported, &p.previous)
     })?;
     let fault = durable::fault::phase("ref-state");
-    state::store_import_ref_state(&state_dir, &ref_state)?;
+    state::store_import_ref_state(&p.state_dir, &ref_state)?;
     drop(fault);
     report::settle(
-        &state_dir,
-        &mirror,
+        &p.state_dir,
+        &p.mirror,
         &run.refusals,
-        &fetched.refs,
-        &mut outcome,
+        &p.fetched.refs,
+        outcome,
     );
     if run.normalized {
-        state::mark_normalized(&state_dir)?;
+        state::mark_normalized(&p.state_dir)?;
         outcome.warnings.push(
             "historic tree modes were normalized (declared-lossy; originals retained in the staging mirror)"
                 .to_owned(),
         );
     }
-    state::clear_importing(&state_dir)?;
+    state::clear_importing(&p.state_dir)?;
     crash_point("imported");
-    laps.lap("map+refs");
-    outcome.timings = laps.done;
-    Ok(outcome)
+    Ok(())
 }
 
 /// The error for a run stopped by its interrupt flag before the objects'
@@ -689,16 +562,6 @@ fn mint_import_attestations(
     Ok(changed.len() as u64)
 }
 
-/// True when `old` is reachable from `new` in the mirror.
-fn is_ancestor(mirror: &gix::ThreadSafeRepository, old: &Sha1, new: &Sha1) -> bool {
-    let repo = mirror.to_thread_local();
-    let Ok(walk) = repo.rev_walk([gix::ObjectId::from(new.0)]).all() else {
-        return false;
-    };
-    let target = gix::ObjectId::from(old.0);
-    walk.filter_map(Result::ok).any(|info| info.id == target)
-}
-
 /// Wall-clock laps of a run's phases, in order.
 struct Laps {
     clock: std::time::Instant,
@@ -783,64 +646,13 @@ struct Run<'a> {
     laps: Laps,
 }
 
-thread_local! {
-    static REPO: std::cell::RefCell<Option<gix::Repository>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Read one object through this thread's own handle on the mirror.
+/// Read one object through this thread's own handle on the mirror, its id
+/// checked; what cannot be read intact is a refusal.
 fn read_object(
     mirror: &gix::ThreadSafeRepository,
     sha: &Sha1,
 ) -> Result<(ObjectKind, Vec<u8>), Refusal> {
-    REPO.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let repo = slot.get_or_insert_with(|| mirror.to_thread_local());
-        match repo.try_find_object(gix::ObjectId::from(sha.0)) {
-            Ok(Some(obj)) => {
-                let kind = match obj.kind {
-                    gix::object::Kind::Blob => ObjectKind::Blob,
-                    gix::object::Kind::Tree => ObjectKind::Tree,
-                    gix::object::Kind::Commit => ObjectKind::Commit,
-                    gix::object::Kind::Tag => ObjectKind::Tag,
-                };
-                let data = obj.detach().data;
-                // Re-derive the id (collision-detecting): a corrupt pack entry
-                // or a planted collision refuses the refs that need it.
-                match object_id(kind, &data) {
-                    Ok(id) if id == *sha => Ok((kind, data)),
-                    Ok(id) => Err(Refusal::CorruptObject {
-                        object: *sha,
-                        detail: format!("its bytes hash to {}", id.to_hex()),
-                    }),
-                    Err(e) => Err(Refusal::CorruptObject {
-                        object: *sha,
-                        detail: e.to_string(),
-                    }),
-                }
-            }
-            Ok(None) => Err(Refusal::MissingObject { object: *sha }),
-            Err(e) => Err(Refusal::CorruptObject {
-                object: *sha,
-                detail: e.to_string(),
-            }),
-        }
-    })
-}
-
-/// The kind and size of an object, without reading its content.
-fn read_header(mirror: &gix::ThreadSafeRepository, sha: &Sha1) -> Option<(ObjectKind, u64)> {
-    REPO.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let repo = slot.get_or_insert_with(|| mirror.to_thread_local());
-        let h = repo.try_find_header(gix::ObjectId::from(sha.0)).ok()??;
-        let kind = match h.kind() {
-            gix::object::Kind::Blob => ObjectKind::Blob,
-            gix::object::Kind::Tree => ObjectKind::Tree,
-            gix::object::Kind::Commit => ObjectKind::Commit,
-            gix::object::Kind::Tag => ObjectKind::Tag,
-        };
-        Some((kind, h.size()))
-    })
+    source::read(mirror, sha).map_err(Refusal::from)
 }
 
 /// A map hit that the store contradicts: the mapped id is not there, or it
@@ -1569,29 +1381,6 @@ pub fn map_verdict<'a>(
     }
 }
 
-/// What to do with a local tag the upstream has (the moved-tag guard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagDecision {
-    /// Absent, or still where the previous import put it: write it.
-    Write,
-    /// Already at the new value.
-    Keep,
-    /// Moved locally since the previous import: leave it, and warn.
-    MovedLocally,
-}
-
-/// Decide, as 0.5.0 does, whether an imported tag may be written: only when
-/// the local tag is absent, already right, or still where the previous
-/// import left it. A tag moved by hand is never overwritten.
-pub fn tag_decision(current: Option<Id>, new: Id, previous: Option<&RefState>) -> TagDecision {
-    match current {
-        None => TagDecision::Write,
-        Some(cur) if cur == new => TagDecision::Keep,
-        Some(cur) if previous.is_some_and(|p| p.mkit == cur) => TagDecision::Write,
-        Some(_) => TagDecision::MovedLocally,
-    }
-}
-
 /// How many commits, along first parents from each upstream tip, the
 /// divergence probe looks at (0.5.0's bound).
 pub const PROBE_DEPTH: usize = 32;
@@ -1615,7 +1404,8 @@ fn divergence_probe(
         let mut peeled = 0;
         let mut walked = 0;
         while walked < PROBE_DEPTH {
-            let Ok((kind, body)) = read_object(mirror, &cur) else {
+            let Ok((kind, body)) = source::read_within(mirror, &cur, rules::MAX_OBJECT_BYTES)
+            else {
                 break;
             };
             match kind {
@@ -1948,29 +1738,6 @@ mod tests {
             Ok(Err(Refusal::CorruptObject { object, .. })) if object == sha
         ));
         assert!(matches!(staged(&sha, Ok(Id([6; 32]))), Ok(Ok(_))));
-    }
-
-    #[test]
-    fn tag_decision_never_clobbers_a_moved_tag() {
-        let new = Id([3; 32]);
-        let prev = rs("refs/tags/v1", 1, 2);
-        assert_eq!(tag_decision(None, new, None), TagDecision::Write);
-        assert_eq!(tag_decision(None, new, Some(&prev)), TagDecision::Write);
-        assert_eq!(tag_decision(Some(new), new, Some(&prev)), TagDecision::Keep);
-        // Still where the previous import put it: follows the upstream.
-        assert_eq!(
-            tag_decision(Some(Id([2; 32])), new, Some(&prev)),
-            TagDecision::Write
-        );
-        // Moved by hand, or a local tag the import never wrote: kept.
-        assert_eq!(
-            tag_decision(Some(Id([7; 32])), new, Some(&prev)),
-            TagDecision::MovedLocally
-        );
-        assert_eq!(
-            tag_decision(Some(Id([7; 32])), new, None),
-            TagDecision::MovedLocally
-        );
     }
 
     #[test]

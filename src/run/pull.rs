@@ -3,13 +3,15 @@
 //!
 //! As the reference's `mkit git pull` does: a detached or unborn `HEAD`, or a
 //! branch with no tracking ref, is fetch-only; a branch that has diverged is
-//! refused with the merge/rebase hint; otherwise, under the worktree lock,
+//! refused with the merge/rebase hint (the decision is the ref planner's,
+//! [`crate::bridge::plan::pull`]); otherwise, under the worktree lock,
 //! the worktree is checked clean, the branch moves with a compare-and-swap on
 //! its old value, and the new tree is written (the branch is moved back if
 //! writing the tree fails).
 
 use std::collections::HashSet;
 
+use crate::bridge::plan::pull::{self, PullStep};
 use crate::mkit::Id;
 use crate::mkit::object::Object;
 use crate::mkit::refs::{self, Head, RefCondition, RefError};
@@ -131,21 +133,26 @@ pub fn fast_forward(repo: &Repo, remote: &str) -> Result<PullOutcome, PullError>
         .unwrap_or(&local)
         .to_owned();
     let tracking = format!("{}{remote}/{branch}", refs::REMOTES_PREFIX);
-    let Some(target) = refs::read_ref(mkit, &tracking)? else {
-        return Ok(PullOutcome::FetchOnly(FetchOnly::NoTrackingRef { branch }));
+    let tracked = refs::read_ref(mkit, &tracking)?;
+    let current = match tracked {
+        Some(_) => refs::read_ref(mkit, &local)?,
+        None => None,
     };
-    let Some(current) = refs::read_ref(mkit, &local)? else {
-        return Ok(PullOutcome::FetchOnly(FetchOnly::Unborn { branch }));
-    };
-    if current == target {
-        return Ok(PullOutcome::UpToDate { branch });
-    }
-    if !is_ancestor(repo, &current, &target)? {
-        return Err(PullError::NotFastForward {
-            branch,
-            remote: remote.to_owned(),
-        });
-    }
+    let (current, target) =
+        match pull::plan(tracked, current, |old, new| is_ancestor(repo, old, new))? {
+            PullStep::NoTrackingRef => {
+                return Ok(PullOutcome::FetchOnly(FetchOnly::NoTrackingRef { branch }));
+            }
+            PullStep::Unborn => return Ok(PullOutcome::FetchOnly(FetchOnly::Unborn { branch })),
+            PullStep::UpToDate => return Ok(PullOutcome::UpToDate { branch }),
+            PullStep::Diverged => {
+                return Err(PullError::NotFastForward {
+                    branch,
+                    remote: remote.to_owned(),
+                });
+            }
+            PullStep::FastForward { expected, new } => (expected, new),
+        };
     let new_tree = match repo.store().read(&target)? {
         Object::Commit(c) => c.tree,
         _ => {

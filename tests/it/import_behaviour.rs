@@ -225,6 +225,62 @@ fn locally_moved_tag_is_kept() {
     );
 }
 
+/// A branch deleted upstream whose tracking ref was moved locally keeps its
+/// tracking ref, with a warning, and the fetch succeeds (the removal is a
+/// compare-and-swap on the recorded value); a later fetch has nothing more
+/// to say about it. One still where the import left it is removed.
+#[test]
+fn deleted_branch_with_a_locally_moved_tracking_ref_is_kept() {
+    use mkit_bridge::mkit::refs;
+    let e = env();
+    let key = e.key(0x55);
+    let k = key.to_str().unwrap();
+    assert!(e.import("dst", &["--key", k]).status.success());
+    let dst = e.path("dst");
+    let mkit = dst.join(".mkit");
+    let main = refs::read_ref(&mkit, "refs/remotes/upstream/main")
+        .unwrap()
+        .unwrap();
+    let moved = "refs/remotes/upstream/develop";
+    refs::write_ref(&mkit, moved, &main, refs::RefCondition::Any).unwrap();
+    for branch in ["develop", "feature/x"] {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&e.src)
+            .args(["update-ref", "-d", &format!("refs/heads/{branch}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+
+    let out = e.bridge_ok(&dst, &["fetch", "--key", k]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "upstream deleted refs/heads/develop; tracking ref {moved} kept: it was moved \
+             locally to {}",
+            main.to_hex()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("upstream deleted refs/heads/feature/x; tracking ref refs/remotes/upstream/feature/x removed"),
+        "{err}"
+    );
+    assert_eq!(refs::read_ref(&mkit, moved).unwrap(), Some(main));
+    assert_eq!(
+        refs::read_ref(&mkit, "refs/remotes/upstream/feature/x").unwrap(),
+        None
+    );
+    let out = e.bridge_ok(&dst, &["fetch", "--key", k]);
+    assert!(
+        !stderr(&out).contains("upstream deleted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(refs::read_ref(&mkit, moved).unwrap(), Some(main));
+}
+
 /// With the bridge state gone but the store kept, a second key over the
 /// same content is refused by the in-store probe (exit 78), naming the
 /// first key; the same key goes through.

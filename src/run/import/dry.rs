@@ -14,22 +14,16 @@
 //!
 //! [`Store::dry_batch`]: crate::mkit::store::Store::dry_batch
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::bridge::cause::Cause;
-use crate::bridge::import::{self as rules, ImportOptions, RefMapping};
-use crate::bridge::refusal::Refusal;
+use crate::bridge::plan::import::{Change as RefChange, ImportPlan, Local, PruneAction};
 use crate::git::Sha1;
-use crate::git::staging::{self, UpstreamRef};
-use crate::mkit::refs;
 use crate::mkit::repo::Repo;
-use crate::state::{self, Direction, RefState, StateError};
+use crate::state;
 
-use super::{
-    ImportError, ImportRequest, Laps, MapVerdict, Run, SkippedRef, TagDecision, check_bindings,
-    divergence_probe, is_ancestor, map_verdict, report, tag_decision,
-};
+use super::setup::{self, Pass};
+use super::{ImportError, ImportRequest, MapVerdict, SkippedRef, report, update};
 
 /// How a ref would change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,110 +119,30 @@ pub fn dry_run_key() -> crate::mkit::sign::KeyPair {
 /// writing nothing but the staging mirror. Refuses exactly what the real
 /// run refuses before translating (bindings, the divergence probe).
 pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
-    let mkit_dir = repo.mkit_dir();
-    let state_dir = state::state_dir(mkit_dir, req.remote)?;
-    let identity = crate::git::remote::remote_identity(req.url);
-    let lock = state::lock_state_default(mkit_dir, req.remote)?;
-    let direction = check_bindings(mkit_dir, &state_dir, req, &identity)?;
-    crate::durable::create_dir_all_durable(&state_dir).map_err(StateError::from)?;
-    let interrupted_before = state::importing_is_set(&state_dir)?;
-    // Interrupted during the fetch: the same error as the real run's.
-    let fetched = match staging::fetch(&state_dir, req.url, req.interrupt) {
-        Err(staging::StagingError::Interrupted { .. }) => return Err(ImportError::Interrupted),
-        other => other?,
-    };
-    let previous: HashMap<String, RefState> = state::load_import_ref_state(&state_dir)?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
-    let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
-    // Everything read under the lock; the rest reads immutable objects.
-    drop(lock);
-
+    let p = setup::prepare(repo, req, Pass::Dry)?;
     let mut plan = Plan {
-        default_branch: fetched.default_branch.clone(),
-        cloned: fetched.cloned,
+        default_branch: p.fetched.default_branch.clone(),
+        cloned: p.fetched.cloned,
         ..Plan::default()
     };
-    let map = match map_verdict(interrupted_before, intact, &map, previous.values()) {
-        MapVerdict::Trusted => map,
-        verdict => {
-            plan.notes.push(format!(
-                "{} (the real run will; this plan translates as it would)",
-                verdict.note()
-            ));
-            state::Sha1ToBlake::new()
-        }
-    };
-    let jobs = if req.jobs == 0 {
-        2 * std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        req.jobs
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| ImportError::Threads {
-            jobs: req.jobs,
-            message: e.to_string(),
-        })?;
-    let mirror_path = staging::mirror_path(&state_dir);
-    let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
-        })?
-        .into_sync();
-    if map.is_empty() {
-        divergence_probe(repo, &mirror, &fetched.refs, &req.key.public())?;
+    if p.verdict != MapVerdict::Trusted {
+        plan.notes.push(format!(
+            "{} (the real run will; this plan translates as it would)",
+            p.verdict.note()
+        ));
     }
-
-    let empty = state::Sha1ToBlake::new();
-    let mut run = Run {
-        mirror: &mirror,
-        store: repo.store(),
-        map: &map,
-        key: req.key,
-        options: ImportOptions {
-            fork_mode: direction == Some(Direction::Fork),
-        },
-        progress: req.progress,
-        memo: HashMap::new(),
-        refusals: HashMap::new(),
-        normalized: false,
-        new_objects: Vec::new(),
-        laps: Laps::default(),
-    };
-    let mut mapped: Vec<(UpstreamRef, Result<RefMapping, Refusal>)> = Vec::new();
-    for r in &fetched.refs {
-        match rules::map_ref(req.remote, r.name.as_bytes()) {
-            Ok(Some(m)) => mapped.push((r.clone(), Ok(m))),
-            Ok(None) => {}
-            Err(refusal) => mapped.push((r.clone(), Err(refusal))),
-        }
-    }
-    let tips: Vec<Sha1> = mapped
-        .iter()
-        .filter(|(_, m)| m.is_ok())
-        .map(|(r, _)| r.target)
-        .collect();
     // A map that disagrees with the store is read past, as the real run
     // would rebuild it: the plan is made from a walk without it.
-    let graph = loop {
-        match pool.install(|| run.walk(&tips))? {
-            Ok(graph) => break graph,
-            Err(disagreement) => {
-                plan.notes.push(disagreement.note());
-                run.map = &empty;
-                run.refusals.clear();
-            }
-        }
-    };
+    let empty = state::Sha1ToBlake::new();
+    let mut run = p.run(repo, req);
+    let mapped = setup::map_upstream(req.remote, &p.fetched.refs);
+    let (graph, _) = setup::walk(&p.pool, &mut run, &mapped, &empty, &mut plan.notes)?;
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
     let batch = repo.store().dry_batch();
-    pool.install(|| run.translate(&graph, &batch, req.interrupt))?;
+    p.pool
+        .install(|| run.translate(&graph, &batch, req.interrupt))?;
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
@@ -239,76 +153,8 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
         .filter(|s| run.memo.contains_key(s))
         .count() as u64;
 
-    for (upstream, mapping) in mapped {
-        let mapping = match mapping {
-            Ok(m) => m,
-            Err(refusal) => {
-                plan.skipped.push(SkippedRef {
-                    upstream: upstream.name,
-                    refusal,
-                });
-                continue;
-            }
-        };
-        let id = match run.resolve_tip(&upstream.target) {
-            Ok(id) => id,
-            Err(refusal) => {
-                plan.skipped.push(SkippedRef {
-                    upstream: upstream.name,
-                    refusal,
-                });
-                continue;
-            }
-        };
-        let before = previous.get(&upstream.name);
-        let moved_locally = match &mapping {
-            RefMapping::Tag { mkit_ref, .. } => {
-                tag_decision(refs::read_ref(mkit_dir, mkit_ref)?, id, before)
-                    == TagDecision::MovedLocally
-            }
-            RefMapping::Branch { .. } => false,
-        };
-        let change = match before {
-            _ if moved_locally => Change::KeptMovedLocally,
-            None => Change::New,
-            Some(old) if old.git == upstream.target && old.mkit == id => Change::Unchanged,
-            Some(old)
-                if old.git != upstream.target
-                    && matches!(mapping, RefMapping::Branch { .. })
-                    && !is_ancestor(&mirror, &old.git, &upstream.target) =>
-            {
-                Change::Forced
-            }
-            Some(_) => Change::Updated,
-        };
-        plan.refs.push(PlannedRef {
-            upstream: upstream.name,
-            mkit_ref: mapping.mkit_ref().to_owned(),
-            old: before.map(|b| b.git),
-            new: upstream.target,
-            change,
-        });
-    }
-    // Branches deleted upstream: their tracking refs go, if still where the
-    // previous import left them (the real run removes them by compare and
-    // swap on that value).
-    let mut gone: Vec<(&String, &RefState)> = previous
-        .iter()
-        .filter(|(name, _)| !fetched.refs.iter().any(|r| &r.name == *name))
-        .collect();
-    gone.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, old) in gone {
-        if let Ok(Some(RefMapping::Branch { mkit_ref, .. })) =
-            rules::map_ref(req.remote, name.as_bytes())
-            && refs::read_ref(mkit_dir, &mkit_ref)? == Some(old.mkit)
-        {
-            plan.pruned.push(PrunedRef {
-                upstream: name.clone(),
-                mkit_ref,
-                old: old.git,
-            });
-        }
-    }
+    let refs = update::plan(repo.mkit_dir(), req.remote, &p, &run, mapped, None)?;
+    describe(&refs, &mut plan);
     if run.normalized {
         plan.warnings.push(
             "historic tree modes would be normalized (declared-lossy; originals retained in the \
@@ -316,6 +162,42 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
                 .to_owned(),
         );
     }
-    plan.causes = report::causes(&mirror, &run.refusals, &fetched.refs, &plan.skipped);
+    plan.causes = report::causes(&p.mirror, &run.refusals, &p.fetched.refs, &plan.skipped);
     Ok(plan)
+}
+
+/// The dry run's view of the ref plan: what would happen to each imported
+/// ref, which would be skipped, and which tracking refs would go (those
+/// still where the previous import left them: the real run removes them by
+/// compare and swap on that value).
+fn describe(refs: &ImportPlan, plan: &mut Plan) {
+    for (r, planned) in refs.imported() {
+        let change = match (planned.local, planned.change) {
+            (Local::KeptMovedTag { .. }, _) => Change::KeptMovedLocally,
+            (_, RefChange::New) => Change::New,
+            (_, RefChange::Unchanged) => Change::Unchanged,
+            (_, RefChange::Forced) => Change::Forced,
+            (_, RefChange::FastForward | RefChange::TagMoved | RefChange::Retranslated) => {
+                Change::Updated
+            }
+        };
+        plan.refs.push(PlannedRef {
+            upstream: r.upstream.clone(),
+            mkit_ref: planned.mkit_ref().to_owned(),
+            old: r.recorded.map(|b| b.git),
+            new: r.target,
+            change,
+        });
+    }
+    plan.skipped = update::skipped(refs);
+    plan.pruned = refs
+        .pruned
+        .iter()
+        .filter(|x| x.action == PruneAction::Delete)
+        .map(|x| PrunedRef {
+            upstream: x.upstream.clone(),
+            mkit_ref: x.mkit_ref.clone(),
+            old: x.recorded.git,
+        })
+        .collect();
 }

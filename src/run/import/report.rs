@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::bridge::cause::{self, Cause, Skipped};
+use crate::bridge::import::MAX_OBJECT_BYTES;
 use crate::bridge::refusal::Refusal;
 use crate::git::Sha1;
+use crate::git::source;
 use crate::git::staging::UpstreamRef;
 use crate::state;
 
-use super::{ImportOutcome, SkippedRef, read_object};
+use super::{ImportOutcome, SkippedRef};
 
 /// Group `skipped` by root cause. `refusals` are the run's refused objects,
 /// `refs` the upstream refs as fetched (for the tips).
@@ -33,7 +35,9 @@ pub(super) fn causes(
             refusal: &s.refusal,
         })
         .collect();
-    cause::trace(&list, refusals, &|sha: &Sha1| read_object(mirror, sha).ok())
+    cause::trace(&list, refusals, &|sha: &Sha1| {
+        source::read_within(mirror, sha, MAX_OBJECT_BYTES).ok()
+    })
 }
 
 /// Fill `outcome.causes`, mark those an earlier run reported unchanged, and

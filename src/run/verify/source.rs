@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::VerifyRunError;
 use crate::bridge::verify::GitSource;
 use crate::git::sha1::{ObjectKind, Sha1};
+use crate::git::source;
 use crate::git::staging;
 use crate::state::{self, Binding};
 
@@ -57,17 +58,6 @@ impl Mirrors {
 
 impl GitSource for Mirrors {
     fn get(&self, id: &Sha1) -> Option<(ObjectKind, Vec<u8>)> {
-        for repo in &self.repos {
-            if let Ok(Some(obj)) = repo.try_find_object(gix::ObjectId::from(id.0)) {
-                let kind = match obj.kind {
-                    gix::object::Kind::Blob => ObjectKind::Blob,
-                    gix::object::Kind::Tree => ObjectKind::Tree,
-                    gix::object::Kind::Commit => ObjectKind::Commit,
-                    gix::object::Kind::Tag => ObjectKind::Tag,
-                };
-                return Some((kind, obj.detach().data));
-            }
-        }
-        None
+        self.repos.iter().find_map(|repo| source::find(repo, id))
     }
 }
