@@ -26,13 +26,7 @@ pub struct SubjectDigests<'a> {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    out
+    crate::hex::encode(&Sha256::digest(bytes))
 }
 
 /// Encode a canonical in-toto v1 statement.

@@ -245,20 +245,22 @@ pub enum ImportError {
         version: u32,
     },
     /// The mirror could not be read.
-    #[error("cannot read the staging mirror {path}: {message}")]
+    #[error("cannot read the staging mirror {}: {source}", path.display())]
     Mirror {
         /// The mirror.
-        path: String,
+        path: std::path::PathBuf,
         /// What failed.
-        message: String,
+        #[source]
+        source: gix::Error,
     },
     /// The worker pool could not start.
-    #[error("cannot start {jobs} worker threads: {message}")]
+    #[error("cannot start {jobs} worker threads: {source}")]
     Threads {
         /// Requested jobs.
         jobs: usize,
         /// Why.
-        message: String,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// The run was interrupted before anything became visible.
     #[error("interrupted: stopped before updating any ref; run the same command again to finish")]
@@ -330,15 +332,15 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| ImportError::Threads {
+        .map_err(|source| ImportError::Threads {
             jobs: req.jobs,
-            message: e.to_string(),
+            source,
         })?;
     let mirror_path = staging::mirror_path(&state_dir);
     let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
+        .map_err(|source| ImportError::Mirror {
+            path: mirror_path.clone(),
+            source,
         })?
         .into_sync();
 
@@ -1931,7 +1933,7 @@ mod tests {
         let io = StoreError::Io(durable::IoError::new(
             "write object",
             "/x",
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            std::io::Error::from(rustix::io::Errno::NOSPC),
         ));
         let fatal = staged::<Id>(&sha, Err(io)).unwrap_err();
         assert!(matches!(fatal, ImportError::Store(StoreError::Io(_))));
