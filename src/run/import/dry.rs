@@ -160,15 +160,15 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| ImportError::Threads {
+        .map_err(|source| ImportError::Threads {
             jobs: req.jobs,
-            message: e.to_string(),
+            source,
         })?;
     let mirror_path = staging::mirror_path(&state_dir);
     let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
+        .map_err(|source| ImportError::Mirror {
+            path: mirror_path.clone(),
+            source,
         })?
         .into_sync();
     if map.is_empty() {
