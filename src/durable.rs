@@ -499,6 +499,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn publish_staged_renames_every_temp_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = Vec::new();
+        for (i, sub) in ["a", "b", "a"].iter().enumerate() {
+            let d = dir.path().join(sub);
+            fs::create_dir_all(&d).unwrap();
+            let path = d.join(format!("f{i}"));
+            let (mut f, tmp) = create_temp(&path, 0o644).unwrap();
+            f.write_all(format!("body {i}").as_bytes()).unwrap();
+            staged.push((tmp, path));
+        }
+        assert!(flush_files(dir.path(), staged.iter().map(|(t, _)| t.as_path())).is_ok());
+        publish_staged(dir.path(), &staged).unwrap();
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            assert!(!tmp.exists());
+            assert_eq!(fs::read(path).unwrap(), format!("body {i}").as_bytes());
+        }
+        publish_staged(dir.path(), &[]).unwrap();
+        // A temp that vanished: the rename's failure names the final path.
+        let gone = vec![(dir.path().join(".x.tmp.1.1"), dir.path().join("x"))];
+        let err = publish_staged(dir.path(), &gone).unwrap_err();
+        assert_eq!(err.action, "rename into place");
+        assert_eq!(err.path, dir.path().join("x"));
+    }
+
+    #[test]
+    fn nofollow_refuses_a_symlink_with_eloop() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = OpenOptions::new()
+            .read(true)
+            .custom_flags(oflags::NOFOLLOW | oflags::NONBLOCK)
+            .open(&link)
+            .unwrap_err();
+        assert!(is_symlink_refusal(&err), "{err}");
+        let plain = OpenOptions::new()
+            .read(true)
+            .custom_flags(oflags::NOFOLLOW)
+            .open(&target);
+        assert!(plain.is_ok());
+        assert!(!is_symlink_refusal(&io::Error::from(
+            io::ErrorKind::NotFound
+        )));
+    }
+
+    #[test]
     fn write_all_parts_writes_the_concatenation() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");

@@ -316,6 +316,36 @@ mod tests {
     }
 
     #[test]
+    fn parse_frame_names_what_is_wrong() {
+        assert_eq!(
+            parse_frame(b"blob 3\0a\0b"),
+            Ok((ObjectKind::Blob, &b"a\0b"[..]))
+        );
+        assert_eq!(parse_frame(b"blob 0\0"), Ok((ObjectKind::Blob, &b""[..])));
+        for (bad, why) in [
+            (&b"blob 3"[..], FrameError::NoNul),
+            (b"", FrameError::NoNul),
+            (b"blob3\0abc", FrameError::NoSpace),
+            (b"note 2\0hi", FrameError::Kind),
+            (b"Blob 2\0hi", FrameError::Kind),
+            (b"tag \0", FrameError::Length),
+            (b"tag 02\0hi", FrameError::Length),
+            (b"tag +2\0hi", FrameError::Length),
+            (b"tag 2 \0hi", FrameError::Length),
+            (b"tag 99999999999999999999999\0hi", FrameError::Length),
+            (b"tag 3\0hi", FrameError::Mismatch),
+            (b"tag 1\0hi", FrameError::Mismatch),
+        ] {
+            assert_eq!(
+                parse_frame(bad),
+                Err(why),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn frame_and_unframe() {
         assert_eq!(frame(ObjectKind::Commit, b"abc"), b"commit 3\0abc");
         assert_eq!(frame(ObjectKind::Tree, b""), b"tree 0\0");
