@@ -15,6 +15,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// `open(2)` flags for [`OpenOptionsExt::custom_flags`], taken from rustix's
+/// constants (the values are the platform's; rustix only names them).
+pub mod oflags {
+    /// Refuse to open through a symlink in the last path component (the
+    /// open fails with `ELOOP`).
+    pub const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    /// Do not block in `open`, so a FIFO planted at the path cannot hang it.
+    pub const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+}
+
+/// True when `e` is the `ELOOP` an [`oflags::NOFOLLOW`] open gives for a
+/// symlink.
+pub fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
 /// An I/O failure with the action and path it happened on.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {source}", path.display())]
@@ -131,7 +147,7 @@ pub fn create_temp(final_path: &Path, mode: u32) -> Result<(File, PathBuf), IoEr
         .write(true)
         .create_new(true)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(oflags::NOFOLLOW)
         .open(&tmp)
         .map_err(io_err("create temp file", &tmp))?;
     Ok((file, tmp))
@@ -339,6 +355,60 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, IoError> 
     Ok(linked)
 }
 
+/// The first durability point of a batch of files staged under temp names:
+/// their data, by one filesystem-wide flush ([`sync_filesystem`]) or, where
+/// there is none, an fsync of each temp. Returns whether it was the
+/// filesystem-wide flush (which also covers any other file staged on that
+/// filesystem before the call).
+///
+/// With [`flush_dirs`] this is the "temp, flush, rename, flush" discipline
+/// the object store, the raw-bytes writer and ref writing share; see
+/// [`publish_staged`] for the whole sequence.
+pub fn flush_files<'a>(
+    root: &Path,
+    temps: impl IntoIterator<Item = &'a Path>,
+) -> Result<bool, IoError> {
+    if sync_filesystem(root)? {
+        return Ok(true);
+    }
+    for tmp in temps {
+        File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("fsync", tmp))?;
+    }
+    Ok(false)
+}
+
+/// The second durability point of a batch: the directory entries its
+/// renames (or creations) made, by one filesystem-wide flush or, where there
+/// is none, an fsync of each directory.
+pub fn flush_dirs<'a>(
+    root: &Path,
+    dirs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), IoError> {
+    if sync_filesystem(root)? {
+        return Ok(());
+    }
+    dirs.into_iter().try_for_each(sync_dir)
+}
+
+/// Publish files staged as `(temp, final path)` pairs on the filesystem of
+/// `root`: make their data durable ([`flush_files`]), rename each into
+/// place, then make the renames durable ([`flush_dirs`]). Stops at the
+/// first failure; the caller removes the temps that are left.
+pub fn publish_staged(root: &Path, staged: &[(PathBuf, PathBuf)]) -> Result<(), IoError> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    flush_files(root, staged.iter().map(|(tmp, _)| tmp.as_path()))?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for (tmp, path) in staged {
+        fs::rename(tmp, path).map_err(io_err("rename into place", path))?;
+        dirs.insert(parent_or_dot(path));
+    }
+    flush_dirs(root, dirs)
+}
+
 /// Make everything written to the filesystem holding `path` durable: every
 /// dirty file's data and every directory entry (Linux `syncfs`, one call
 /// whatever the number of files; it reports writeback errors since 5.8).
@@ -418,7 +488,7 @@ pub mod fault {
     pub fn check() -> std::io::Result<()> {
         #[cfg(feature = "test-hooks")]
         if ARMED.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            return Err(std::io::Error::from(rustix::io::Errno::NOSPC));
         }
         Ok(())
     }
@@ -427,6 +497,55 @@ pub mod fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_staged_renames_every_temp_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = Vec::new();
+        for (i, sub) in ["a", "b", "a"].iter().enumerate() {
+            let d = dir.path().join(sub);
+            fs::create_dir_all(&d).unwrap();
+            let path = d.join(format!("f{i}"));
+            let (mut f, tmp) = create_temp(&path, 0o644).unwrap();
+            f.write_all(format!("body {i}").as_bytes()).unwrap();
+            staged.push((tmp, path));
+        }
+        assert!(flush_files(dir.path(), staged.iter().map(|(t, _)| t.as_path())).is_ok());
+        publish_staged(dir.path(), &staged).unwrap();
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            assert!(!tmp.exists());
+            assert_eq!(fs::read(path).unwrap(), format!("body {i}").as_bytes());
+        }
+        publish_staged(dir.path(), &[]).unwrap();
+        // A temp that vanished: the rename's failure names the final path.
+        let gone = vec![(dir.path().join(".x.tmp.1.1"), dir.path().join("x"))];
+        let err = publish_staged(dir.path(), &gone).unwrap_err();
+        assert_eq!(err.action, "rename into place");
+        assert_eq!(err.path, dir.path().join("x"));
+    }
+
+    #[test]
+    fn nofollow_refuses_a_symlink_with_eloop() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = OpenOptions::new()
+            .read(true)
+            .custom_flags(oflags::NOFOLLOW | oflags::NONBLOCK)
+            .open(&link)
+            .unwrap_err();
+        assert!(is_symlink_refusal(&err), "{err}");
+        let plain = OpenOptions::new()
+            .read(true)
+            .custom_flags(oflags::NOFOLLOW)
+            .open(&target);
+        assert!(plain.is_ok());
+        assert!(!is_symlink_refusal(&io::Error::from(
+            io::ErrorKind::NotFound
+        )));
+    }
 
     #[test]
     fn write_all_parts_writes_the_concatenation() {

@@ -6,6 +6,7 @@
 //!   identity, and the gix-fetched staging mirror;
 //! - [`bridge`]: the translation rules between the two (import today);
 //! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`;
+//! - [`hex`]: the one hex codec for ids, keys and digests;
 //! - [`attest`]: DSSE/in-toto attestations (git-import/v1, git-bridge/v1), as 0.5.0 writes them;
 //! - [`run`]: drivers that own I/O for a whole job.
 //!
@@ -16,6 +17,7 @@ pub mod attest;
 pub mod bridge;
 pub mod durable;
 pub mod git;
+pub mod hex;
 pub mod mkit;
 pub mod run;
 pub mod state;

@@ -11,8 +11,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
 
-use super::{AttestError, jcs};
+use super::AttestError;
 
 /// A decoded envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,24 +67,33 @@ pub fn encode_envelope(env: &Envelope) -> Result<String, AttestError> {
     if env.payload_type.is_empty() {
         return Err(AttestError::MalformedEnvelope("empty payload type"));
     }
-    let mut out = String::with_capacity(128 + env.payload.len() * 4 / 3 + 200);
-    out.push_str("{\"payload\":\"");
-    B64.encode_string(&env.payload, &mut out);
-    out.push_str("\",\"payloadType\":");
-    jcs::write_string(&mut out, &env.payload_type);
-    out.push_str(",\"signatures\":[");
-    for (i, s) in env.signatures.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"keyid\":");
-        jcs::write_string(&mut out, &s.keyid);
-        out.push_str(",\"sig\":\"");
-        B64.encode_string(&s.sig, &mut out);
-        out.push_str("\"}");
-    }
-    out.push_str("]}");
-    Ok(out)
+    super::to_jcs(&EnvelopeJson {
+        payload: B64.encode(&env.payload),
+        payload_type: &env.payload_type,
+        signatures: env
+            .signatures
+            .iter()
+            .map(|s| SignatureJson {
+                keyid: &s.keyid,
+                sig: B64.encode(&s.sig),
+            })
+            .collect(),
+    })
+}
+
+/// The envelope as written; fields in JCS (sorted) order.
+#[derive(Serialize)]
+struct EnvelopeJson<'a> {
+    payload: String,
+    #[serde(rename = "payloadType")]
+    payload_type: &'a str,
+    signatures: Vec<SignatureJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SignatureJson<'a> {
+    keyid: &'a str,
+    sig: String,
 }
 
 /// Decode an envelope in the exact canonical shape; never panics.

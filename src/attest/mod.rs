@@ -32,7 +32,6 @@
 //! [`crate::durable`].
 
 mod envelope;
-mod jcs;
 mod statement;
 pub mod store;
 mod verify;
@@ -138,19 +137,28 @@ pub fn git_bridge_predicate(git_commit: &Sha1, mirror: &str, ref_name: &str) -> 
 fn predicate(git_commit: &Sha1, fields: [(&str, &str); 2]) -> String {
     debug_assert!("gitCommit" < fields[0].0 && fields[0].0 < fields[1].0);
     debug_assert!(fields[1].0 < "schemaVersion");
-    let extra: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let mut out = String::with_capacity(120 + extra);
-    out.push_str("{\"gitCommit\":\"");
-    out.push_str(&git_commit.to_hex());
-    out.push('"');
+    let mut map = serde_json::Map::new();
+    map.insert("gitCommit".to_owned(), git_commit.to_hex().into());
     for (key, value) in fields {
-        out.push_str(",\"");
-        out.push_str(key);
-        out.push_str("\":");
-        jcs::write_string(&mut out, value);
+        map.insert(key.to_owned(), value.into());
     }
-    out.push_str(",\"schemaVersion\":1,\"specVersion\":1}");
-    out
+    map.insert("schemaVersion".to_owned(), 1.into());
+    map.insert("specVersion".to_owned(), 1.into());
+    // serde_json's map is sorted by key (no `preserve_order`): JCS order for
+    // these ASCII keys. A map of strings and integers always serialises; an
+    // empty string would be refused by `encode_statement` anyway.
+    to_jcs(&map).unwrap_or_default()
+}
+
+/// Serialise `value` as canonical JSON (RFC 8785, JCS) in the subset the
+/// attestations use: serde_json's compact output is JCS when every object's
+/// keys are written in sorted order (the structs here declare their fields
+/// that way), the only numbers are small integers, and strings follow
+/// serde_json's escaping, which is JCS's: `\" \\ \b \f \n \r \t`, `\u00xx`
+/// (lowercase hex) for the other control characters, everything else
+/// verbatim (no `\/`, no escaped non-ASCII).
+fn to_jcs(value: &impl serde::Serialize) -> Result<String, AttestError> {
+    serde_json::to_string(value).map_err(|e| AttestError::MalformedStatement(e.to_string()))
 }
 
 /// Mint one signed envelope for `subject` with the key made from `seed`;
@@ -204,4 +212,49 @@ pub fn mint_with_key(
         }],
     };
     encode_envelope(&env).map(String::into_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(s: &str) -> String {
+        to_jcs(&s).unwrap()
+    }
+
+    /// serde_json's string escaping is RFC 8785's, which is what lets it
+    /// write the canonical statement and envelope.
+    #[test]
+    fn strings_escape_like_rfc_8785() {
+        assert_eq!(enc("a/b"), "\"a/b\"");
+        assert_eq!(enc("q\"b\\"), "\"q\\\"b\\\\\"");
+        assert_eq!(enc("\u{8}\u{c}\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
+        assert_eq!(enc("\u{0}\u{1f}\u{e}"), "\"\\u0000\\u001f\\u000e\"");
+        assert_eq!(enc("\u{7f}é€😀"), "\"\u{7f}é€😀\"");
+        for s in ["", "refs/tags/v1", "tab\there", "\u{1}\u{1f}\"\\", "ünï"] {
+            let back: String = serde_json::from_str(&enc(s)).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn predicates_are_canonical_with_sorted_keys() {
+        let sha = Sha1([0xab; 20]);
+        assert_eq!(
+            git_bridge_predicate(&sha, "file:///m\"x", "refs/heads/main"),
+            format!(
+                "{{\"gitCommit\":\"{}\",\"mirror\":\"file:///m\\\"x\",\"refName\":\"refs/heads/main\",\
+                 \"schemaVersion\":1,\"specVersion\":1}}",
+                "ab".repeat(20)
+            )
+        );
+        assert_eq!(
+            git_import_predicate(&sha, "refs/remotes/up/main", "/srv/u.git"),
+            format!(
+                "{{\"gitCommit\":\"{}\",\"refName\":\"refs/remotes/up/main\",\
+                 \"remoteUrl\":\"/srv/u.git\",\"schemaVersion\":1,\"specVersion\":1}}",
+                "ab".repeat(20)
+            )
+        );
+    }
 }

@@ -3,11 +3,14 @@
 //! Written in JCS key order: `_type`, `predicate` (the caller's canonical
 //! bytes, verbatim), `predicateType`, `subject` (each with `digest`
 //! `{blake3, sha256}` and an optional `name`). Both digests are of the same
-//! bytes: the subject object as stored.
+//! bytes: the subject object as stored. Serialised by serde_json (see
+//! [`super::to_jcs`] for why its compact output is JCS here).
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
-use super::{AttestError, jcs};
+use super::AttestError;
 use crate::mkit::Id;
 
 /// The `_type` of every in-toto v1 statement.
@@ -26,13 +29,7 @@ pub struct SubjectDigests<'a> {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    out
+    crate::hex::encode(&Sha256::digest(bytes))
 }
 
 /// Encode a canonical in-toto v1 statement.
@@ -55,31 +52,49 @@ pub fn encode_statement(
         Ok(_) => return Err(AttestError::PredicateNotObject("not an object".to_owned())),
         Err(e) => return Err(AttestError::PredicateNotObject(e.to_string())),
     }
-    let mut out = String::with_capacity(200 + predicate_jcs.len() + 200 * subjects.len());
-    out.push_str("{\"_type\":");
-    jcs::write_string(&mut out, IN_TOTO_STATEMENT_TYPE);
-    out.push_str(",\"predicate\":");
-    out.push_str(predicate_jcs);
-    out.push_str(",\"predicateType\":");
-    jcs::write_string(&mut out, predicate_type);
-    out.push_str(",\"subject\":[");
-    for (i, s) in subjects.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"digest\":{\"blake3\":\"");
-        out.push_str(&s.blake3.to_hex());
-        out.push_str("\",\"sha256\":");
-        jcs::write_string(&mut out, &s.sha256_hex);
-        out.push('}');
-        if let Some(name) = s.name {
-            out.push_str(",\"name\":");
-            jcs::write_string(&mut out, name);
-        }
-        out.push('}');
-    }
-    out.push_str("]}");
-    Ok(out)
+    // Embedded verbatim: a raw value is written as given.
+    let predicate = serde_json::from_str::<&RawValue>(predicate_jcs)
+        .map_err(|e| AttestError::PredicateNotObject(e.to_string()))?;
+    let statement = Statement {
+        type_: IN_TOTO_STATEMENT_TYPE,
+        predicate,
+        predicate_type,
+        subject: subjects
+            .iter()
+            .map(|s| SubjectJson {
+                digest: DigestJson {
+                    blake3: s.blake3.to_hex(),
+                    sha256: &s.sha256_hex,
+                },
+                name: s.name,
+            })
+            .collect(),
+    };
+    super::to_jcs(&statement)
+}
+
+/// The statement as written; fields in JCS (sorted) order.
+#[derive(Serialize)]
+struct Statement<'a> {
+    #[serde(rename = "_type")]
+    type_: &'a str,
+    predicate: &'a RawValue,
+    #[serde(rename = "predicateType")]
+    predicate_type: &'a str,
+    subject: Vec<SubjectJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SubjectJson<'a> {
+    digest: DigestJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DigestJson<'a> {
+    blake3: String,
+    sha256: &'a str,
 }
 
 #[cfg(test)]

@@ -445,34 +445,19 @@ pub fn git_kind(t: ObjectType) -> Option<ObjectKind> {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Unpadded base64 in the standard alphabet (RFC 4648 §4), as §6.2 and §6.3
-/// pin it.
+/// pin it (the `base64` crate's `STANDARD_NO_PAD` engine).
 pub fn base64_unpadded(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
-    for group in data.chunks(3) {
-        let b0 = u32::from(group[0]);
-        let b1 = u32::from(group.get(1).copied().unwrap_or(0));
-        let b2 = u32::from(group.get(2).copied().unwrap_or(0));
-        let n = (b0 << 16) | (b1 << 8) | b2;
-        // A group of k bytes gives k + 1 characters.
-        for i in 0..=group.len() {
-            out.push(BASE64_ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]);
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(data)
+        .into_bytes()
 }
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn lower_hex(bytes: &[u8]) -> Vec<u8> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
+    crate::hex::encode_into(bytes, &mut out);
     out
 }
 

@@ -478,39 +478,13 @@ fn signature_value(header: &'static str, v: &[u8]) -> Result<[u8; 64], Reconstru
 }
 
 /// Strict unpadded standard base64: no padding, no whitespace, no length
-/// that no input gives, no set bits below the last byte.
+/// that no input gives, no set bits below the last byte (the `base64`
+/// crate's `STANDARD_NO_PAD` engine, which refuses all four).
 pub fn decode_base64_unpadded(text: &[u8]) -> Option<Vec<u8>> {
-    fn sextet(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
-    }
-    if text.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
-    for group in text.chunks(4) {
-        let mut n = 0u32;
-        for &c in group {
-            n = (n << 6) | sextet(c)?;
-        }
-        // k characters carry k - 1 whole bytes; the rest are padding bits.
-        let bytes = group.len() - 1;
-        let spare = 6 * group.len() - 8 * bytes;
-        if n & ((1 << spare) - 1) != 0 {
-            return None;
-        }
-        let n = n >> spare;
-        for i in (0..bytes).rev() {
-            out.push((n >> (8 * i)) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .ok()
 }
 
 fn identity_value(header: &'static str, v: &[u8]) -> Result<Identity, ReconstructError> {
@@ -1083,6 +1057,32 @@ mod tests {
         }
         for bad in [&b"Zg=="[..], b"Z", b"Zh", b"Zm9 v", b"Zm9v\n", b"Zm8="] {
             assert_eq!(decode_base64_unpadded(bad), None, "{bad:?}");
+        }
+        // RFC 4648 §10 vectors without padding, and the URL-safe alphabet
+        // refused (`-_` are not standard base64).
+        for (text, want) in [
+            (&b""[..], &b""[..]),
+            (b"Zg", b"f"),
+            (b"Zm8", b"fo"),
+            (b"Zm9v", b"foo"),
+            (b"Zm9vYg", b"foob"),
+            (b"Zm9vYmE", b"fooba"),
+            (b"Zm9vYmFy", b"foobar"),
+            (b"+/8", &[0xfb, 0xff]),
+        ] {
+            assert_eq!(decode_base64_unpadded(text).as_deref(), Some(want));
+        }
+        for bad in [&b"-_8"[..], b"Zm9v_", b"Zm9vY", b"Zm9\0"] {
+            assert_eq!(decode_base64_unpadded(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn base64_round_trips_any_payload(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let text = base64_unpadded(&data);
+            proptest::prop_assert!(!text.contains(&b'='));
+            proptest::prop_assert_eq!(decode_base64_unpadded(&text), Some(data));
         }
     }
 }

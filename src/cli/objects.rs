@@ -144,14 +144,10 @@ pub fn cat_object(
 
 fn show_identity(id: &Identity) -> String {
     match id.kind {
-        IdentityKind::Ed25519 => format!("ed25519:{}", hex(&id.payload)),
+        IdentityKind::Ed25519 => format!("ed25519:{}", mkit_bridge::hex::encode(&id.payload)),
         IdentityKind::DidKey => format!("did:key:{}", String::from_utf8_lossy(&id.payload)),
         IdentityKind::Opaque => String::from_utf8_lossy(&id.payload).into_owned(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn verify_object(out: &mut impl Write, repo: &Path, ids: &[String]) -> Result<(), CliError> {

@@ -48,8 +48,6 @@ impl From<HexError> for Sha1HexError {
     }
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 impl Sha1 {
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; SHA1_LEN] {
@@ -58,20 +56,12 @@ impl Sha1 {
 
     /// Lowercase hex, 40 characters.
     pub fn to_hex(&self) -> String {
-        let mut out = String::with_capacity(SHA1_HEX_LEN);
-        for b in self.0 {
-            out.push(HEX_DIGITS[(b >> 4) as usize] as char);
-            out.push(HEX_DIGITS[(b & 0x0f) as usize] as char);
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 
     /// Append the 40 lowercase hex digits to `out`.
     pub fn write_hex(&self, out: &mut Vec<u8>) {
-        for b in self.0 {
-            out.push(HEX_DIGITS[(b >> 4) as usize]);
-            out.push(HEX_DIGITS[(b & 0x0f) as usize]);
-        }
+        crate::hex::encode_into(&self.0, out);
     }
 
     /// Parse 40 lowercase hex characters.
@@ -188,24 +178,59 @@ pub fn frame(kind: ObjectKind, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Split framed bytes into kind and body; `None` when the header is not
+/// Why bytes are not a framed git object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// No NUL byte at all.
+    #[error("no NUL ends the header")]
+    NoNul,
+    /// The header (before the first NUL) has no space.
+    #[error("the header has no space")]
+    NoSpace,
+    /// The word before the space is not `blob`, `tree`, `commit` or `tag`.
+    #[error("the header names no git object type")]
+    Kind,
+    /// The length is not canonical decimal (no sign, no leading zero
+    /// except `0` itself) or does not fit.
+    #[error("the header length is not a decimal number")]
+    Length,
+    /// The length is not the body's.
+    #[error("the header length differs from the body length")]
+    Mismatch,
+}
+
+/// Split framed bytes into kind and body: the one parser of the
+/// `"<kind> <len>\0"` frame, for every reader of retained or reassembled
+/// objects.
+pub fn parse_frame(framed: &[u8]) -> Result<(ObjectKind, &[u8]), FrameError> {
+    let nul = framed
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(FrameError::NoNul)?;
+    let (header, body) = (&framed[..nul], &framed[nul + 1..]);
+    let space = header
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(FrameError::NoSpace)?;
+    let kind = ObjectKind::from_name(&header[..space]).ok_or(FrameError::Kind)?;
+    let digits = &header[space + 1..];
+    let canonical = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits == b"0" || digits[0] != b'0');
+    let len: usize = canonical
+        .then(|| std::str::from_utf8(digits).ok()?.parse().ok())
+        .flatten()
+        .ok_or(FrameError::Length)?;
+    if body.len() != len {
+        return Err(FrameError::Mismatch);
+    }
+    Ok((kind, body))
+}
+
+/// [`parse_frame`] without the reason: `None` when the header is not
 /// exactly `"<kind> <len>\0"` with a length equal to the body's.
 pub fn unframe(framed: &[u8]) -> Option<(ObjectKind, &[u8])> {
-    let space = framed.iter().position(|&b| b == b' ')?;
-    let kind = ObjectKind::from_name(&framed[..space])?;
-    let rest = &framed[space + 1..];
-    let nul = rest.iter().position(|&b| b == 0)?;
-    let digits = &rest[..nul];
-    // Canonical decimal only: no sign, no leading zero (except "0" itself).
-    if digits.is_empty()
-        || !digits.iter().all(u8::is_ascii_digit)
-        || (digits.len() > 1 && digits[0] == b'0')
-    {
-        return None;
-    }
-    let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    let body = &rest[nul + 1..];
-    (body.len() == len).then_some((kind, body))
+    parse_frame(framed).ok()
 }
 
 /// The framed input of [`object_id`] held a known SHA-1 collision-attack
@@ -288,6 +313,36 @@ mod tests {
             object_id(ObjectKind::Blob, b"hello\n").unwrap().to_hex(),
             "ce013625030ba8dba906f756967f9e9ca394464a"
         );
+    }
+
+    #[test]
+    fn parse_frame_names_what_is_wrong() {
+        assert_eq!(
+            parse_frame(b"blob 3\0a\0b"),
+            Ok((ObjectKind::Blob, &b"a\0b"[..]))
+        );
+        assert_eq!(parse_frame(b"blob 0\0"), Ok((ObjectKind::Blob, &b""[..])));
+        for (bad, why) in [
+            (&b"blob 3"[..], FrameError::NoNul),
+            (b"", FrameError::NoNul),
+            (b"blob3\0abc", FrameError::NoSpace),
+            (b"note 2\0hi", FrameError::Kind),
+            (b"Blob 2\0hi", FrameError::Kind),
+            (b"tag \0", FrameError::Length),
+            (b"tag 02\0hi", FrameError::Length),
+            (b"tag +2\0hi", FrameError::Length),
+            (b"tag 2 \0hi", FrameError::Length),
+            (b"tag 99999999999999999999999\0hi", FrameError::Length),
+            (b"tag 3\0hi", FrameError::Mismatch),
+            (b"tag 1\0hi", FrameError::Mismatch),
+        ] {
+            assert_eq!(
+                parse_frame(bad),
+                Err(why),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

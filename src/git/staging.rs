@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
 
+use crate::durable::IoError;
 use crate::git::sha1::Sha1;
 
 /// Name of the mirror directory inside a state directory.
@@ -29,7 +30,14 @@ pub const MIRROR_DIR: &str = "repo.git";
 /// The refspecs that make the mirror hold the upstream's heads and tags as is.
 pub const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
+/// What a gix, filesystem or durability failure under a [`StagingError`]
+/// was: kept whole as the error's source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why the mirror could not be brought up to date.
+///
+/// Each message carries its cause's whole chain (the CLI prints one line),
+/// and the cause stays reachable through `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
     /// The upstream uses SHA-256 object ids.
@@ -41,30 +49,39 @@ pub enum StagingError {
         url: String,
     },
     /// The URL cannot be parsed.
-    #[error("cannot parse upstream url {url:?}: {message}")]
+    #[error("cannot parse upstream url {url:?}: {}", chain(source.as_ref()))]
     BadUrl {
         /// What was given.
         url: String,
         /// The parser's complaint.
-        message: String,
+        #[source]
+        source: Cause,
     },
     /// Cloning or fetching failed.
-    #[error("cannot {action} {url}: {message}")]
+    #[error("cannot {action} {url}: {}", chain(source.as_ref()))]
     Transfer {
         /// "clone" or "fetch".
         action: &'static str,
         /// The upstream.
         url: String,
-        /// gix's error chain, flattened.
-        message: String,
+        /// What failed (gix's error, or the local clone's file operation).
+        #[source]
+        source: Cause,
     },
     /// The mirror exists but cannot be opened or changed.
-    #[error("staging mirror {}: {message}; delete it to re-clone (nothing else is lost)", path.display())]
+    #[error(
+        "staging mirror {}: cannot {action}: {}; delete it to re-clone (nothing else is lost)",
+        path.display(),
+        chain(source.as_ref())
+    )]
     Mirror {
         /// The mirror path.
         path: PathBuf,
+        /// What was being done ("open", "list refs", "prune refs", ...).
+        action: &'static str,
         /// What failed.
-        message: String,
+        #[source]
+        source: Cause,
     },
     /// The run was interrupted.
     #[error("interrupted while fetching {url}")]
@@ -107,7 +124,8 @@ pub fn mirror_path(state_dir: &Path) -> PathBuf {
     state_dir.join(MIRROR_DIR)
 }
 
-fn flatten(e: &dyn std::error::Error) -> String {
+/// `e` and every source below it, joined by `: ` (the CLI prints one line).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -122,19 +140,92 @@ fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
 }
 
-/// True when `url` names a local repository whose config declares sha256.
-fn local_is_sha256(url: &str) -> bool {
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    let path = Path::new(path);
+/// The object format SHA-256 as git names it (`extensions.objectFormat`,
+/// the protocol's `object-format` capability).
+const SHA256: &str = "sha256";
+
+/// The `extensions.objectFormat` a local repository at `url` declares
+/// (bare, or its `.git`), read with gix's config parser; `None` for a URL
+/// that names no local repository, or one that declares none (SHA-1).
+fn local_object_format(url: &str) -> Option<String> {
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
     [path.join("config"), path.join(".git/config")]
-        .iter()
-        .filter_map(|c| std::fs::read_to_string(c).ok())
-        .any(|text| {
-            text.lines().any(|l| {
-                let l = l.trim().to_ascii_lowercase().replace(' ', "");
-                l == "objectformat=sha256"
-            })
+        .into_iter()
+        .filter(|c| c.is_file())
+        .filter_map(|c| {
+            gix::config::File::from_path_no_includes(c, gix::config::Source::Local).ok()
         })
+        .find_map(|config| config.string("extensions.objectFormat"))
+        .map(|format| format.to_str_lossy().to_ascii_lowercase())
+}
+
+/// The object format gix refused a transfer over: gix reports the format a
+/// remote advertises (its `object-format` capability) as the `input` of an
+/// unsupported-class error when this build cannot read it. A typed
+/// condition, so a URL that merely contains "sha256" is never taken for one.
+fn unsupported_object_format(e: &gix::Error) -> Option<String> {
+    use gix::error::MetadataValue;
+    if !e.is_unsupported() {
+        return None;
+    }
+    e.metadata().find_map(|m| match m.get("input")? {
+        MetadataValue::Bytes(b) => Some(String::from_utf8_lossy(b).to_ascii_lowercase()),
+        MetadataValue::String(s) => Some(s.to_ascii_lowercase()),
+        _ => None,
+    })
+}
+
+/// The object format the server at `url` advertises (its protocol-v2
+/// `object-format` capability), read from a bare handshake: no refs are
+/// listed, so nothing has to parse the server's ids first. `None` when the
+/// server cannot be asked or names no format (SHA-1). Asked only after a
+/// failed transfer: gix lists a protocol-v2 server's refs before it checks
+/// the format, so a SHA-256 server fails there, on its first 64-digit id.
+fn advertised_object_format(url: &str) -> Option<String> {
+    use gix::protocol::transport::client::blocking_io::connect;
+    let transport = connect::connect(url, connect::Options::default()).ok()?;
+    let handshake = gix::protocol::handshake(
+        transport,
+        gix::protocol::transport::Service::UploadPack,
+        |_| Ok(None),
+        Vec::new(),
+        &mut gix::progress::Discard,
+    )
+    .ok()?;
+    let format = handshake
+        .capabilities
+        .capability("object-format")?
+        .value()?;
+    Some(format.to_str_lossy().to_ascii_lowercase())
+}
+
+/// The error for a failed clone or fetch of `url`.
+fn transfer_error(
+    action: &'static str,
+    url: &str,
+    e: gix::Error,
+    interrupt: &AtomicBool,
+) -> StagingError {
+    // gix stops a transfer whose interrupt flag is set with an error.
+    if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+        return StagingError::Interrupted {
+            url: url.to_owned(),
+        };
+    }
+    let sha256 = || {
+        unsupported_object_format(&e).as_deref() == Some(SHA256)
+            || advertised_object_format(url).as_deref() == Some(SHA256)
+    };
+    if sha256() {
+        return StagingError::Sha256Upstream {
+            url: url.to_owned(),
+        };
+    }
+    StagingError::Transfer {
+        action,
+        url: url.to_owned(),
+        source: e.into(),
+    }
 }
 
 /// Bring the mirror in `state_dir` up to date with `url`: clone it when
@@ -145,32 +236,13 @@ pub fn fetch(
     url: &str,
     interrupt: &AtomicBool,
 ) -> Result<FetchOutcome, StagingError> {
-    if local_is_sha256(url) {
+    if local_object_format(url).as_deref() == Some(SHA256) {
         return Err(StagingError::Sha256Upstream {
             url: url.to_owned(),
         });
     }
     let path = mirror_path(state_dir);
-    let transfer = |action: &'static str, e: &dyn std::error::Error| {
-        // gix stops a transfer whose interrupt flag is set with an error.
-        if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-            return StagingError::Interrupted {
-                url: url.to_owned(),
-            };
-        }
-        let message = flatten(e);
-        if message.contains("sha256") || message.contains("object-format") {
-            StagingError::Sha256Upstream {
-                url: url.to_owned(),
-            }
-        } else {
-            StagingError::Transfer {
-                action,
-                url: url.to_owned(),
-                message,
-            }
-        }
-    };
+    let transfer = |action: &'static str, e: gix::Error| transfer_error(action, url, e, interrupt);
     let cloned = !path.exists() || is_empty_dir(&path);
     let (repo, outcome) = if cloned {
         // Clone beside the final path and rename it into place when whole, so
@@ -190,7 +262,7 @@ pub fn fetch(
                 cloned: true,
             });
         }
-        let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", &e))?;
+        let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", e))?;
         let mut prepare = prepare.configure_remote(|remote| {
             Ok(remote
                 .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
@@ -198,41 +270,40 @@ pub fn fetch(
         });
         let (repo, outcome) = prepare
             .fetch_only(gix::progress::Discard, interrupt)
-            .map_err(|e| transfer("clone", &e))?;
+            .map_err(|e| transfer("clone", e))?;
         drop(repo);
         let repo = finish_clone(&partial, &path, state_dir)?;
         (repo, outcome)
     } else {
-        let repo = gix::open(&path).map_err(|e| StagingError::Mirror {
-            path: path.clone(),
-            message: flatten(&e),
-        })?;
+        let mirror_err = |action: &'static str| {
+            let path = path.clone();
+            move |e: gix::Error| StagingError::Mirror {
+                path,
+                action,
+                source: e.into(),
+            }
+        };
+        let repo = gix::open(&path).map_err(mirror_err("open"))?;
         let remote = repo
             .find_remote("origin")
-            .map_err(|e| StagingError::Mirror {
-                path: path.clone(),
-                message: flatten(&e),
-            })?
+            .map_err(mirror_err("find its remote \"origin\""))?
             .with_url_without_url_rewrite(url)
             .map_err(|e| StagingError::BadUrl {
                 url: url.to_owned(),
-                message: flatten(&e),
+                source: e.into(),
             })?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let mut remote = remote;
         remote
             .replace_refspecs(MIRROR_REFSPECS, Direction::Fetch)
-            .map_err(|e| StagingError::Mirror {
-                path: path.clone(),
-                message: flatten(&e),
-            })?;
+            .map_err(mirror_err("set its refspecs"))?;
         let outcome = remote
             .connect(Direction::Fetch)
-            .map_err(|e| transfer("fetch", &e))?
+            .map_err(|e| transfer("fetch", e))?
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| transfer("fetch", &e))?
+            .map_err(|e| transfer("fetch", e))?
             .receive(gix::progress::Discard, interrupt)
-            .map_err(|e| transfer("fetch", &e))?;
+            .map_err(|e| transfer("fetch", e))?;
         (repo, outcome)
     };
     if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
@@ -295,14 +366,18 @@ fn finish_clone(
     path: &Path,
     state_dir: &Path,
 ) -> Result<gix::Repository, StagingError> {
-    let mirror_err = |message: String| StagingError::Mirror {
-        path: path.to_path_buf(),
-        message,
+    let mirror_err = |action: &'static str| {
+        move |source: Cause| StagingError::Mirror {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     };
     std::fs::rename(partial, path)
-        .map_err(|e| mirror_err(format!("cannot move the finished clone into place: {e}")))?;
-    crate::durable::sync_dir(state_dir).map_err(|e| mirror_err(e.to_string()))?;
-    gix::open(path).map_err(|e| mirror_err(flatten(&e)))
+        .map_err(|e| mirror_err("move the finished clone into place")(e.into()))?;
+    crate::durable::sync_dir(state_dir)
+        .map_err(|e| mirror_err("make the clone durable")(e.into()))?;
+    gix::open(path).map_err(|e| mirror_err("open")(e.into()))
 }
 
 /// Clone a local repository the way git does for a local path: hard-link
@@ -315,12 +390,12 @@ fn finish_clone(
 /// the caller then clones through the protocol. On success the returned
 /// value is the upstream's default branch.
 fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, StagingError> {
-    let fail = |message: String| StagingError::Transfer {
+    let fail = |source: Cause| StagingError::Transfer {
         action: "clone",
         url: url.to_owned(),
-        message,
+        source,
     };
-    let upstream = gix::open(url).map_err(|e| fail(flatten(&e)))?;
+    let upstream = gix::open(url).map_err(|e| fail(e.into()))?;
     let objects = upstream.git_dir().join("objects");
     if objects.join("info/alternates").exists() {
         return Ok(None);
@@ -330,14 +405,15 @@ fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, Staging
         .ok()
         .flatten()
         .map(|n| n.as_bstr().to_str_lossy().into_owned());
-    let mirror = gix::init_bare(dest).map_err(|e| fail(flatten(&e)))?;
+    let mirror = gix::init_bare(dest).map_err(|e| fail(e.into()))?;
     let target = mirror.git_dir().join("objects");
-    link_tree(&objects, &target).map_err(|e| fail(format!("cannot copy objects: {e}")))?;
+    link_tree(&objects, &target)
+        .map_err(|e| fail(IoError::new("copy the objects of", &objects, e).into()))?;
     let mut edits = Vec::new();
-    let platform = upstream.references().map_err(|e| fail(flatten(&e)))?;
+    let platform = upstream.references().map_err(|e| fail(e.into()))?;
     for prefix in ["refs/heads/", "refs/tags/"] {
-        for r in platform.prefixed(prefix).map_err(|e| fail(flatten(&e)))? {
-            let r = r.map_err(|e| fail(e.to_string()))?;
+        for r in platform.prefixed(prefix).map_err(|e| fail(e.into()))? {
+            let r = r.map_err(|e| fail(e.into()))?;
             let Some(id) = r.try_id() else { continue };
             edits.push(gix::refs::transaction::RefEdit {
                 change: gix::refs::transaction::Change::Update {
@@ -350,18 +426,17 @@ fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, Staging
             });
         }
     }
-    mirror
-        .edit_references(edits)
-        .map_err(|e| fail(flatten(&e)))?;
+    mirror.edit_references(edits).map_err(|e| fail(e.into()))?;
     if let Some(head) = &default_branch {
         std::fs::write(dest.join("HEAD"), format!("ref: {head}\n"))
-            .map_err(|e| fail(format!("cannot write HEAD: {e}")))?;
+            .map_err(|e| fail(IoError::new("write", dest.join("HEAD"), e).into()))?;
     }
-    let absolute = std::fs::canonicalize(url).map_err(|e| fail(e.to_string()))?;
+    let absolute =
+        std::fs::canonicalize(url).map_err(|e| fail(IoError::new("resolve", url, e).into()))?;
     let mut config = std::fs::OpenOptions::new()
         .append(true)
         .open(dest.join("config"))
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(IoError::new("open", dest.join("config"), e).into()))?;
     use std::io::Write as _;
     let quoted = absolute
         .display()
@@ -374,7 +449,7 @@ fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, Staging
         MIRROR_REFSPECS[0], MIRROR_REFSPECS[1]
     )
     .and_then(|()| config.sync_all())
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| fail(IoError::new("write", dest.join("config"), e).into()))?;
     Ok(Some(default_branch))
 }
 
@@ -421,9 +496,10 @@ fn advertised(map: &gix::remote::fetch::RefMap) -> Vec<String> {
 
 /// Delete mirror heads and tags the upstream no longer advertises.
 fn prune(repo: &gix::Repository, path: &Path, advertised: &[String]) -> Result<(), StagingError> {
-    let mirror_err = |e: &dyn std::error::Error| StagingError::Mirror {
+    let mirror_err = |source: Cause| StagingError::Mirror {
         path: path.to_path_buf(),
-        message: flatten(e),
+        action: "prune refs",
+        source,
     };
     let mut edits = Vec::new();
     for r in list_refs(repo, path)? {
@@ -433,31 +509,34 @@ fn prune(repo: &gix::Repository, path: &Path, advertised: &[String]) -> Result<(
                     expected: gix::refs::transaction::PreviousValue::Any,
                     log: gix::refs::transaction::RefLog::AndReference,
                 },
-                name: r.name.as_str().try_into().map_err(|e| mirror_err(&e))?,
+                name: gix::refs::FullName::try_from(r.name.as_str())
+                    .map_err(|e| mirror_err(e.into()))?,
                 deref: false,
             });
         }
     }
     if !edits.is_empty() {
-        repo.edit_references(edits).map_err(|e| mirror_err(&e))?;
+        repo.edit_references(edits)
+            .map_err(|e| mirror_err(e.into()))?;
     }
     Ok(())
 }
 
 /// The mirror's heads and tags, sorted by name.
 pub fn list_refs(repo: &gix::Repository, path: &Path) -> Result<Vec<UpstreamRef>, StagingError> {
-    let mirror_err = |message: String| StagingError::Mirror {
+    let mirror_err = |source: Cause| StagingError::Mirror {
         path: path.to_path_buf(),
-        message,
+        action: "list refs",
+        source,
     };
-    let platform = repo.references().map_err(|e| mirror_err(flatten(&e)))?;
+    let platform = repo.references().map_err(|e| mirror_err(e.into()))?;
     let mut out = Vec::new();
     for prefix in ["refs/heads/", "refs/tags/"] {
         let iter = platform
             .prefixed(prefix)
-            .map_err(|e| mirror_err(flatten(&e)))?;
+            .map_err(|e| mirror_err(e.into()))?;
         for r in iter {
-            let r = r.map_err(|e| mirror_err(e.to_string()))?;
+            let r = r.map_err(|e| mirror_err(e.into()))?;
             let Some(id) = r.try_id() else { continue };
             let mut bytes = [0u8; 20];
             bytes.copy_from_slice(id.as_bytes());
@@ -469,4 +548,57 @@ pub fn list_refs(repo: &gix::Repository, path: &Path) -> Result<Vec<UpstreamRef>
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The format comes from gix's typed report (an unsupported-class error
+    /// carrying the format as its `input`), never from the message text.
+    #[test]
+    fn the_object_format_is_read_from_gix_metadata_not_from_text() {
+        let sha256 =
+            gix::error::Message::new("The object format used by the remote is unsupported")
+                .with_input(b"sha256".as_slice())
+                .unsupported_error();
+        assert_eq!(unsupported_object_format(&sha256).as_deref(), Some(SHA256));
+        // The same words without the typed report, or another class: no.
+        let text = gix::error::Message::new("cannot reach https://h/sha256/object-format.git")
+            .unsupported_error();
+        assert_eq!(unsupported_object_format(&text), None);
+        let validation = gix::error::Message::new("bad")
+            .with_input(b"sha256".as_slice())
+            .validation_error();
+        assert_eq!(unsupported_object_format(&validation), None);
+    }
+
+    #[test]
+    fn transfer_errors_keep_their_source_and_chain() {
+        let stop = AtomicBool::new(false);
+        let e = gix::error::Message::new("connection refused").validation_error();
+        let err = transfer_error("fetch", "/nonexistent/sha256.git", e, &stop);
+        assert!(
+            matches!(
+                err,
+                StagingError::Transfer {
+                    action: "fetch",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(
+            err.to_string()
+                .starts_with("cannot fetch /nonexistent/sha256.git: ")
+        );
+        assert!(err.to_string().contains("connection refused"), "{err}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = gix::error::Message::new("interrupted").validation_error();
+        assert!(matches!(
+            transfer_error("fetch", "u", e, &stop),
+            StagingError::Interrupted { .. }
+        ));
+    }
 }

@@ -58,12 +58,7 @@ impl Id {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        let mut out = String::with_capacity(HEX_LEN);
-        for b in self.0 {
-            out.push(HEX_DIGITS[(b >> 4) as usize] as char);
-            out.push(HEX_DIGITS[(b & 0x0f) as usize] as char);
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 
     /// Parse 64 lowercase hex characters.
@@ -97,35 +92,12 @@ impl From<[u8; ID_LEN]> for Id {
     }
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Decode lowercase hex into `out`; the input must be exactly `2 * out.len()` bytes.
 ///
-/// Shared by every id space (mkit ids here, git SHA-1s on the git side).
+/// Shared by every id space (mkit ids here, git SHA-1s on the git side); see
+/// [`crate::hex::decode_lower`].
 pub fn decode_lower_hex(s: &[u8], out: &mut [u8]) -> Result<(), HexError> {
-    if s.len() != out.len() * 2 {
-        return Err(HexError::Length(s.len()));
-    }
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(HexError::Digit {
-            offset: 2 * i,
-            byte: pair[0],
-        })?;
-        let lo = hex_val(pair[1]).ok_or(HexError::Digit {
-            offset: 2 * i + 1,
-            byte: pair[1],
-        })?;
-        out[i] = (hi << 4) | lo;
-    }
-    Ok(())
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+    crate::hex::decode_lower(s, out)
 }
 
 /// `BLAKE3(le16(len(domain)) || domain || data...)`: the length-prefixed

@@ -134,17 +134,21 @@ pub fn load_seed(path: &Path) -> Result<[u8; SEED_LEN], KeyError> {
     let mut file = OpenOptions::new()
         .read(true)
         // O_NONBLOCK keeps a FIFO planted at the path from hanging the open.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(crate::durable::oflags::NOFOLLOW | crate::durable::oflags::NONBLOCK)
         .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => KeyError::Symlink {
-                key: path.to_path_buf(),
-                link: path.to_path_buf(),
-            },
-            _ if e.kind() == io::ErrorKind::NotFound => KeyError::Missing {
-                path: path.to_path_buf(),
-            },
-            _ => IoError::new("open signing key", path, e).into(),
+        .map_err(|e| {
+            if crate::durable::is_symlink_refusal(&e) {
+                KeyError::Symlink {
+                    key: path.to_path_buf(),
+                    link: path.to_path_buf(),
+                }
+            } else if e.kind() == io::ErrorKind::NotFound {
+                KeyError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                IoError::new("open signing key", path, e).into()
+            }
         })?;
     let meta = file.metadata().map_err(io_err("stat signing key", path))?;
     if !meta.file_type().is_file() {

@@ -632,26 +632,7 @@ pub fn update_refs(mkit_dir: &Path, updates: &[RefUpdate]) -> Result<Vec<UpdateS
                 .and_then(|()| std::io::Write::write_all(&mut file, &encode_ref_value(id)))
                 .map_err(io_err("write", &tmp))?;
         }
-        if staged.is_empty() {
-            return Ok(statuses);
-        }
-        if !durable::sync_filesystem(mkit_dir)? {
-            for (tmp, _) in &staged {
-                File::open(tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io_err("fsync", tmp))?;
-            }
-        }
-        let mut dirs = std::collections::BTreeSet::new();
-        for (tmp, path) in &staged {
-            fs::rename(tmp, path).map_err(io_err("rename into place", path))?;
-            dirs.insert(durable::parent_or_dot(path).to_path_buf());
-        }
-        if !durable::sync_filesystem(mkit_dir)? {
-            for dir in &dirs {
-                durable::sync_dir(dir)?;
-            }
-        }
+        durable::publish_staged(mkit_dir, &staged)?;
         Ok(statuses)
     })();
     for (tmp, _) in &staged {
@@ -769,7 +750,7 @@ pub fn lock_ref_with_timeout(
         .write(true)
         .create(true)
         .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(crate::durable::oflags::NOFOLLOW)
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
     if crate::durable::wait_for_lock(&file, &path, timeout)? {

@@ -608,34 +608,24 @@ fn rename_all(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
 
 /// One durability point for all staged files and the shard directories
 /// created for them: one filesystem-wide flush ([`durable::sync_filesystem`]),
-/// or, where there is none, an `fdatasync` per staged file and an fsync of
+/// or, where there is none, an fsync per staged file and an fsync of
 /// `objects/` itself. Returns whether it was a filesystem-wide flush.
 ///
 /// A filesystem-wide flush also writes back unrelated dirty data on that
 /// filesystem, so a concurrent heavy writer slows a commit down; it never
 /// weakens it.
 fn flush_all(root: &Path, staged: &[(Id, PathBuf)]) -> Result<bool, IoError> {
-    if durable::sync_filesystem(root)? {
-        return Ok(true);
+    let flushed = durable::flush_files(root, staged.iter().map(|(_, tmp)| tmp.as_path()))?;
+    if !flushed {
+        // The shard directories created for this batch live in `objects/`.
+        durable::sync_dir(root)?;
     }
-    for (_, tmp) in staged {
-        File::open(tmp)
-            .and_then(|f| f.sync_data())
-            .map_err(io_err("fsync object", tmp))?;
-    }
-    durable::sync_dir(root)?;
-    Ok(false)
+    Ok(flushed)
 }
 
 /// Make the renames durable: one filesystem flush, else each shard directory.
 fn flush_dirs(root: &Path, shards: &BTreeSet<PathBuf>) -> Result<(), IoError> {
-    if durable::sync_filesystem(root)? {
-        return Ok(());
-    }
-    for dir in shards {
-        durable::sync_dir(dir)?;
-    }
-    Ok(())
+    durable::flush_dirs(root, shards.iter().map(PathBuf::as_path))
 }
 
 #[cfg(test)]

@@ -491,7 +491,7 @@ fn worktree_state(
     }
     let mut file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(durable::oflags::NOFOLLOW)
         .open(&abs)
         .map_err(io_err("open", &abs))?;
     let meta = file.metadata().map_err(io_err("stat", &abs))?;
@@ -878,7 +878,7 @@ pub fn lock_worktree(mkit_dir: &Path) -> Result<WorktreeLock, CheckoutError> {
         .write(true)
         .create(true)
         .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(durable::oflags::NOFOLLOW)
         .open(&path)
         .map_err(io_err("open lock file", &path))?;
     if durable::wait_for_lock(&file, &path, LOCK_TIMEOUT)? {

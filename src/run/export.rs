@@ -411,12 +411,15 @@ pub enum ExportError {
         source: KeyError,
     },
     /// An attestation could not be minted or saved.
-    #[error("attestation for {name}: {message}")]
+    #[error("attestation for {name}: cannot {action}: {source}")]
     Attest {
         /// The ref.
         name: String,
+        /// What was being done ("save", "hash the envelope", ...).
+        action: &'static str,
         /// What failed.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A filesystem operation on the destination or staging failed.
     #[error(transparent)]
@@ -441,24 +444,26 @@ pub enum ExportError {
         error: PushError,
     },
     /// The staging repository could not be opened.
-    #[error("cannot open the staging repository {}: {message}", path.display())]
+    #[error("cannot open the staging repository {}: {source}", path.display())]
     Staging {
         /// The staging repository.
         path: PathBuf,
         /// What failed.
-        message: String,
+        #[source]
+        source: gix::Error,
     },
     /// The run's pack could not be written into staging, or gix's index of
     /// it disagrees with our ids.
     #[error(transparent)]
     Pack(#[from] PackError),
     /// The worker pool could not start.
-    #[error("cannot start {jobs} worker threads: {message}")]
+    #[error("cannot start {jobs} worker threads: {source}")]
     Threads {
         /// Requested jobs.
         jobs: usize,
         /// Why.
-        message: String,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// The run was interrupted before the push.
     #[error(
@@ -827,9 +832,9 @@ fn translate_refs(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(req.jobs)
         .build()
-        .map_err(|e| ExportError::Threads {
+        .map_err(|source| ExportError::Threads {
             jobs: req.jobs,
-            message: e.to_string(),
+            source,
         })?;
     let mut sink = Sink::open(staging_path)?;
     let mut tr = Translator {
@@ -1310,16 +1315,10 @@ fn update_staging_refs(
 }
 
 /// Make the pack just written durable before anything records its objects.
-/// Linux: one `syncfs`; elsewhere the pack stays as durable as gix leaves it.
+/// Linux: one `syncfs` ([`durable::sync_filesystem`]); elsewhere the pack
+/// stays as durable as gix leaves it.
 fn sync_objects(objects_dir: &Path) -> Result<(), ExportError> {
-    #[cfg(target_os = "linux")]
-    {
-        let dir = std::fs::File::open(objects_dir)
-            .map_err(|e| IoError::new("open staging objects", objects_dir, e))?;
-        rustix::fs::syncfs(&dir).map_err(|e| IoError::new("syncfs", objects_dir, e.into()))?;
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = objects_dir;
+    crate::durable::sync_filesystem(objects_dir)?;
     Ok(())
 }
 
@@ -1363,9 +1362,9 @@ struct Sink {
 
 impl Sink {
     fn open(staging: &Path) -> Result<Sink, ExportError> {
-        let mut repo = gix::open(staging).map_err(|e| ExportError::Staging {
+        let mut repo = gix::open(staging).map_err(|source| ExportError::Staging {
             path: staging.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
         // Most lookups miss (new objects); never rescan the pack directory.
         repo.objects.refresh_never();

@@ -74,12 +74,13 @@ pub enum FsckError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The worker pool could not be built.
-    #[error("cannot start {jobs} worker threads: {message}")]
+    #[error("cannot start {jobs} worker threads: {source}")]
     Threads {
         /// Requested jobs.
         jobs: usize,
         /// Why not.
-        message: String,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// More objects than the compact tables index.
     #[error("the store holds {0} objects; fsck indexes at most 2^31 - 1")]
@@ -315,10 +316,7 @@ pub fn fsck(repo: &Repo, req: &FsckRequest<'_>) -> Result<FsckReport, FsckError>
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| FsckError::Threads {
-            jobs,
-            message: e.to_string(),
-        })?;
+        .map_err(|source| FsckError::Threads { jobs, source })?;
     pool.install(|| run(repo, req, started))
 }
 
@@ -662,7 +660,7 @@ fn list_objects(root: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<Id>, Fsc
             .map_err(io_err("inspect", &path))?
             .is_dir();
         match name.to_str() {
-            Some(n) if is_dir && n.len() == 2 && is_lower_hex(n.as_bytes()) => {
+            Some(n) if is_dir && n.len() == 2 && crate::hex::is_lower(n.as_bytes()) => {
                 shards.push((n.to_owned(), path));
             }
             Some(n) if is_temp(n) => {}
@@ -730,10 +728,6 @@ fn list_shard(prefix: &str, dir: &Path) -> Result<Listed, IoError> {
         out.strays.push(entry.path());
     }
     Ok(out)
-}
-
-fn is_lower_hex(s: &[u8]) -> bool {
-    s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The `.<name>.tmp.<pid>.<seq>` temp names both tools use.
@@ -1570,7 +1564,7 @@ fn check_raw(name: &str, dir: &Path, warnings: &mut Vec<Warning>) -> Result<RawC
         let prefix = shard.file_name();
         let Some(prefix) = prefix.to_str().filter(|p| {
             p.len() == 2
-                && is_lower_hex(p.as_bytes())
+                && crate::hex::is_lower(p.as_bytes())
                 && shard.file_type().is_ok_and(|t| t.is_dir())
         }) else {
             if !shard.file_name().to_string_lossy().starts_with('.') {
@@ -1623,12 +1617,12 @@ fn check_raw_file(sha1: &Sha1, path: &Path) -> Result<(), (ProblemKind, String)>
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    state::raw::check_frame(sha1, &bytes).map_err(|e| (ProblemKind::BadRaw, e.to_string()))?;
-    let (kind, body) = git_sha1::unframe(&bytes).ok_or_else(|| {
-        (
-            ProblemKind::BadRaw,
-            "the frame does not parse as `<type> <len>\\0`".to_owned(),
-        )
+    let (kind, body) = git_sha1::parse_frame(&bytes).map_err(|reason| {
+        let e = state::StateError::BadRawFrame {
+            sha1: sha1.to_hex(),
+            reason,
+        };
+        (ProblemKind::BadRaw, e.to_string())
     })?;
     let found =
         git_sha1::object_id(kind, body).map_err(|e| (ProblemKind::BadRaw, e.to_string()))?;

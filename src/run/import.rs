@@ -249,20 +249,22 @@ pub enum ImportError {
         version: u32,
     },
     /// The mirror could not be read.
-    #[error("cannot read the staging mirror {path}: {message}")]
+    #[error("cannot read the staging mirror {}: {source}", path.display())]
     Mirror {
         /// The mirror.
-        path: String,
+        path: std::path::PathBuf,
         /// What failed.
-        message: String,
+        #[source]
+        source: gix::Error,
     },
     /// The worker pool could not start.
-    #[error("cannot start {jobs} worker threads: {message}")]
+    #[error("cannot start {jobs} worker threads: {source}")]
     Threads {
         /// Requested jobs.
         jobs: usize,
         /// Why.
-        message: String,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
     },
     /// The run was interrupted before anything became visible.
     #[error("interrupted: stopped before updating any ref; run the same command again to finish")]
@@ -1721,7 +1723,7 @@ mod tests {
         let io = StoreError::Io(durable::IoError::new(
             "write object",
             "/x",
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            std::io::Error::from(rustix::io::Errno::NOSPC),
         ));
         let fatal = staged::<Id>(&sha, Err(io)).unwrap_err();
         assert!(matches!(fatal, ImportError::Store(StoreError::Io(_))));

@@ -131,7 +131,8 @@ pub enum StateError {
         /// The git object id the bytes were offered under.
         sha1: String,
         /// What is wrong with them.
-        reason: &'static str,
+        #[source]
+        reason: crate::git::sha1::FrameError,
     },
 
     /// Another process holds the per-state lock.

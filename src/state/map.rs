@@ -159,7 +159,7 @@ fn append_lines<'a>(
                 file.write_all(&buf).map_err(io_err("append to", &path))?;
                 buf.clear();
             }
-            push_hex(&mut buf, b.as_bytes());
+            crate::hex::encode_into(b.as_bytes(), &mut buf);
             buf.push(b' ');
             s.write_hex(&mut buf);
             buf.push(b'\n');
@@ -210,59 +210,9 @@ fn ends_at_line_boundary(file: &File, path: &Path) -> Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(HEX_DIGITS[(b >> 4) as usize]);
-        out.push(HEX_DIGITS[(b & 0x0f) as usize]);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Parsing
 // ---------------------------------------------------------------------------
-
-/// Nibble values; 0xff marks a byte that is not a digit.
-const fn nibble_table(upper_ok: bool) -> [u8; 256] {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        if upper_ok {
-            t[b'A' as usize + i] = 10 + i as u8;
-        }
-        i += 1;
-    }
-    t
-}
-
-/// The blake3 column accepts either case, as the reference does on read.
-static NIBBLE_ANY_CASE: [u8; 256] = nibble_table(true);
-/// The sha1 column is lowercase only, as in the reference.
-static NIBBLE_LOWER: [u8; 256] = nibble_table(false);
-
-/// Decode `2 * N` hex bytes; `None` when any byte is not a digit.
-#[inline]
-fn decode_hex<const N: usize>(hex: &[u8], table: &[u8; 256]) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let hi = table[pair[0] as usize];
-        let lo = table[pair[1] as usize];
-        bad |= hi | lo;
-        *o = (hi << 4) | (lo & 0x0f);
-    }
-    (bad & 0xf0 == 0).then_some(out)
-}
 
 /// Parse one line (newline already removed; a `\r` before a newline too).
 #[inline]
@@ -270,9 +220,15 @@ fn parse_line(line: &[u8]) -> Option<(Id, Sha1)> {
     if line.len() != MAP_LINE_LEN || line[64] != b' ' {
         return None;
     }
-    let b = decode_hex::<ID_LEN>(&line[..64], &NIBBLE_ANY_CASE)?;
-    let s = decode_hex::<SHA1_LEN>(&line[65..], &NIBBLE_LOWER)?;
-    Some((Id(b), Sha1(s)))
+    // The blake3 column accepts either case, as the reference does on read;
+    // the sha1 column is lowercase only, as in the reference.
+    let mut b = [0u8; ID_LEN];
+    let mut s = [0u8; SHA1_LEN];
+    let sha1 = &line[65..];
+    (crate::hex::decode_any_case(&line[..64], &mut b)
+        && !sha1.iter().any(u8::is_ascii_uppercase)
+        && crate::hex::decode_any_case(sha1, &mut s))
+    .then_some((Id(b), Sha1(s)))
 }
 
 /// Pairs and health of one chunk of the file.
@@ -459,9 +415,9 @@ mod tests {
 
     fn line(b: u8, s: u8) -> Vec<u8> {
         let mut v = Vec::new();
-        push_hex(&mut v, &[b; 32]);
+        crate::hex::encode_into(&[b; 32], &mut v);
         v.push(b' ');
-        push_hex(&mut v, &[s; 20]);
+        crate::hex::encode_into(&[s; 20], &mut v);
         v.push(b'\n');
         v
     }

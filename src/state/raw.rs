@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Result, StateError};
 use super::sha1::Sha1;
-use crate::durable::{create_temp, io_err, sync_dir};
+use crate::durable::{create_temp, io_err};
 
 /// Directory of retained bytes inside a state directory.
 pub const RAW_DIR: &str = "raw";
@@ -52,33 +52,12 @@ pub fn read_raw(state: &Path, id: &Sha1) -> Result<Option<Vec<u8>>> {
 /// Check that `framed` is `"<type> <len>\0" + body` with a known git type
 /// and a decimal length equal to the body's.
 pub fn check_frame(id: &Sha1, framed: &[u8]) -> Result<()> {
-    let bad = |reason| StateError::BadRawFrame {
-        sha1: id.to_hex(),
-        reason,
-    };
-    let nul = framed
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or_else(|| bad("no NUL ends the header"))?;
-    let header = &framed[..nul];
-    let sp = header
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or_else(|| bad("the header has no space"))?;
-    let (kind, len) = (&header[..sp], &header[sp + 1..]);
-    if !matches!(kind, b"commit" | b"tag" | b"tree" | b"blob") {
-        return Err(bad("the header names no git object type"));
-    }
-    let canonical =
-        !len.is_empty() && len.iter().all(u8::is_ascii_digit) && (len == b"0" || len[0] != b'0');
-    let declared = canonical
-        .then(|| std::str::from_utf8(len).ok()?.parse::<usize>().ok())
-        .flatten()
-        .ok_or_else(|| bad("the header length is not a decimal number"))?;
-    if declared != framed.len() - nul - 1 {
-        return Err(bad("the header length differs from the body length"));
-    }
-    Ok(())
+    crate::git::sha1::parse_frame(framed)
+        .map(|_| ())
+        .map_err(|reason| StateError::BadRawFrame {
+            sha1: id.to_hex(),
+            reason,
+        })
 }
 
 /// Retains raw bytes in a batch: [`RawWriter::retain`] stages each new file
@@ -175,25 +154,10 @@ impl RawWriter {
         if pending.staged.is_empty() && pending.dirs.is_empty() {
             return Ok(());
         }
-        let flushed = crate::durable::sync_filesystem(&state)?;
-        if !flushed {
-            for (tmp, _) in &pending.staged {
-                fs::File::open(tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io_err("fsync", tmp))?;
-            }
-        }
+        crate::durable::flush_files(&state, pending.staged.iter().map(|(t, _)| t.as_path()))?;
         pending.rename_staged()?;
-        if crate::durable::sync_filesystem(&state)? {
-            pending.dirs.clear();
-        } else {
-            while let Some(dir) = pending.dirs.pop_first() {
-                if let Err(e) = sync_dir(&dir) {
-                    pending.dirs.insert(dir);
-                    return Err(e.into());
-                }
-            }
-        }
+        crate::durable::flush_dirs(&state, pending.dirs.iter().map(PathBuf::as_path))?;
+        pending.dirs.clear();
         Ok(())
     }
 

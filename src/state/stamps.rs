@@ -249,26 +249,16 @@ pub fn read_signer(state: &Path) -> Result<Option<[u8; 32]>> {
 /// Pin the importer key, or refuse a key other than the pinned one with
 /// [`StateError::SignerMismatch`].
 pub fn bind_signer(state: &Path, key: &[u8; 32]) -> Result<()> {
-    let hex = lower_hex(key);
+    let hex = crate::hex::encode(key);
     match read_signer(state)? {
         None => write_stamp(state, SIGNER_FILE, &hex),
         Some(have) if have == *key => Ok(()),
         Some(have) => Err(StateError::SignerMismatch {
             state: state.to_owned(),
-            pinned: lower_hex(&have)[..16].to_owned(),
+            pinned: crate::hex::encode(&have)[..16].to_owned(),
             offered: hex[..16].to_owned(),
         }),
     }
-}
-
-fn lower_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 // --- import-spec ---------------------------------------------------------------

@@ -390,3 +390,39 @@ fn bad_arguments_are_refused_before_anything_is_created() {
     assert_eq!(out.status.code(), Some(73));
     assert_eq!(fs::read_dir(&full).unwrap().count(), 1);
 }
+
+/// "sha256" in an upstream's path or URL says nothing about its object
+/// format (read from the repository, never guessed from the name): a SHA-1
+/// repository there imports like any other, to the same refs either way.
+#[test]
+fn a_sha1_upstream_named_sha256_imports() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("sha256").join("sha256.git");
+    common::build_fixture("multi-branch", &src);
+    let key = common::import_key(work.path(), 0x42);
+    let mut imported = Vec::new();
+    for (i, url) in [
+        src.display().to_string(),
+        format!("file://{}", src.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dst = work.path().join(format!("dst{i}"));
+        common::run_ok(
+            Command::new(common::bridge_bin())
+                .arg("import")
+                .arg(url)
+                .arg(&dst)
+                .args(["--quiet", "--key"])
+                .arg(&key),
+        );
+        let refs = common::mkit_refs(&dst).unwrap();
+        assert!(
+            refs.keys().any(|r| r.starts_with("refs/remotes/")),
+            "{url}: {refs:?}"
+        );
+        imported.push(refs);
+    }
+    assert_eq!(imported[0], imported[1]);
+}

@@ -2,8 +2,9 @@
 //!
 //! A first fetch clones every head and tag under its own name; a second one
 //! after new upstream commits brings them in; one after an upstream deletion
-//! prunes the ref; a sha256 upstream is refused; and the same works over
-//! `git://` against a `git daemon` on 127.0.0.1.
+//! prunes the ref; a sha256 upstream is refused (and a sha1 one whose URL
+//! merely says "sha256" is not); and the same works over `git://` against a
+//! `git daemon` on 127.0.0.1.
 
 use crate::common;
 
@@ -114,11 +115,9 @@ impl Drop for Daemon {
     }
 }
 
-#[test]
-fn git_protocol_through_a_local_daemon() {
-    let work = tempfile::tempdir().unwrap();
-    let base = work.path().join("served");
-    common::build_fixture("plain", &base.join("plain.git"));
+/// A `git daemon` serving every repository under `base` on a free loopback
+/// port; `None` (the test is skipped) where it cannot start.
+fn serve(base: &Path, test: &str) -> Option<(Daemon, u16)> {
     // A free port on loopback, released just before the daemon binds it.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -132,18 +131,14 @@ fn git_protocol_through_a_local_daemon() {
         .arg("--listen=127.0.0.1")
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
-        .arg(&base)
+        .arg(base)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     let Ok(daemon) = daemon else {
-        common::skip::<()>(
-            "git_protocol_through_a_local_daemon",
-            "git daemon cannot start",
-        );
-        return;
+        return common::skip(test, "git daemon cannot start");
     };
-    let _daemon = Daemon(daemon);
+    let daemon = Daemon(daemon);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -152,11 +147,94 @@ fn git_protocol_through_a_local_daemon() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    Some((daemon, port))
+}
+
+#[test]
+fn git_protocol_through_a_local_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("served");
+    common::build_fixture("plain", &base.join("plain.git"));
+    let Some((_daemon, port)) = serve(&base, "git_protocol_through_a_local_daemon") else {
+        return;
+    };
     let state = work.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let url = format!("git://127.0.0.1:{port}/plain.git");
     let out = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap();
     assert_eq!(as_pairs(&out.refs), git_refs(&base.join("plain.git")));
+}
+
+/// Over the protocol, a SHA-256 upstream is known by the object format the
+/// server advertises (no local config to read), and refused as such.
+#[test]
+fn sha256_upstream_over_the_protocol_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("served");
+    common::build_fixture("sha256", &base.join("h.git"));
+    let Some((_daemon, port)) = serve(&base, "sha256_upstream_over_the_protocol_is_refused") else {
+        return;
+    };
+    let state = work.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let url = format!("git://127.0.0.1:{port}/h.git");
+    let err = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap_err();
+    assert!(matches!(err, StagingError::Sha256Upstream { .. }), "{err}");
+}
+
+/// "sha256" in a URL or path says nothing about the object format: a SHA-1
+/// repository there is cloned and fetched as usual, and a failure to reach
+/// one is a transfer error (it used to be misreported as a SHA-256 upstream,
+/// found by searching the error text).
+#[test]
+fn sha256_in_a_url_is_not_an_object_format() {
+    let work = tempfile::tempdir().unwrap();
+    let upstream = work.path().join("sha256").join("sha256-mirror.git");
+    common::build_fixture("plain", &upstream);
+    for (i, url) in [
+        upstream.display().to_string(),
+        format!("file://{}", upstream.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let state = work.path().join(format!("state{i}"));
+        std::fs::create_dir(&state).unwrap();
+        let out = staging::fetch(&state, url, &AtomicBool::new(false)).unwrap();
+        assert_eq!(as_pairs(&out.refs), git_refs(&upstream), "{url}");
+        let again = staging::fetch(&state, url, &AtomicBool::new(false)).unwrap();
+        assert_eq!(again.refs, out.refs, "{url}");
+    }
+    let missing = work.path().join("sha256").join("missing-sha256.git");
+    for url in [
+        format!("file://{}", missing.display()),
+        // A closed loopback port: nothing listens there.
+        format!(
+            "git://127.0.0.1:{}/sha256.git",
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        ),
+    ] {
+        let state = work.path().join("state-missing");
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir(&state).unwrap();
+        let err = staging::fetch(&state, &url, &AtomicBool::new(false)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StagingError::Transfer {
+                    action: "clone",
+                    ..
+                }
+            ),
+            "{url}: {err}"
+        );
+        assert!(err.to_string().starts_with("cannot clone "), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "{err}");
+    }
 }
 
 #[test]

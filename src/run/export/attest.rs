@@ -109,15 +109,10 @@ pub(super) fn publish(p: &mut Publish<'_>) -> Result<Option<Minted>, ExportError
             continue;
         }
         let envelope = mint(&seed, head, p.dest, &bytes)?;
-        dsse::store::save(p.mkit_dir, mkit, &envelope).map_err(|e| ExportError::Attest {
-            name: name.clone(),
-            message: format!("save: {e}"),
-        })?;
+        dsse::store::save(p.mkit_dir, mkit, &envelope).map_err(attest_err(name, "save"))?;
         let entry_name = format!("{}.dsse", dsse::attestation_id(&envelope));
-        let blob_id = object_id(ObjectKind::Blob, &envelope).map_err(|e| ExportError::Attest {
-            name: name.clone(),
-            message: e.to_string(),
-        })?;
+        let blob_id = object_id(ObjectKind::Blob, &envelope)
+            .map_err(attest_err(name, "hash the envelope blob"))?;
         objects.push(compress(blob_id, ObjectKind::Blob, &envelope)?);
         entries.retain(|(n, _)| *n != entry_name);
         entries.push((entry_name, blob_id));
@@ -132,10 +127,8 @@ pub(super) fn publish(p: &mut Publish<'_>) -> Result<Option<Minted>, ExportError
         return Ok(Some(Minted { commit, minted }));
     }
     let body = chain_commit(&tree_id, old.as_ref(), newest);
-    let commit = object_id(ObjectKind::Commit, &body).map_err(|e| ExportError::Attest {
-        name: ATTESTATIONS_REF.to_owned(),
-        message: e.to_string(),
-    })?;
+    let commit = object_id(ObjectKind::Commit, &body)
+        .map_err(attest_err(ATTESTATIONS_REF, "hash the chain commit"))?;
     objects.push(compress(commit, ObjectKind::Commit, &body)?);
     p.sink.absorb(objects)?;
     Ok(Some(Minted { commit, minted }))
@@ -153,10 +146,19 @@ fn mint(seed: &[u8; 32], head: &Tip, dest: &str, bytes: &[u8]) -> Result<Vec<u8>
         dsse::PREDICATE_GIT_BRIDGE,
         &predicate,
     )
-    .map_err(|e| ExportError::Attest {
-        name: name.clone(),
-        message: e.to_string(),
-    })
+    .map_err(attest_err(name, "mint"))
+}
+
+/// The [`ExportError::Attest`] for `action` on the attestation of `name`.
+fn attest_err<E: std::error::Error + Send + Sync + 'static>(
+    name: &str,
+    action: &'static str,
+) -> impl FnOnce(E) -> ExportError {
+    move |e| ExportError::Attest {
+        name: name.to_owned(),
+        action,
+        source: Box::new(e),
+    }
 }
 
 /// A head's stored bytes and its timestamp (a commit's or a tag's; 0
@@ -181,14 +183,10 @@ fn tree(entries: &[(String, Sha1)]) -> Result<(Sha1, Vec<u8>), ExportError> {
             id: *id,
         })
         .collect();
-    let obj = encode_tree(list).map_err(|e| ExportError::Attest {
-        name: ATTESTATIONS_REF.to_owned(),
-        message: e.to_string(),
-    })?;
-    let id = obj.id().map_err(|e| ExportError::Attest {
-        name: ATTESTATIONS_REF.to_owned(),
-        message: e.to_string(),
-    })?;
+    let obj = encode_tree(list).map_err(attest_err(ATTESTATIONS_REF, "encode the tree"))?;
+    let id = obj
+        .id()
+        .map_err(attest_err(ATTESTATIONS_REF, "hash the tree"))?;
     Ok((id, obj.body))
 }
 

@@ -110,9 +110,9 @@ pub(super) fn prepare(
     let pool = worker_pool(req.jobs)?;
     let mirror_path = staging::mirror_path(&state_dir);
     let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
+        .map_err(|source| ImportError::Mirror {
+            path: mirror_path.clone(),
+            source,
         })?
         .into_sync();
     // First contact (or a rebuild): is this upstream's content already in
@@ -150,9 +150,9 @@ fn worker_pool(requested: usize) -> Result<rayon::ThreadPool, ImportError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|e| ImportError::Threads {
+        .map_err(|source| ImportError::Threads {
             jobs: requested,
-            message: e.to_string(),
+            source,
         })
 }
 
