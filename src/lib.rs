@@ -7,6 +7,7 @@
 //! - [`bridge`]: the translation rules between the two (import today);
 //! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`;
 //! - [`hex`]: the one hex codec for ids, keys and digests;
+//! - [`dag`]: the levels (translation waves) of a DAG;
 //! - [`attest`]: DSSE/in-toto attestations (git-import/v1, git-bridge/v1), as 0.5.0 writes them;
 //! - [`run`]: drivers that own I/O for a whole job.
 //!
@@ -15,6 +16,7 @@
 
 pub mod attest;
 pub mod bridge;
+pub mod dag;
 pub mod durable;
 pub mod git;
 pub mod hex;

@@ -1677,43 +1677,15 @@ fn children(obj: &Object) -> Vec<(Id, Option<ObjectKind>)> {
 /// Group the waiting objects into waves (sorted within each, for a stable
 /// order): wave 0 holds those with no waiting child.
 fn waves(inner: &Inner) -> Vec<Vec<Id>> {
-    let mut level: HashMap<Id, usize> = HashMap::with_capacity(inner.len());
     let mut keys: Vec<Id> = inner.keys().copied().collect();
     keys.sort();
-    for root in &keys {
-        // Iterative post-order: histories are far deeper than the stack.
-        let mut stack = vec![(*root, false)];
-        while let Some((id, expanded)) = stack.pop() {
-            if level.contains_key(&id) {
-                continue;
-            }
-            let deps: &[Id] = inner.get(&id).map_or(&[], |(_, d)| d.as_slice());
-            if expanded {
-                let l = deps
-                    .iter()
-                    .filter_map(|d| level.get(d).map(|l| l + 1))
-                    .max()
-                    .unwrap_or(0);
-                level.insert(id, l);
-            } else {
-                stack.push((id, true));
-                for d in deps {
-                    if inner.contains_key(d) && !level.contains_key(d) {
-                        stack.push((*d, false));
-                    }
-                }
-            }
-        }
-    }
-    let mut out: Vec<Vec<Id>> = Vec::new();
-    for id in keys {
-        let l = level[&id];
-        if out.len() <= l {
-            out.resize(l + 1, Vec::new());
-        }
-        out[l].push(id);
-    }
-    out
+    crate::dag::levels(&keys, |id| {
+        inner
+            .get(id)
+            .map_or(&[][..], |(_, d)| d.as_slice())
+            .iter()
+            .copied()
+    })
 }
 
 #[cfg(test)]
