@@ -8,6 +8,7 @@
 //! - [`state`]: the per-remote state directory `.mkit/git/<remote>/`;
 //! - [`hex`]: the one hex codec for ids, keys and digests;
 //! - [`dag`]: the levels (translation waves) of a DAG;
+//! - [`text`]: how raw bytes are shown in messages;
 //! - [`attest`]: DSSE/in-toto attestations (git-import/v1, git-bridge/v1), as 0.5.0 writes them;
 //! - [`run`]: drivers that own I/O for a whole job.
 //!
@@ -23,3 +24,4 @@ pub mod hex;
 pub mod mkit;
 pub mod run;
 pub mod state;
+pub mod text;

@@ -37,6 +37,7 @@ use crate::mkit::object::{
     ObjectType, Tag, Tree,
 };
 use crate::mkit::refs::{self, HEADS_PREFIX, RefError, TAGS_PREFIX};
+use crate::text::quoted;
 
 /// The email of every synthesized person line (an RFC 2606 reserved name).
 pub const BRIDGE_EMAIL: &[u8] = b"bridge@mkit.invalid";
@@ -390,10 +391,6 @@ impl ExportRefusal {
             },
         }
     }
-}
-
-fn quoted(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
 }
 
 fn invalid(object: &Id) -> impl FnOnce(ObjectError) -> ExportRefusal + '_ {

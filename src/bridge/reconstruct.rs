@@ -40,6 +40,7 @@ use crate::mkit::object::{
     Blob, Commit, EntryMode, Identity, IdentityKind, Object, ObjectError, ObjectType, Tag, Tree,
     TreeEntry as MkitEntry, blob_header, blob_id,
 };
+use crate::text::quoted;
 
 /// Why a git object is not a bridge-emitted one (or not this bridge's).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,10 +191,6 @@ pub enum ReconstructError {
     /// have written it.
     #[error("the bridge would refuse the rebuilt object, so it did not write this one: {0}")]
     Refused(#[from] ExportRefusal),
-}
-
-fn quoted(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
 }
 
 /// A reconstructed mkit object.

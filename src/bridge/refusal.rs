@@ -15,6 +15,7 @@
 use crate::git::parse::ParseError;
 use crate::git::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, NameRule, ObjectError, ObjectType};
+use crate::text::quoted;
 
 /// Whether a refusal skips one ref or stops the whole import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -535,11 +536,6 @@ impl Refusal {
             | Refusal::Unrepresentable { object, .. } => Some(*object),
         }
     }
-}
-
-/// Bytes shown in double quotes with non-printable bytes escaped.
-fn quoted(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
 }
 
 fn mode_name(mode: EntryMode) -> &'static str {

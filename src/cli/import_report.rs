@@ -233,7 +233,7 @@ pub fn show_path(path: &[u8]) -> String {
         {
             s.to_owned()
         }
-        _ => format!("\"{}\"", path.escape_ascii()),
+        _ => mkit_bridge::text::quoted(path),
     }
 }
 

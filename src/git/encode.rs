@@ -14,6 +14,7 @@
 use std::cmp::Ordering;
 
 use crate::git::sha1::{CollisionDetected, ObjectKind, SHA1_LEN, Sha1, frame, object_id};
+use crate::text::quoted;
 
 /// The empty tree's id, `4b825dc6…`, which every git knows.
 pub const EMPTY_TREE: Sha1 = Sha1([
@@ -85,10 +86,6 @@ pub enum EncodeError {
         /// The header whose value is refused.
         key: Vec<u8>,
     },
-}
-
-fn quoted(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
 }
 
 /// A git tree-entry mode: the four the bridge writes.
