@@ -4,12 +4,15 @@
 //! origin guard and destination binding, and verification.
 
 use crate::common;
+use crate::common::{
+    bridge, bridge_ok, copy_dir, git, git_refs, pseudo_random, sorted_lines, stderr,
+};
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mkit_bridge::mkit::id::Id;
 use mkit_bridge::mkit::object::{
@@ -28,12 +31,7 @@ struct Work {
 
 fn work() -> Work {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("k");
-    fs::write(&key, SEED).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let key = common::key_file(&dir.path().join("keys/k"), SEED);
     Work { dir, key }
 }
 
@@ -44,37 +42,14 @@ impl Work {
 
     /// A fresh mkit repository at `rel`.
     fn init(&self, rel: &str) -> PathBuf {
-        let repo = self.path(rel);
-        common::run_ok(Command::new(common::bridge_bin()).arg("init").arg(&repo));
-        repo
+        common::init_repo(&self.path(rel))
     }
 
     /// Commit `files` (path, content, executable) as the whole tree of
     /// `branch` in `repo`, at `ts`.
     fn snapshot(&self, repo: &Path, branch: &str, files: &[(&str, &[u8], bool)], ts: u64) {
         let src = self.path(&format!("src-{}", rand_name()));
-        for (name, data, exec) in files {
-            let p = src.join(name);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-            if *exec {
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-            }
-        }
-        common::run_ok(
-            Command::new(common::bridge_bin())
-                .arg("snapshot")
-                .arg(&src)
-                .arg("--repo")
-                .arg(repo)
-                .args(["--branch", branch, "-m"])
-                .arg(format!("{branch} at {ts}\n"))
-                .arg("--timestamp")
-                .arg(ts.to_string())
-                .arg("--key")
-                .arg(&self.key),
-        );
-        fs::remove_dir_all(&src).unwrap();
+        common::snapshot_files(&src, repo, branch, files, ts, &self.key);
     }
 
     /// A repository with two branches, a symlink, an executable and a
@@ -119,58 +94,10 @@ fn rand_name() -> String {
     )
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn bridge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bridge_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn bridge_ok(dir: &Path, args: &[&str]) -> Vec<u8> {
-    common::run_ok(
-        Command::new(common::bridge_bin())
-            .args(args)
-            .current_dir(dir),
-    )
-}
-
 fn export_json(repo: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["export", "--json", "--no-attest"];
     all.extend_from_slice(args);
     serde_json::from_slice(&bridge_ok(repo, &all)).unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = common::run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Someone")
-            .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-            .env("GIT_COMMITTER_NAME", "Someone")
-            .env("GIT_COMMITTER_EMAIL", "someone@example.com"),
-    );
-    String::from_utf8(out).unwrap()
-}
-
-/// `ref -> sha1` of a repository, one line each.
-fn mirror_refs(dir: &Path) -> String {
-    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
 }
 
 fn fsck_strict(dir: &Path) {
@@ -179,24 +106,6 @@ fn fsck_strict(dir: &Path) {
 
 fn state(repo: &Path, remote: &str) -> PathBuf {
     repo.join(".mkit/git").join(remote)
-}
-
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    v.sort();
-    v
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    common::run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -248,8 +157,8 @@ fn the_reference_and_we_export_identical_mirrors() {
     let (m_ours, m_theirs) = (w.path("m-ours"), w.path("m-theirs"));
 
     let check = |round: &str| {
-        let a = mirror_refs(&m_ours);
-        let b = mirror_refs(&m_theirs);
+        let a = git_refs(&m_ours);
+        let b = git_refs(&m_theirs);
         assert_eq!(a, b, "{round}: ref -> sha1 differ");
         assert!(a.contains("refs/tags/v1s"), "{round}: {a}");
         assert_eq!(
@@ -276,7 +185,7 @@ fn the_reference_and_we_export_identical_mirrors() {
             .current_dir(&theirs),
     );
     check("first export");
-    assert!(!mirror_refs(&m_ours).contains("refs/mkit/attestations"));
+    assert!(!git_refs(&m_ours).contains("refs/mkit/attestations"));
     assert_eq!(
         fs::read_to_string(state(&ours, "mirror").join("direction")).unwrap(),
         "export\n"
@@ -318,14 +227,14 @@ fn the_reference_and_we_export_identical_mirrors() {
     check("incremental export");
 
     // Each tool continues on the other's state and changes nothing.
-    let before = mirror_refs(&m_ours);
+    let before = git_refs(&m_ours);
     common::run_ok(
         Command::new(&mkit)
             .args(["git", "export", "--no-attest"])
             .arg(&m_ours)
             .current_dir(&ours),
     );
-    assert_eq!(mirror_refs(&m_ours), before);
+    assert_eq!(git_refs(&m_ours), before);
     let again = export_json(&theirs, &[m_theirs.to_str().unwrap()]);
     assert_eq!(again["updated"], 0, "{again}");
     check("after crossing over");
@@ -379,7 +288,7 @@ fn a_moved_mirror_ref_fails_the_push_with_nothing_applied() {
         1_700_001_000,
     );
     w.snapshot(&repo, "fresh", &[("x", b"x\n", false)], 1_700_001_100);
-    let mirror_before = mirror_refs(&mirror);
+    let mirror_before = git_refs(&mirror);
     let st = state(&repo, "mirror");
     let state_before = (
         fs::read(st.join("refs")).unwrap(),
@@ -388,8 +297,8 @@ fn a_moved_mirror_ref_fails_the_push_with_nothing_applied() {
     let out = bridge(&repo, &["export", "--no-attest", mirror.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("stale info"), "{}", stderr(&out));
-    assert_eq!(mirror_refs(&mirror), mirror_before, "something was applied");
-    assert!(!mirror_refs(&mirror).contains("refs/heads/fresh"));
+    assert_eq!(git_refs(&mirror), mirror_before, "something was applied");
+    assert!(!git_refs(&mirror).contains("refs/heads/fresh"));
     assert_eq!(
         (
             fs::read(st.join("refs")).unwrap(),
@@ -413,7 +322,7 @@ fn a_moved_mirror_ref_fails_the_push_with_nothing_applied() {
         git(&mirror, &["rev-parse", "refs/heads/main"]).trim(),
         main["git"].as_str().unwrap()
     );
-    assert!(mirror_refs(&mirror).contains("refs/heads/fresh"));
+    assert!(git_refs(&mirror).contains("refs/heads/fresh"));
     assert!(
         fs::read_to_string(st.join("refs"))
             .unwrap()
@@ -453,7 +362,7 @@ fn a_second_export_without_change_pushes_nothing() {
     let mirror = w.path("mirror");
     let first = export_json(&repo, &[mirror.to_str().unwrap()]);
     assert!(first["written"].as_u64().unwrap() > 0);
-    let refs_before = mirror_refs(&mirror);
+    let refs_before = git_refs(&mirror);
     let files_before = common::files_under(&mirror);
     let st = state(&repo, "mirror");
     let state_before = common::files_under(&st);
@@ -462,7 +371,7 @@ fn a_second_export_without_change_pushes_nothing() {
     assert_eq!(second["updated"], 0);
     assert_eq!(second["translated"], 0);
     assert_eq!(second["written"], 0);
-    assert_eq!(mirror_refs(&mirror), refs_before);
+    assert_eq!(git_refs(&mirror), refs_before);
     assert_eq!(
         common::files_under(&mirror),
         files_before,
@@ -527,7 +436,7 @@ fn racing_exporters_end_with_one_lease_failure_and_no_divergent_ref() {
             format!("{} {}\n", f[0], f[2])
         })
         .collect();
-    assert_eq!(mirror_refs(&dest), recorded);
+    assert_eq!(git_refs(&dest), recorded);
     // The loser recorded nothing (its fresh state is gone).
     assert!(!state(loser, "mirror").join("refs").exists());
 }
@@ -547,7 +456,7 @@ fn one_and_four_jobs_give_identical_mirrors() {
     let r4 = export_json(&four, &["--jobs", "4", m4.to_str().unwrap()]);
     assert_eq!(r1["exported"], r4["exported"]);
     assert_eq!(r1["translated"], r4["translated"]);
-    assert_eq!(mirror_refs(&m1), mirror_refs(&m4));
+    assert_eq!(git_refs(&m1), git_refs(&m4));
     for file in ["map", "refs"] {
         assert_eq!(
             fs::read(state(&one, "mirror").join(file)).unwrap(),
@@ -688,7 +597,7 @@ fn refused_refs_are_skipped_and_only_all_skipped_fails() {
         );
     }
     assert_eq!(
-        mirror_refs(&mirror)
+        git_refs(&mirror)
             .lines()
             .map(|l| l.split(' ').next().unwrap().to_owned())
             .collect::<Vec<_>>(),
@@ -745,12 +654,12 @@ fn the_origin_guard_and_the_destination_binding_refuse_without_side_effects() {
     git(&upstream, &["commit", "-q", "-m", "one"]);
     let repo = w.path("imported");
     common::bridge_import(&upstream, &repo, &w.key);
-    let refs_before = mirror_refs(&upstream);
+    let refs_before = git_refs(&upstream);
     let out = bridge(&repo, &["export", upstream.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("§14.2"), "{}", stderr(&out));
     assert!(!state(&repo, "mirror").exists());
-    assert_eq!(mirror_refs(&upstream), refs_before);
+    assert_eq!(git_refs(&upstream), refs_before);
     // The same guard holds under another spelling of the path.
     let spelled = format!("file://{}/", upstream.display());
     let out = bridge(&repo, &["export", &spelled]);
@@ -769,7 +678,7 @@ fn the_origin_guard_and_the_destination_binding_refuse_without_side_effects() {
         &repo,
         &["--remote-name", "second", second.to_str().unwrap()],
     );
-    assert_eq!(mirror_refs(&second), mirror_refs(&first));
+    assert_eq!(git_refs(&second), git_refs(&first));
     // A non-empty directory that is not a repository is refused.
     let junk = w.path("junk");
     fs::create_dir(&junk).unwrap();

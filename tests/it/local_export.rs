@@ -6,6 +6,7 @@
 //! and `file://` URLs keep going through `git push`.
 
 use crate::common;
+use crate::common::{copy_dir, git_refs, pseudo_random, stderr};
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -27,12 +28,7 @@ struct Work {
 
 fn work() -> Work {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("k");
-    fs::write(&key, SEED).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let key = common::key_file(&dir.path().join("keys/k"), SEED);
     let real = String::from_utf8(common::run_ok(
         Command::new("sh").args(["-c", "command -v git"]),
     ))
@@ -59,33 +55,14 @@ impl Work {
     }
 
     fn init(&self, rel: &str) -> PathBuf {
-        let repo = self.path(rel);
-        common::run_ok(Command::new(common::bridge_bin()).arg("init").arg(&repo));
-        repo
+        common::init_repo(&self.path(rel))
     }
 
     /// Commit `files` as the whole tree of `branch` in `repo`, at `ts`.
     fn snapshot(&self, repo: &Path, branch: &str, files: &[(&str, &[u8])], ts: u64) {
         let src = self.path(&format!("src-{branch}-{ts}"));
-        for (name, data) in files {
-            let p = src.join(name);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-        }
-        common::run_ok(
-            Command::new(common::bridge_bin())
-                .arg("snapshot")
-                .arg(&src)
-                .arg("--repo")
-                .arg(repo)
-                .args(["--branch", branch, "-m"])
-                .arg(format!("{branch} at {ts}\n"))
-                .arg("--timestamp")
-                .arg(ts.to_string())
-                .arg("--key")
-                .arg(&self.key),
-        );
-        fs::remove_dir_all(&src).unwrap();
+        let files: Vec<(&str, &[u8], bool)> = files.iter().map(|(n, d)| (*n, *d, false)).collect();
+        common::snapshot_files(&src, repo, branch, &files, ts, &self.key);
     }
 
     /// Two branches, a chunked file, three commits on `main`, and the same
@@ -152,37 +129,10 @@ impl Work {
     }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
+/// `git -C <dir> <args>` with the dates fixed (commits made here are
+/// the same on every run).
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = common::run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Someone")
-            .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-            .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-            .env("GIT_COMMITTER_NAME", "Someone")
-            .env("GIT_COMMITTER_EMAIL", "someone@example.com")
-            .env("GIT_COMMITTER_DATE", "1700000000 +0000"),
-    );
-    String::from_utf8(out).unwrap()
-}
-
-fn mirror_refs(dir: &Path) -> String {
-    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+    common::git_dated(dir, args, "1700000000 +0000")
 }
 
 /// `git fsck --strict` passes and every object reachable from every ref is
@@ -217,10 +167,6 @@ fn staging(repo: &Path) -> PathBuf {
     repo.join(".mkit/git/mirror/repo.git")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Whether the log shows a `git push` (the subcommand, after any `-C <dir>`).
 fn pushed(log: &str) -> bool {
     log.lines().any(|l| {
@@ -243,8 +189,19 @@ fn phases(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    common::run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+/// The `(ref, status)` of each exported ref in an export report.
+fn ref_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["exported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ref"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -270,8 +227,8 @@ fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     assert_eq!(report["transport"], "push", "{report}");
     assert!(pushed(&log), "git push did not run:\n{log}");
 
-    assert_eq!(mirror_refs(&local), mirror_refs(&remote));
-    assert_eq!(mirror_refs(&local).lines().count(), 2);
+    assert_eq!(git_refs(&local), git_refs(&remote));
+    assert_eq!(git_refs(&local).lines().count(), 2);
     check_mirror(&local);
     check_mirror(&remote);
     // The same set of objects, reachable from the same refs.
@@ -313,29 +270,8 @@ fn a_re_export_places_only_the_new_pack() {
     }
     let report = w.export(&repo, &[local.to_str().unwrap()]);
     assert_eq!(report["transport"], "local");
-    let statuses: Vec<(String, String)> = report["exported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["ref"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let pushed_report = w.export(&twin, &[&url]);
-    let pushed_statuses: Vec<(String, String)> = pushed_report["exported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["ref"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let statuses = ref_statuses(&report);
+    let pushed_statuses = ref_statuses(&w.export(&twin, &[&url]));
     // Created, fast-forward and up to date, as git push reports them.
     assert_eq!(statuses, pushed_statuses);
     assert_eq!(
@@ -350,7 +286,7 @@ fn a_re_export_places_only_the_new_pack() {
     assert_eq!(second.len(), 2, "{second:?}");
     assert!(first.is_subset(&second));
     assert_eq!(second, packs(&staging(&repo)));
-    assert_eq!(mirror_refs(&local), mirror_refs(&remote));
+    assert_eq!(git_refs(&local), git_refs(&remote));
     check_mirror(&local);
 
     // Nothing new: nothing placed, every ref up to date.
@@ -408,14 +344,14 @@ fn a_stale_lease_is_refused_as_the_push_refuses_it() {
         // New work on both recorded branches: one lease holds, one does not.
         w.advance(r, "main", 1_700_001_000);
         w.advance(r, "topic", 1_700_001_100);
-        let before = mirror_refs(mirror);
+        let before = git_refs(mirror);
         let st = r.join(".mkit/git/mirror");
         let state_before = (
             fs::read(st.join("refs")).unwrap(),
             fs::read(st.join("map")).unwrap(),
         );
         let out = w.bridge(r, &["export", "--no-attest", &dest], &[]);
-        assert_eq!(mirror_refs(mirror), before, "something moved");
+        assert_eq!(git_refs(mirror), before, "something moved");
         assert_eq!(
             (
                 fs::read(st.join("refs")).unwrap(),
@@ -514,7 +450,7 @@ fn a_receive_hook_or_policy_keeps_git_push() {
     .unwrap();
     let report = w.export(&twin, &[inert.to_str().unwrap()]);
     assert_eq!(report["transport"], "local");
-    assert_eq!(mirror_refs(&inert), mirror_refs(&hooked));
+    assert_eq!(git_refs(&inert), git_refs(&hooked));
 
     // A receive.* policy: git push applies it, so git push runs.
     let third = w.path("third");
@@ -528,7 +464,7 @@ fn a_receive_hook_or_policy_keeps_git_push() {
     git(&strict, &["config", "receive.fsckObjects", "true"]);
     let report = w.export(&third, &[strict.to_str().unwrap()]);
     assert_eq!(report["transport"], "push");
-    assert_eq!(mirror_refs(&strict), mirror_refs(&hooked));
+    assert_eq!(git_refs(&strict), git_refs(&hooked));
 }
 
 #[test]
@@ -546,7 +482,7 @@ fn a_non_bare_destination_keeps_git_push_and_its_rules() {
     let report = w.export(&repo, &[tree.to_str().unwrap()]);
     assert_eq!(report["transport"], "push");
     assert!(pushed(&w.git_log()));
-    assert_eq!(mirror_refs(&tree).lines().count(), 2);
+    assert_eq!(git_refs(&tree).lines().count(), 2);
 
     // A work tree with main checked out: receive.denyCurrentBranch refuses.
     let checked = w.path("checked");
@@ -561,7 +497,7 @@ fn a_non_bare_destination_keeps_git_push_and_its_rules() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("refs/heads/main"), "{}", stderr(&out));
-    assert_eq!(mirror_refs(&checked), "");
+    assert_eq!(git_refs(&checked), "");
 }
 
 #[test]
@@ -595,7 +531,7 @@ fn another_filesystem_gets_copies_and_loose_staging_objects_are_placed() {
             .collect();
         assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
     }
-    let expected = mirror_refs(&local);
+    let expected = git_refs(&local);
 
     // Staging as the reference leaves it (loose objects, no pack): explode
     // the pack, drop the destination and the recorded leases, export again.
@@ -617,7 +553,7 @@ fn another_filesystem_gets_copies_and_loose_staging_objects_are_placed() {
     fs::remove_file(repo.join(".mkit/git/mirror/refs")).unwrap();
     let report = w.export(&repo, &[local.to_str().unwrap()]);
     assert_eq!(report["transport"], "local");
-    assert_eq!(mirror_refs(&local), expected);
+    assert_eq!(git_refs(&local), expected);
     assert!(packs(&local).is_empty());
     check_mirror(&local);
 }
@@ -628,7 +564,7 @@ fn a_crash_after_placing_moves_no_ref_and_the_rerun_finishes() {
     let repo = w.history("repo");
     let local = w.path("mirror");
     w.export(&repo, &[local.to_str().unwrap()]);
-    let before = mirror_refs(&local);
+    let before = git_refs(&local);
     w.advance(&repo, "main", 1_700_001_000);
     let out = w.bridge(
         &repo,
@@ -636,7 +572,7 @@ fn a_crash_after_placing_moves_no_ref_and_the_rerun_finishes() {
         &[("MKIT_BRIDGE_CRASH_AT", "placed")],
     );
     assert!(!out.status.success());
-    assert_eq!(mirror_refs(&local), before);
+    assert_eq!(git_refs(&local), before);
     assert_eq!(packs(&local).len(), 2, "the new pack was placed");
     check_mirror(&local);
     let report = w.export(&repo, &[local.to_str().unwrap()]);

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// True when `MKIT_BRIDGE_STRICT=1`.
 pub fn strict() -> bool {
@@ -111,14 +111,198 @@ pub fn build_fixture(name: &str, dir: &Path) {
 /// Write a raw 32-byte key seed of `byte`s at `<dir>/keys/import.key`
 /// (directory 0700, file 0600) and return its path.
 pub fn import_key(dir: &Path, byte: u8) -> PathBuf {
+    key_file(&dir.join("keys/import.key"), [byte; 32])
+}
+
+/// Write the raw key `seed` at `path`, its directory made 0700 and the file
+/// 0600 (the modes the key loader demands); returns `path`.
+pub fn key_file(path: &Path, seed: [u8; 32]) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("import.key");
-    std::fs::write(&key, [byte; 32]).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    key
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(path, seed).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_path_buf()
+}
+
+/// A fixture upstream and a place to import it: `<work>/src` built by
+/// `fixtures/git/build.sh <fixture>`, an import key of `0x42`s, and
+/// `<work>/dst`, not created yet.
+pub struct FixtureImport {
+    pub work: tempfile::TempDir,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub key: PathBuf,
+}
+
+impl FixtureImport {
+    pub fn new(fixture: &str) -> FixtureImport {
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        build_fixture(fixture, &src);
+        let key = import_key(work.path(), 0x42);
+        FixtureImport {
+            dst: work.path().join("dst"),
+            src,
+            key,
+            work,
+        }
+    }
+}
+
+/// Build step `step` of `fixtures/checkout/build.sh` into `dir`.
+pub fn checkout_fixture(step: &str, dir: &Path) {
+    run_ok(
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/checkout/build.sh"))
+            .arg(step)
+            .arg(dir),
+    );
+}
+
+/// Whether `git` runs (a skip, or a failure under strict mode, when not).
+pub fn have_git(test: &str) -> bool {
+    match Command::new("git").arg("--version").output() {
+        Ok(o) if o.status.success() => true,
+        _ => skip::<()>(test, "git is not on PATH").is_some(),
+    }
+}
+
+/// `mkit-bridge <args>` in `dir`, whatever it does.
+pub fn bridge(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bridge_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mkit-bridge {args:?}: {e}"))
+}
+
+/// `mkit-bridge <args>` in `dir`, which must succeed; returns stdout.
+pub fn bridge_ok(dir: &Path, args: &[&str]) -> Vec<u8> {
+    run_ok(Command::new(bridge_bin()).args(args).current_dir(dir))
+}
+
+/// A fresh mkit repository at `repo` (`mkit-bridge init`).
+pub fn init_repo(repo: &Path) -> PathBuf {
+    run_ok(Command::new(bridge_bin()).arg("init").arg(repo));
+    repo.to_path_buf()
+}
+
+/// Commit the directory `src` as the whole tree of `branch` in `repo`
+/// (`mkit-bridge snapshot`), with message `msg`, at `ts`, signed by `key`.
+pub fn snapshot(src: &Path, repo: &Path, branch: &str, msg: &str, ts: u64, key: &Path) {
+    run_ok(
+        Command::new(bridge_bin())
+            .arg("snapshot")
+            .arg(src)
+            .arg("--repo")
+            .arg(repo)
+            .args(["--branch", branch, "-m", msg, "--timestamp"])
+            .arg(ts.to_string())
+            .arg("--key")
+            .arg(key),
+    );
+}
+
+/// Write `files` (path, content, executable) into the scratch directory
+/// `src`, commit them as the whole tree of `branch` in `repo` at `ts` with
+/// the message `<branch> at <ts>`, signed by `key`, and remove `src`.
+pub fn snapshot_files(
+    src: &Path,
+    repo: &Path,
+    branch: &str,
+    files: &[(&str, &[u8], bool)],
+    ts: u64,
+    key: &Path,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, data, exec) in files {
+        let p = src.join(name);
+        write_file(&p, data);
+        if *exec {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    snapshot(src, repo, branch, &format!("{branch} at {ts}\n"), ts, key);
+    std::fs::remove_dir_all(src).unwrap();
+}
+
+/// Write `data` at `path`, making its directories.
+pub fn write_file(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// `git -C <dir>` with no system config and a fixed author and committer
+/// (`Someone <someone@example.com>`); dates are the caller's.
+pub fn git_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Someone")
+        .env("GIT_AUTHOR_EMAIL", "someone@example.com")
+        .env("GIT_COMMITTER_NAME", "Someone")
+        .env("GIT_COMMITTER_EMAIL", "someone@example.com");
+    cmd
+}
+
+/// `git -C <dir> <args>` ([`git_cmd`]), which must succeed; its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8(run_ok(git_cmd(dir).args(args))).unwrap()
+}
+
+/// [`git`] with the author and committer dates set to `date`
+/// (`"<seconds> +0000"`).
+pub fn git_dated(dir: &Path, args: &[&str], date: &str) -> String {
+    String::from_utf8(run_ok(
+        git_cmd(dir)
+            .args(args)
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date),
+    ))
+    .unwrap()
+}
+
+/// `<refname> <sha1>` of every ref of a git repository, one line each.
+pub fn git_refs(dir: &Path) -> String {
+    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+}
+
+/// A run's stderr, lossily as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `len` bytes of xorshift noise from `seed`: incompressible content (a
+/// chunked file) that is the same on every run.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `cp -a <from> <to>`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+/// The lines of the file at `path` (none when it is absent), sorted.
+pub fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
 }
 
 /// `HEAD` and every ref file of the mkit repository at `repo`, values
