@@ -4,10 +4,10 @@
 //! refusal, and the next run converges to what a clean run makes.
 
 use crate::common;
+use crate::common::{copy_dir, git_refs, pseudo_random, stderr, write_file};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,21 +45,21 @@ impl Env {
     /// commits and an annotated tag.
     fn upstream_v1(&self) {
         git(self.work.path(), &["init", "-q", "-b", "main", "up"]);
-        write(&self.up.join("a.txt"), b"one\n");
-        write(&self.up.join("dir/b.txt"), b"bee\n");
-        write(&self.up.join("dir/sub/c.txt"), b"sea\n");
-        write(&self.up.join("dir/big.bin"), &pseudo_random(1_300_000, 3));
+        write_file(&self.up.join("a.txt"), b"one\n");
+        write_file(&self.up.join("dir/b.txt"), b"bee\n");
+        write_file(&self.up.join("dir/sub/c.txt"), b"sea\n");
+        write_file(&self.up.join("dir/big.bin"), &pseudo_random(1_300_000, 3));
         commit(&self.up, "c1", 1_700_000_000);
         git(&self.up, &["tag", "-a", "v1", "-m", "first"]);
-        write(&self.up.join("a.txt"), b"two\n");
+        write_file(&self.up.join("a.txt"), b"two\n");
         commit(&self.up, "c2", 1_700_000_100);
     }
 
     /// New history on top: a new blob, a new tree, a new commit (reusing
     /// the tree of `dir`) and a new annotated tag.
     fn upstream_v2(&self) {
-        write(&self.up.join("a.txt"), b"three\n");
-        write(&self.up.join("fresh/new.txt"), b"new\n");
+        write_file(&self.up.join("a.txt"), b"three\n");
+        write_file(&self.up.join("fresh/new.txt"), b"new\n");
         commit(&self.up, "c3", 1_700_000_200);
         git(&self.up, &["tag", "-a", "v2", "-m", "second"]);
     }
@@ -81,56 +81,15 @@ impl Env {
     }
 }
 
+/// `git -C <dir> <args>` with the dates fixed.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = common::run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Someone")
-            .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-            .env("GIT_COMMITTER_NAME", "Someone")
-            .env("GIT_COMMITTER_EMAIL", "someone@example.com")
-            .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-            .env("GIT_COMMITTER_DATE", "1700000000 +0000"),
-    );
-    String::from_utf8(out).unwrap()
+    common::git_dated(dir, args, "1700000000 +0000")
 }
 
+/// Commit everything in the worktree `dir` at `ts`.
 fn commit(dir: &Path, msg: &str, ts: u64) {
     git(dir, &["add", "-A"]);
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["commit", "-q", "-m", msg])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Someone")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-        .env("GIT_COMMITTER_NAME", "Someone")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.com")
-        .env("GIT_AUTHOR_DATE", format!("{ts} +0000"))
-        .env("GIT_COMMITTER_DATE", format!("{ts} +0000"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-fn write(path: &Path, data: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::git_dated(dir, &["commit", "-q", "-m", msg], &format!("{ts} +0000"));
 }
 
 /// Run our binary in `cwd`, with the fault hook set to `fail` (or cleared).
@@ -144,10 +103,6 @@ fn bridge(cwd: &Path, args: &[&str], fail: Option<&str>) -> Output {
         c.env("MKIT_BRIDGE_FAIL_AT", phase);
     }
     c.output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The refs an import owns: tracking refs and tags.
@@ -259,8 +214,18 @@ fn leftovers(repo: &Path) -> Vec<String> {
     out
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    common::run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+/// The import state files of `repo` are those of the clean import.
+fn assert_state_is_clean(repo: &Path, clean: &Path, what: &str) {
+    assert_eq!(
+        state_file(repo, "upstream", "map"),
+        state_file(clean, "upstream", "map"),
+        "{what}: the map"
+    );
+    assert_eq!(
+        state_file(repo, "upstream", "refs-import"),
+        state_file(clean, "upstream", "refs-import"),
+        "{what}"
+    );
 }
 
 /// The scenario: one map line for a tree is replaced by a
@@ -285,7 +250,7 @@ fn a_poisoned_import_map_is_rebuilt_to_the_ids_of_a_clean_import() {
     // A well-formed id of nothing, and the id of an object of another type.
     for (case, poison) in [("missing", "f".repeat(64)), ("wrong type", blob_id)] {
         let repo = e.path(&format!("poisoned-{}", case.replace(' ', "-")));
-        copy_tree(&first, &repo);
+        copy_dir(&first, &repo);
         poison_import_map(&repo, &dir_tree, &poison);
         let out = bridge(&repo, &["fetch", "--key", e.k(), "--json"], None);
         assert!(out.status.success(), "{case}: {}", stderr(&out));
@@ -306,16 +271,7 @@ fn a_poisoned_import_map_is_rebuilt_to_the_ids_of_a_clean_import() {
             "{case}: the ids of a clean import"
         );
         // The rebuilt map is the clean import's, line for line.
-        assert_eq!(
-            state_file(&repo, "upstream", "map"),
-            state_file(&clean, "upstream", "map"),
-            "{case}: the map"
-        );
-        assert_eq!(
-            state_file(&repo, "upstream", "refs-import"),
-            state_file(&clean, "upstream", "refs-import"),
-            "{case}"
-        );
+        assert_state_is_clean(&repo, &clean, case);
         assert!(closure_is_whole(&repo) > 10, "{case}");
         let objects = common::files_under(&repo.join(".mkit/objects"));
         for name in clean_objects.keys() {
@@ -369,7 +325,7 @@ fn a_failed_write_at_any_import_phase_is_fatal_and_the_next_fetch_converges() {
     let want = imported_refs(&clean);
     for (phase, action, path) in IMPORT_PHASES {
         let repo = e.path(&format!("fault-{phase}"));
-        copy_tree(&before, &repo);
+        copy_dir(&before, &repo);
         let out = e.fetch(&repo, Some(phase));
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(IOERR), "{phase}: {err}");
@@ -394,16 +350,7 @@ fn a_failed_write_at_any_import_phase_is_fatal_and_the_next_fetch_converges() {
         let out = e.fetch(&repo, None);
         assert!(out.status.success(), "{phase}: {}", stderr(&out));
         assert_eq!(imported_refs(&repo), want, "{phase}: converged");
-        assert_eq!(
-            state_file(&repo, "upstream", "map"),
-            state_file(&clean, "upstream", "map"),
-            "{phase}: the map"
-        );
-        assert_eq!(
-            state_file(&repo, "upstream", "refs-import"),
-            state_file(&clean, "upstream", "refs-import"),
-            "{phase}"
-        );
+        assert_state_is_clean(&repo, &clean, phase);
         assert!(!repo.join(".mkit/git/upstream/importing").exists());
         assert!(closure_is_whole(&repo) > 10, "{phase}");
         assert_eq!(leftovers(&repo), Vec::<String>::new(), "{phase}");
@@ -419,12 +366,7 @@ struct ExportEnv {
 
 fn export_env() -> ExportEnv {
     let work = tempfile::tempdir().unwrap();
-    let keys = work.path().join("keys");
-    fs::create_dir(&keys).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-    let key = keys.join("k");
-    fs::write(&key, [0x42u8; 32]).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let key = common::key_file(&work.path().join("keys/k"), [0x42; 32]);
     ExportEnv { work, key }
 }
 
@@ -436,8 +378,7 @@ impl ExportEnv {
     /// A fresh repository with one commit on `main`: a file, a nested
     /// directory and a chunked file.
     fn repo_v1(&self, rel: &str) -> PathBuf {
-        let repo = self.path(rel);
-        common::run_ok(Command::new(common::bridge_bin()).arg("init").arg(&repo));
+        let repo = common::init_repo(&self.path(rel));
         self.snapshot(&repo, "one\n", 1_700_000_000);
         repo
     }
@@ -450,23 +391,11 @@ impl ExportEnv {
 
     fn snapshot(&self, repo: &Path, a: &str, ts: u64) {
         let src = self.path(&format!("src-{ts}"));
-        write(&src.join("a.txt"), a.as_bytes());
-        write(&src.join("dir/b.txt"), b"bee\n");
-        write(&src.join("dir/sub/c.txt"), b"sea\n");
-        write(&src.join("dir/big.bin"), &pseudo_random(1_300_000, 9));
-        common::run_ok(
-            Command::new(common::bridge_bin())
-                .arg("snapshot")
-                .arg(&src)
-                .arg("--repo")
-                .arg(repo)
-                .args(["--branch", "main", "-m"])
-                .arg(format!("at {ts}\n"))
-                .arg("--timestamp")
-                .arg(ts.to_string())
-                .arg("--key")
-                .arg(&self.key),
-        );
+        write_file(&src.join("a.txt"), a.as_bytes());
+        write_file(&src.join("dir/b.txt"), b"bee\n");
+        write_file(&src.join("dir/sub/c.txt"), b"sea\n");
+        write_file(&src.join("dir/big.bin"), &pseudo_random(1_300_000, 9));
+        common::snapshot(&src, repo, "main", &format!("at {ts}\n"), ts, &self.key);
         fs::remove_dir_all(&src).unwrap();
     }
 
@@ -484,11 +413,6 @@ impl ExportEnv {
             fail,
         )
     }
-}
-
-/// `ref -> sha1` of a git repository.
-fn git_refs(dir: &Path) -> String {
-    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
 }
 
 /// A map line naming a git object the staging mirror lacks (or one of
