@@ -7,6 +7,7 @@
 //! `mkit git export --passthrough` from the same state.
 
 use crate::common;
+use crate::common::{copy_dir, git_refs, sorted_lines, stderr};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -50,43 +51,26 @@ impl Fork {
     }
 
     fn install_repo_key(&self) {
-        let keys = self.repo.join(".mkit/keys");
-        fs::create_dir_all(&keys).unwrap();
-        fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
-        fs::write(self.key_path(), REPO_SEED).unwrap();
-        fs::set_permissions(self.key_path(), fs::Permissions::from_mode(0o600)).unwrap();
+        common::key_file(&self.key_path(), REPO_SEED);
     }
 
     /// Commit `main`'s current upstream files plus `name` on `main`.
     fn local_commit(&self, name: &str, data: &[u8], ts: u64) {
-        let dir = self.path(&format!("tree-{ts}"));
-        fs::create_dir_all(&dir).unwrap();
-        let tar = common::run_ok(
-            Command::new("git")
-                .arg("-C")
-                .arg(&self.src)
-                .args(["archive", "refs/heads/main"]),
-        );
-        let mut untar = Command::new("tar")
-            .arg("-x")
-            .arg("-C")
-            .arg(&dir)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(untar.stdin.as_mut().unwrap(), &tar).unwrap();
-        assert!(untar.wait().unwrap().success());
+        self.commit_on("main", &self.path(&format!("tree-{ts}")), name, data, ts);
+    }
+
+    /// Commit `branch`'s current upstream files (extracted into `dir`) plus
+    /// `name` on `branch`.
+    fn commit_on(&self, branch: &str, dir: &Path, name: &str, data: &[u8], ts: u64) {
+        common::git_archive(&self.src, &format!("refs/heads/{branch}"), dir);
         fs::write(dir.join(name), data).unwrap();
-        common::run_ok(
-            Command::new(common::bridge_bin())
-                .arg("snapshot")
-                .arg(&dir)
-                .arg("--repo")
-                .arg(&self.repo)
-                .args(["--branch", "main", "-m", "local work\n", "--timestamp"])
-                .arg(ts.to_string())
-                .arg("--key")
-                .arg(self.key_path()),
+        common::snapshot(
+            dir,
+            &self.repo,
+            branch,
+            "local work\n",
+            ts,
+            &self.key_path(),
         );
     }
 
@@ -107,7 +91,7 @@ impl Fork {
     }
 
     fn bridge(&self, args: &[&str]) -> Output {
-        bridge_in(&self.repo, args)
+        common::bridge(&self.repo, args)
     }
 
     fn passthrough(&self, dest: &Path, extra: &[&str]) -> Output {
@@ -130,35 +114,17 @@ impl Fork {
     }
 }
 
-fn bridge_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bridge_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
+/// `git -C <dir> <args>` with no global config and the dates fixed; its
+/// stdout, trimmed.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = common::run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
+        common::git_cmd(dir)
             .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Someone")
-            .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-            .env("GIT_COMMITTER_NAME", "Someone")
-            .env("GIT_COMMITTER_EMAIL", "someone@example.com")
             .env("GIT_AUTHOR_DATE", "1800000500 +0000")
             .env("GIT_COMMITTER_DATE", "1800000500 +0000"),
     );
     String::from_utf8(out).unwrap().trim().to_owned()
-}
-
-/// `ref sha1` of every ref, one per line.
-fn refs_of(dir: &Path) -> String {
-    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
 }
 
 /// Standard base64 (padded), decoded with coreutils' `base64 -d`.
@@ -175,11 +141,6 @@ fn base64_decode(text: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every file under `dir`: relative path -> bytes.
 /// The git-bridge/v1 envelopes in a repository's attestation store (the
 /// import's git-import/v1 ones are left out).
 fn bridge_envelopes(repo: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -192,21 +153,73 @@ fn bridge_envelopes(repo: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    v.sort();
-    v
+/// The attestation stores of `ours` and `theirs` hold the same files, and
+/// their states `remote` the same map (as a set of lines) and `files`.
+fn assert_same_records(ours: &Path, theirs: &Path, remote: &str, files: &[&str], what: &str) {
+    assert_eq!(
+        common::files_under(&ours.join(".mkit/attestations")),
+        common::files_under(&theirs.join(".mkit/attestations")),
+        "{what}: attestations"
+    );
+    let state = |repo: &Path| repo.join(".mkit/git").join(remote);
+    let (a, b) = (state(ours), state(theirs));
+    assert_eq!(
+        sorted_lines(&a.join("map")),
+        sorted_lines(&b.join("map")),
+        "{what}: map"
+    );
+    for name in files {
+        assert_eq!(
+            fs::read(a.join(name)).unwrap(),
+            fs::read(b.join(name)).unwrap(),
+            "{what}: {name} differs"
+        );
+    }
+}
+
+/// Our passthrough export (with `extra`) from `f.repo` and the reference's
+/// from a copy of it (`theirs`), each to a fresh bare clone of the upstream
+/// at the same path (the predicate's `mirror` is the destination as
+/// given), one after the other; the destinations' refs and SHA-1s (the
+/// attestations chain included), the envelope files and the state files
+/// must be the same. Returns our run and the reference's stdout.
+fn fork_side_by_side(f: &Fork, mkit: &Path, extra: &[&str]) -> (Output, Vec<u8>) {
+    let theirs = f.path("theirs");
+    copy_dir(&f.repo, &theirs);
+    let dest = f.fork_dest("forkgit");
+    let out = f.passthrough(&dest, extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours_dest = f.path("forkgit-ours");
+    fs::rename(&dest, &ours_dest).unwrap();
+    let dest = f.fork_dest("forkgit");
+    let reference = common::run_ok(
+        Command::new(mkit)
+            .args([
+                "git",
+                "export",
+                "--passthrough",
+                "--remote-name",
+                "upstream",
+            ])
+            .arg(&dest)
+            .current_dir(&theirs),
+    );
+    assert_eq!(git_refs(&ours_dest), git_refs(&dest));
+    assert_same_records(
+        &f.repo,
+        &theirs,
+        "upstream",
+        &["refs", "direction", "dest", "refs-import"],
+        "fork",
+    );
+    (out, reference)
 }
 
 #[test]
 fn a_fork_shares_the_upstream_ids_and_attests_only_the_local_head() {
     let f = Fork::new();
     let dest = f.fork_dest("forkgit");
-    let up_before = refs_of(&f.src);
+    let up_before = git_refs(&f.src);
     let report = f.passthrough_json(&dest, &[]);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["mode"], "fork", "{report}");
@@ -228,7 +241,7 @@ fn a_fork_shares_the_upstream_ids_and_attests_only_the_local_head() {
     }
     // Every other ref passed through unchanged: the destination holds the
     // upstream's refs, main moved, and the attestations chain.
-    let dest_refs = refs_of(&dest);
+    let dest_refs = git_refs(&dest);
     for line in up_before.lines() {
         if !line.starts_with("refs/heads/main ") {
             assert!(dest_refs.contains(line), "{line} moved:\n{dest_refs}");
@@ -281,7 +294,7 @@ fn a_fork_shares_the_upstream_ids_and_attests_only_the_local_head() {
     );
     assert!(f.state().join("dest").exists());
     // The upstream itself never moved.
-    assert_eq!(refs_of(&f.src), up_before);
+    assert_eq!(git_refs(&f.src), up_before);
 }
 
 #[test]
@@ -303,7 +316,7 @@ fn a_fork_refuses_a_branch_that_does_not_fast_forward() {
         ],
     );
     git(&dest, &["update-ref", "refs/heads/main", &foreign]);
-    let before = refs_of(&dest);
+    let before = git_refs(&dest);
     let state_before = common::files_under(&f.state());
 
     let out = f.passthrough(&dest, &[]);
@@ -314,7 +327,7 @@ fn a_fork_refuses_a_branch_that_does_not_fast_forward() {
         "{err}"
     );
     assert!(err.contains("fetch") && err.contains("merge"), "{err}");
-    assert_eq!(refs_of(&dest), before, "the fork was touched");
+    assert_eq!(git_refs(&dest), before, "the fork was touched");
     // Neither the direction nor the leases nor the map moved.
     let after = common::files_under(&f.state());
     for name in ["direction", "refs", "map", "dest"] {
@@ -338,7 +351,7 @@ fn a_fork_never_moves_an_existing_tag() {
     // Point the destination's tag at another object.
     let elsewhere = git(&dest, &["rev-parse", "refs/heads/main^{tree}"]);
     git(&dest, &["update-ref", &tag, &elsewhere]);
-    let before = refs_of(&dest);
+    let before = git_refs(&dest);
 
     let out = f.passthrough(&dest, &[]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
@@ -347,7 +360,7 @@ fn a_fork_never_moves_an_existing_tag() {
         err.contains(&tag) && err.contains("never moves an existing tag"),
         "{err}"
     );
-    assert_eq!(refs_of(&dest), before, "something was pushed");
+    assert_eq!(git_refs(&dest), before, "something was pushed");
 }
 
 #[test]
@@ -356,7 +369,7 @@ fn a_fork_re_export_mints_nothing_and_pushes_nothing_new() {
     let dest = f.fork_dest("forkgit");
     let first = f.passthrough_json(&dest, &[]);
     assert_eq!(first["attestations"]["minted"], 1, "{first}");
-    let refs_before = refs_of(&dest);
+    let refs_before = git_refs(&dest);
     let stored_before = common::files_under(&f.repo.join(".mkit/attestations"));
 
     let again = f.passthrough_json(&dest, &[]);
@@ -364,7 +377,7 @@ fn a_fork_re_export_mints_nothing_and_pushes_nothing_new() {
     assert_eq!(again["attestations"]["git"], first["attestations"]["git"]);
     assert_eq!(again["updated"], 0, "{again}");
     assert_eq!(again["written"], 0, "{again}");
-    assert_eq!(refs_of(&dest), refs_before);
+    assert_eq!(git_refs(&dest), refs_before);
     assert_eq!(
         common::files_under(&f.repo.join(".mkit/attestations")),
         stored_before
@@ -389,25 +402,25 @@ fn no_attest_reads_no_key() {
     fs::set_permissions(f.key_path(), fs::Permissions::from_mode(0o000)).unwrap();
 
     let dest = f.fork_dest("forkgit");
-    let before = refs_of(&dest);
+    let before = git_refs(&dest);
     let out = f.passthrough(&dest, &[]);
     assert!(!out.status.success(), "an unusable key must stop attesting");
     assert!(stderr(&out).contains("bridge signer"), "{}", stderr(&out));
-    assert_eq!(refs_of(&dest), before);
+    assert_eq!(git_refs(&dest), before);
 
     let report = f.passthrough_json(&dest, &["--no-attest"]);
     assert_eq!(report["attestations"], serde_json::Value::Null, "{report}");
-    assert!(!refs_of(&dest).contains("refs/mkit/attestations"));
+    assert!(!git_refs(&dest).contains("refs/mkit/attestations"));
     assert!(bridge_envelopes(&f.repo).is_empty());
 
     // Plain export too.
     let mirror = f.path("mirror");
-    let out = bridge_in(
+    let out = common::bridge(
         &f.repo,
         &["export", "--no-attest", mirror.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!refs_of(&mirror).contains("refs/mkit/attestations"));
+    assert!(!git_refs(&mirror).contains("refs/mkit/attestations"));
     assert!(
         !fs::read_to_string(f.repo.join(".mkit/git/mirror/refs"))
             .unwrap()
@@ -419,7 +432,7 @@ fn no_attest_reads_no_key() {
 fn a_moved_attestations_ref_fails_the_push() {
     let f = Fork::new();
     let mirror = f.path("mirror");
-    let out = bridge_in(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
+    let out = common::bridge(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["mode"], "export");
@@ -444,21 +457,21 @@ fn a_moved_attestations_ref_fails_the_push() {
     let tree = git(&mirror, &["rev-parse", "refs/mkit/attestations^{tree}"]);
     let foreign = git(&mirror, &["commit-tree", &tree, "-m", "not ours"]);
     git(&mirror, &["update-ref", "refs/mkit/attestations", &foreign]);
-    let before = refs_of(&mirror);
+    let before = git_refs(&mirror);
 
     f.local_commit("late.txt", b"late\n", 1_800_000_200);
-    let out = bridge_in(&f.repo, &["export", mirror.to_str().unwrap()]);
+    let out = common::bridge(&f.repo, &["export", mirror.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("refs/mkit/attestations"), "{err}");
     assert!(err.contains("hint:"), "{err}");
-    assert_eq!(refs_of(&mirror), before, "something was applied");
+    assert_eq!(git_refs(&mirror), before, "something was applied");
 }
 
 #[test]
 fn plain_export_toward_the_import_source_names_fork_mode() {
     let f = Fork::new();
-    let out = bridge_in(&f.repo, &["export", f.src.to_str().unwrap()]);
+    let out = common::bridge(&f.repo, &["export", f.src.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("recorded git-import source"), "{err}");
@@ -468,7 +481,7 @@ fn plain_export_toward_the_import_source_names_fork_mode() {
     );
     // Fork mode through another state toward it is refused too, and leaves
     // no destination record behind.
-    let out = bridge_in(
+    let out = common::bridge(
         &f.repo,
         &[
             "export",
@@ -481,7 +494,7 @@ fn plain_export_toward_the_import_source_names_fork_mode() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("recorded git-import source"));
     // Fork mode needs an import state.
-    let out = bridge_in(
+    let out = common::bridge(
         &f.repo,
         &[
             "export",
@@ -527,43 +540,7 @@ fn the_reference_forks_identically() {
         return;
     };
     let f = Fork::new();
-    let theirs = f.path("theirs");
-    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
-
-    // Both push to the same path (the predicate's `mirror` is the
-    // destination as given), one after the other.
-    let dest = f.fork_dest("forkgit");
-    let out = f.passthrough(&dest, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ours_dest = f.path("forkgit-ours");
-    fs::rename(&dest, &ours_dest).unwrap();
-    let dest = f.fork_dest("forkgit");
-    common::run_ok(
-        Command::new(&mkit)
-            .args([
-                "git",
-                "export",
-                "--passthrough",
-                "--remote-name",
-                "upstream",
-            ])
-            .arg(&dest)
-            .current_dir(&theirs),
-    );
-    assert_eq!(refs_of(&ours_dest), refs_of(&dest));
-    assert_eq!(
-        common::files_under(&f.repo.join(".mkit/attestations")),
-        common::files_under(&theirs.join(".mkit/attestations"))
-    );
-    let (a, b) = (f.state(), theirs.join(".mkit/git/upstream"));
-    assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
-    for name in ["refs", "direction", "dest", "refs-import"] {
-        assert_eq!(
-            fs::read(a.join(name)).unwrap(),
-            fs::read(b.join(name)).unwrap(),
-            "{name} differs"
-        );
-    }
+    fork_side_by_side(&f, &mkit, &[]);
     // Both tools' fork audit pass on the fork we made.
     let theirs_audit = Command::new(&mkit)
         .args(["git", "verify", "--fork-audit", "--remote-name", "upstream"])
@@ -594,14 +571,14 @@ fn the_reference_exports_with_identical_attestations() {
     };
     let f = Fork::new();
     let theirs = f.path("theirs");
-    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
+    copy_dir(&f.repo, &theirs);
     let mirror = f.path("mirror");
     let (ours_parked, theirs_parked) = (f.path("mirror-ours"), f.path("mirror-theirs"));
     let round = |name: &str, minted: u64| {
         if ours_parked.exists() {
             fs::rename(&ours_parked, &mirror).unwrap();
         }
-        let out = bridge_in(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
+        let out = common::bridge(&f.repo, &["export", "--json", mirror.to_str().unwrap()]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["attestations"]["minted"], minted, "{name}: {report}");
@@ -616,22 +593,9 @@ fn the_reference_exports_with_identical_attestations() {
                 .current_dir(&theirs),
         );
         fs::rename(&mirror, &theirs_parked).unwrap();
-        assert_eq!(refs_of(&ours_parked), refs_of(&theirs_parked), "{name}");
-        assert!(refs_of(&ours_parked).contains("refs/mkit/attestations"));
-        assert_eq!(
-            common::files_under(&f.repo.join(".mkit/attestations")),
-            common::files_under(&theirs.join(".mkit/attestations")),
-            "{name}"
-        );
-        let (a, b) = (
-            f.repo.join(".mkit/git/mirror"),
-            theirs.join(".mkit/git/mirror"),
-        );
-        assert_eq!(
-            fs::read(a.join("refs")).unwrap(),
-            fs::read(b.join("refs")).unwrap()
-        );
-        assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
+        assert_eq!(git_refs(&ours_parked), git_refs(&theirs_parked), "{name}");
+        assert!(git_refs(&ours_parked).contains("refs/mkit/attestations"));
+        assert_same_records(&f.repo, &theirs, "mirror", &["refs"], name);
     };
     // main and the three tags.
     round("first", 4);
@@ -639,12 +603,7 @@ fn the_reference_exports_with_identical_attestations() {
     // of the whole repository (the states were just checked equal).
     f.local_commit("more.txt", b"more\n", 1_800_000_100);
     fs::remove_dir_all(theirs.join(".mkit")).unwrap();
-    common::run_ok(
-        Command::new("cp")
-            .arg("-a")
-            .arg(f.repo.join(".mkit"))
-            .arg(theirs.join(".mkit")),
-    );
+    copy_dir(&f.repo.join(".mkit"), &theirs.join(".mkit"));
     round("second", 1);
     // Nothing new: nothing minted, nothing moved.
     round("third", 0);
@@ -684,71 +643,13 @@ fn a_real_history_forks_identically() {
         work,
     };
     f.install_repo_key();
-    let tree = f.path("tree");
-    fs::create_dir_all(&tree).unwrap();
-    let tar = common::run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(&upstream)
-            .args(["archive", &format!("refs/heads/{branch}")]),
+    f.commit_on(
+        &branch,
+        &f.path("tree"),
+        "LOCAL.md",
+        b"local work\n",
+        1_800_000_000,
     );
-    let mut untar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&tree)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(untar.stdin.as_mut().unwrap(), &tar).unwrap();
-    assert!(untar.wait().unwrap().success());
-    fs::write(tree.join("LOCAL.md"), "local work\n").unwrap();
-    common::run_ok(
-        Command::new(common::bridge_bin())
-            .arg("snapshot")
-            .arg(&tree)
-            .arg("--repo")
-            .arg(&f.repo)
-            .args([
-                "--branch",
-                &branch,
-                "-m",
-                "local work\n",
-                "--timestamp",
-                "1800000000",
-            ])
-            .arg("--key")
-            .arg(f.key_path()),
-    );
-    let theirs = f.path("theirs");
-    common::run_ok(Command::new("cp").arg("-a").arg(&f.repo).arg(&theirs));
-    let dest = f.fork_dest("forkgit");
-    let out = f.passthrough(&dest, &["--quiet"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ours_dest = f.path("forkgit-ours");
-    fs::rename(&dest, &ours_dest).unwrap();
-    let dest = f.fork_dest("forkgit");
-    let reference = common::run_ok(
-        Command::new(&mkit)
-            .args([
-                "git",
-                "export",
-                "--passthrough",
-                "--remote-name",
-                "upstream",
-            ])
-            .arg(&dest)
-            .current_dir(&theirs),
-    );
+    let (out, reference) = fork_side_by_side(&f, &mkit, &["--quiet"]);
     assert_eq!(out.stdout, reference, "stdout differs");
-    assert_eq!(refs_of(&ours_dest), refs_of(&dest));
-    assert_eq!(
-        common::files_under(&f.repo.join(".mkit/attestations")),
-        common::files_under(&theirs.join(".mkit/attestations"))
-    );
-    let (a, b) = (f.state(), theirs.join(".mkit/git/upstream"));
-    assert_eq!(sorted_lines(&a.join("map")), sorted_lines(&b.join("map")));
-    assert_eq!(
-        fs::read(a.join("refs")).unwrap(),
-        fs::read(b.join("refs")).unwrap()
-    );
 }
