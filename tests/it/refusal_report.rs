@@ -7,6 +7,7 @@
 //! `commit-tree`), so each commit's tree is exactly what the test says.
 
 use crate::common;
+use crate::common::bridge;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -34,18 +35,29 @@ impl Up {
         up
     }
 
-    fn git(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
-        use std::io::Write;
+    /// `git -C <dir>` with this upstream's identity and home, and the
+    /// author and committer dates when given.
+    fn command(&self, date: Option<&str>) -> Command {
         let mut cmd = Command::new("git");
         cmd.arg("-C")
             .arg(&self.dir)
-            .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("HOME", &self.home)
             .env("GIT_AUTHOR_NAME", "A")
             .env("GIT_AUTHOR_EMAIL", "a@example.com")
             .env("GIT_COMMITTER_NAME", "A")
-            .env("GIT_COMMITTER_EMAIL", "a@example.com")
+            .env("GIT_COMMITTER_EMAIL", "a@example.com");
+        if let Some(date) = date {
+            cmd.env("GIT_AUTHOR_DATE", date)
+                .env("GIT_COMMITTER_DATE", date);
+        }
+        cmd
+    }
+
+    fn git(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        use std::io::Write;
+        let mut cmd = self.command(None);
+        cmd.args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -63,6 +75,12 @@ impl Up {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `git <args>` at `date`, which must succeed; stdout, trimmed.
+    fn git_at(&self, date: &str, args: &[&str]) -> String {
+        let out = common::run_ok(self.command(Some(date)).args(args));
+        String::from_utf8(out).unwrap().trim().to_owned()
     }
 
     fn blob(&self, data: &str) -> String {
@@ -101,31 +119,18 @@ impl Up {
         }
         args.push("-m");
         args.push(msg);
-        let date = format!("{time} +0000");
-        let mut cmd_env = self.git_env_date(&date);
-        cmd_env.args(&args);
-        let out = cmd_env.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.git_at(&format!("{time} +0000"), &args)
     }
 
-    fn git_env_date(&self, date: &str) -> Command {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&self.dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", &self.home)
-            .env("GIT_AUTHOR_NAME", "A")
-            .env("GIT_AUTHOR_EMAIL", "a@example.com")
-            .env("GIT_COMMITTER_NAME", "A")
-            .env("GIT_COMMITTER_EMAIL", "a@example.com")
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date);
-        cmd
+    /// A commit of `files` (see [`Up::tree`]).
+    fn commit_files(
+        &self,
+        files: &BTreeMap<String, (&'static str, String)>,
+        parents: &[&str],
+        time: u64,
+        msg: &str,
+    ) -> String {
+        self.commit(&self.tree(files), parents, time, msg)
     }
 
     fn set(&self, name: &str, target: &str) {
@@ -138,14 +143,20 @@ impl Up {
 
     /// An annotated tag object named `name` on `target`, at `refs/tags/<name>`.
     fn annotated(&self, name: &str, target: &str) {
-        let mut cmd = self.git_env_date("1400000000 +0000");
-        cmd.args(["tag", "-a", name, target, "-m", &format!("release {name}")]);
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let msg = format!("release {name}");
+        self.git_at("1400000000 +0000", &["tag", "-a", name, target, "-m", &msg]);
+    }
+
+    /// Point one ref at each of `commits`, the `i`th named `name(i)`;
+    /// returns the names.
+    fn set_each(&self, commits: &[String], name: impl Fn(usize) -> String) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (i, c) in commits.iter().enumerate() {
+            let n = name(i);
+            self.set(&n, c);
+            names.insert(n);
+        }
+        names
     }
 }
 
@@ -174,14 +185,6 @@ fn history(
     out
 }
 
-fn bridge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bridge_bin())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn ok(out: &Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -192,6 +195,15 @@ fn ok(out: &Output) -> (String, String) {
 fn json(out: &Output) -> Value {
     let (stdout, stderr) = ok(out);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// The `ref` field of each element of the array `v`.
+fn refs_of(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["ref"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn names(v: &Value) -> BTreeSet<String> {
@@ -235,8 +247,7 @@ fn redis_like(work: &Path) -> Redis {
         1_308_000_000,
     );
     files.insert(PRN.to_owned(), ("100644", up.blob("prn\n")));
-    let tree = up.tree(&files);
-    let intro = up.commit(&tree, &[&intro[0]], 1_308_560_000, "jemalloc source added");
+    let intro = up.commit_files(&files, &[&intro[0]], 1_308_560_000, "jemalloc source added");
     // Later work touches the headers next to prn.h and the root, so every
     // tree on the way to prn.h is another object in each commit.
     let later = history(
@@ -255,12 +266,7 @@ fn redis_like(work: &Path) -> Redis {
         ],
         1_310_000_000,
     );
-    let mut blocked = BTreeSet::new();
-    for (i, c) in later.iter().enumerate() {
-        let b = format!("refs/heads/{}.{i}", 2 + i / 3);
-        up.set(&b, c);
-        blocked.insert(b);
-    }
+    let mut blocked = up.set_each(&later, |i| format!("refs/heads/{}.{i}", 2 + i / 3));
     up.set("refs/tags/2.4.0", &later[1]);
     blocked.insert("refs/tags/2.4.0".to_owned());
     up.annotated("2.6.0", &later[3]);
@@ -283,15 +289,15 @@ fn redis_like(work: &Path) -> Redis {
         "deps/jemalloc/include/jemalloc/internal/arena.h".to_owned(),
         ("100644", up.blob("arena 3\n")),
     );
-    let moved = up.commit(
-        &up.tree(&files),
+    let moved = up.commit_files(
+        &files,
         &[later.last().unwrap()],
         1_337_158_185,
         "Jemalloc updated to 3.0.0.",
     );
     files.retain(|k, _| !k.starts_with("deps/jemalloc.orig/"));
-    let deleted = up.commit(
-        &up.tree(&files),
+    let deleted = up.commit_files(
+        &files,
         &[&moved],
         1_337_158_200,
         "Deleted jemalloc.orig from /deps.",
@@ -487,12 +493,7 @@ fn a_git_like_history_gives_one_cause_for_a_name_and_one_for_a_submodule() {
     up.set("refs/heads/maint", base.last().unwrap());
     // One commit adds `t/nul`; refs after it, before the submodule, report it.
     files.insert("t/nul".to_owned(), ("100644", up.blob("")));
-    let nul = up.commit(
-        &up.tree(&files),
-        &[base.last().unwrap()],
-        1_700_001_000,
-        "add nul",
-    );
+    let nul = up.commit_files(&files, &[base.last().unwrap()], 1_700_001_000, "add nul");
     let mid = history(
         &up,
         &mut files,
@@ -505,18 +506,13 @@ fn a_git_like_history_gives_one_cause_for_a_name_and_one_for_a_submodule() {
         ],
         1_700_002_000,
     );
-    let mut nul_refs = BTreeSet::new();
-    for (i, c) in mid.iter().enumerate() {
-        let name = format!("refs/tags/v1.{i}");
-        up.set(&name, c);
-        nul_refs.insert(name);
-    }
+    let nul_refs = up.set_each(&mid, |i| format!("refs/tags/v1.{i}"));
     // One commit adds the submodule; it sorts before `t/` in the root tree,
     // so every ref after it reports the submodule (checked first).
     let sub = "1234567890123456789012345678901234567890".to_owned();
     files.insert("sha1collisiondetection".to_owned(), ("160000", sub));
-    let gitlink = up.commit(
-        &up.tree(&files),
+    let gitlink = up.commit_files(
+        &files,
         &[mid.last().unwrap()],
         1_700_003_000,
         "add sha1dc submodule",
@@ -534,12 +530,7 @@ fn a_git_like_history_gives_one_cause_for_a_name_and_one_for_a_submodule() {
         ],
         1_700_004_000,
     );
-    let mut sub_refs = BTreeSet::new();
-    for (i, c) in after.iter().enumerate() {
-        let name = format!("refs/tags/v2.{i}");
-        up.set(&name, c);
-        sub_refs.insert(name);
-    }
+    let mut sub_refs = up.set_each(&after, |i| format!("refs/tags/v2.{i}"));
     up.set("refs/heads/main", after.last().unwrap());
     up.set("refs/heads/next", &after[2]);
     sub_refs.insert("refs/heads/main".to_owned());
@@ -684,22 +675,10 @@ fn a_dry_run_plans_exactly_what_the_fetch_then_does_and_writes_nothing() {
     );
     assert_eq!(by_change("updated"), set(&["refs/heads/ff"]));
     assert_eq!(by_change("forced"), set(&["refs/heads/topic"]));
-    let pruned: BTreeSet<String> = plan["pruned"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["ref"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(pruned, set(&["refs/heads/gone"]));
+    assert_eq!(refs_of(&plan["pruned"]), set(&["refs/heads/gone"]));
     let mut refused = r.blocked.clone();
     refused.insert("refs/heads/8.0".to_owned());
-    let plan_skipped: BTreeSet<String> = plan["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["ref"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(plan_skipped, refused);
+    assert_eq!(refs_of(&plan["skipped"]), refused);
     assert_eq!(plan["causes"].as_array().unwrap().len(), 1);
     assert_eq!(plan["causes"][0]["path"], PRN);
     assert_eq!(plan["causes"][0]["refs"], refused.len());
@@ -758,13 +737,7 @@ fn a_dry_run_plans_exactly_what_the_fetch_then_does_and_writes_nothing() {
             .iter()
             .any(|w| w.starts_with("upstream deleted refs/heads/gone;"))
     );
-    let real_skipped: BTreeSet<String> = real["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["ref"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(real_skipped, refused);
+    assert_eq!(refs_of(&real["skipped"]), refused);
     assert_eq!(real["translated"], plan["translated"]);
     assert_eq!(real["written"], plan["written"]);
     assert!(!dst.join(".mkit/refs/remotes/upstream/gone").exists());
@@ -794,12 +767,7 @@ fn few_refs_per_cause_keep_the_per_ref_lines() {
     let base = history(&up, &mut files, None, &[("a", "1\n")], 1_600_000_000);
     up.set("refs/heads/main", &base[0]);
     files.insert("lib".to_owned(), ("160000", "ab".repeat(20)));
-    let sub = up.commit(
-        &up.tree(&files),
-        &[&base[0]],
-        1_600_000_100,
-        "add submodule",
-    );
+    let sub = up.commit_files(&files, &[&base[0]], 1_600_000_100, "add submodule");
     up.set("refs/heads/with-submodule", &sub);
     up.set("refs/tags/sub-1", &sub);
     let (_, out) = import(work.path(), &up, &[]);
