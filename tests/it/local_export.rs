@@ -49,6 +49,15 @@ fn work() -> Work {
     Work { dir, key, shim }
 }
 
+/// See [`Work::twins`].
+struct Twins {
+    repo: PathBuf,
+    twin: PathBuf,
+    local: PathBuf,
+    remote: PathBuf,
+    url: String,
+}
+
 impl Work {
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -88,6 +97,41 @@ impl Work {
         }
         self.snapshot(&repo, "topic", &[("t.txt", b"topic\n")], 1_700_000_300);
         repo
+    }
+
+    /// `repo` as made by [`Work::history`] at `repo`, its copy at `twin`,
+    /// and two destinations for them: a local bare path (`local`, the
+    /// direct route) and the `file://` URL `url` of `remote` (git push).
+    fn twins(&self) -> Twins {
+        let repo = self.history("repo");
+        let twin = self.path("twin");
+        copy_dir(&repo, &twin);
+        let remote = self.path("mirror-pushed");
+        Twins {
+            url: format!("file://{}", remote.display()),
+            local: self.path("mirror"),
+            remote,
+            repo,
+            twin,
+        }
+    }
+
+    /// A copy of `repo` at `rel` without its bridge states.
+    fn stateless_copy(&self, repo: &Path, rel: &str) -> PathBuf {
+        let copy = self.path(rel);
+        copy_dir(repo, &copy);
+        fs::remove_dir_all(copy.join(".mkit/git")).unwrap();
+        copy
+    }
+
+    /// `git init --quiet <flags> <rel>`; returns the new repository.
+    fn git_init(&self, rel: &str, flags: &[&str]) -> PathBuf {
+        let dir = self.path(rel);
+        let mut args = vec!["init", "--quiet"];
+        args.extend_from_slice(flags);
+        args.push(dir.to_str().unwrap());
+        git(self.dir.path(), &args);
+        dir
     }
 
     /// More work on `branch`.
@@ -133,6 +177,14 @@ impl Work {
 /// the same on every run).
 fn git(dir: &Path, args: &[&str]) -> String {
     common::git_dated(dir, args, "1700000000 +0000")
+}
+
+/// A commit on `dir` that none of ours is: the tree of `rev`, no parent.
+fn foreign_commit(dir: &Path, rev: &str, msg: &str) -> String {
+    let tree = git(dir, &["rev-parse", &format!("{rev}^{{tree}}")]);
+    git(dir, &["commit-tree", tree.trim(), "-m", msg])
+        .trim()
+        .to_owned()
 }
 
 /// `git fsck --strict` passes and every object reachable from every ref is
@@ -207,11 +259,13 @@ fn ref_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     let w = work();
-    let repo = w.history("repo");
-    let twin = w.path("twin");
-    copy_dir(&repo, &twin);
-    let local = w.path("mirror");
-    let remote = w.path("mirror-pushed");
+    let Twins {
+        repo,
+        twin,
+        local,
+        remote,
+        url,
+    } = w.twins();
 
     let report = w.export(&repo, &[local.to_str().unwrap()]);
     let log = w.git_log();
@@ -221,7 +275,6 @@ fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     assert!(log.contains("update-ref"), "{log}");
     assert_eq!(report["updated"], 2);
 
-    let url = format!("file://{}", remote.display());
     let report = w.export(&twin, &[&url]);
     let log = w.git_log();
     assert_eq!(report["transport"], "push", "{report}");
@@ -253,12 +306,13 @@ fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
 #[test]
 fn a_re_export_places_only_the_new_pack() {
     let w = work();
-    let repo = w.history("repo");
-    let twin = w.path("twin");
-    copy_dir(&repo, &twin);
-    let local = w.path("mirror");
-    let remote = w.path("mirror-pushed");
-    let url = format!("file://{}", remote.display());
+    let Twins {
+        repo,
+        twin,
+        local,
+        remote,
+        url,
+    } = w.twins();
     w.export(&repo, &[local.to_str().unwrap()]);
     w.export(&twin, &[&url]);
     let first = packs(&local);
@@ -324,12 +378,13 @@ fn a_re_export_places_only_the_new_pack() {
 #[test]
 fn a_stale_lease_is_refused_as_the_push_refuses_it() {
     let w = work();
-    let repo = w.history("repo");
-    let twin = w.path("twin");
-    copy_dir(&repo, &twin);
-    let local = w.path("mirror");
-    let remote = w.path("mirror-pushed");
-    let url = format!("file://{}", remote.display());
+    let Twins {
+        repo,
+        twin,
+        local,
+        remote,
+        url,
+    } = w.twins();
     let runs = [
         (&repo, local.to_str().unwrap().to_owned(), &local),
         (&twin, url, &remote),
@@ -338,9 +393,8 @@ fn a_stale_lease_is_refused_as_the_push_refuses_it() {
     for (r, dest, mirror) in runs {
         w.export(r, &[&dest]);
         // Someone else moves main on the mirror (the same commit on both).
-        let tree = git(mirror, &["rev-parse", "refs/heads/main^{tree}"]);
-        let foreign = git(mirror, &["commit-tree", tree.trim(), "-m", "foreign"]);
-        git(mirror, &["update-ref", "refs/heads/main", foreign.trim()]);
+        let foreign = foreign_commit(mirror, "refs/heads/main", "foreign");
+        git(mirror, &["update-ref", "refs/heads/main", &foreign]);
         // New work on both recorded branches: one lease holds, one does not.
         w.advance(r, "main", 1_700_001_000);
         w.advance(r, "topic", 1_700_001_100);
@@ -381,8 +435,7 @@ fn a_compare_lost_in_the_transaction_moves_no_ref() {
     let local = w.path("mirror");
     w.export(&repo, &[local.to_str().unwrap()]);
     let before_main = git(&local, &["rev-parse", "refs/heads/main"]);
-    let tree = git(&local, &["rev-parse", "refs/heads/topic^{tree}"]);
-    let foreign = git(&local, &["commit-tree", tree.trim(), "-m", "racer"]);
+    let foreign = foreign_commit(&local, "refs/heads/topic", "racer");
     w.advance(&repo, "main", 1_700_001_000);
     w.advance(&repo, "topic", 1_700_001_100);
     // A concurrent writer moves topic after the leases were checked and
@@ -390,7 +443,7 @@ fn a_compare_lost_in_the_transaction_moves_no_ref() {
     let racer = format!(
         "git -C '{}' update-ref refs/heads/topic {}",
         local.display(),
-        foreign.trim()
+        foreign
     );
     let out = w.bridge(
         &repo,
@@ -406,7 +459,10 @@ fn a_compare_lost_in_the_transaction_moves_no_ref() {
     assert!(err.contains("nothing was pushed"), "{err}");
     // main would have moved; the transaction is all or nothing.
     assert_eq!(git(&local, &["rev-parse", "refs/heads/main"]), before_main);
-    assert_eq!(git(&local, &["rev-parse", "refs/heads/topic"]), foreign);
+    assert_eq!(
+        git(&local, &["rev-parse", "refs/heads/topic"]).trim(),
+        foreign
+    );
     check_mirror(&local);
 }
 
@@ -414,11 +470,7 @@ fn a_compare_lost_in_the_transaction_moves_no_ref() {
 fn a_receive_hook_or_policy_keeps_git_push() {
     let w = work();
     let repo = w.history("repo");
-    let hooked = w.path("hooked.git");
-    git(
-        w.dir.path(),
-        &["init", "--quiet", "--bare", hooked.to_str().unwrap()],
-    );
+    let hooked = w.git_init("hooked.git", &["--bare"]);
     let marker = w.path("hook-ran");
     let hook = hooked.join("hooks/pre-receive");
     fs::write(
@@ -434,14 +486,8 @@ fn a_receive_hook_or_policy_keeps_git_push() {
     check_mirror(&hooked);
 
     // The same hook, not executable: git would not run it.
-    let twin = w.path("twin");
-    copy_dir(&repo, &twin);
-    fs::remove_dir_all(twin.join(".mkit/git")).unwrap();
-    let inert = w.path("inert.git");
-    git(
-        w.dir.path(),
-        &["init", "--quiet", "--bare", inert.to_str().unwrap()],
-    );
+    let twin = w.stateless_copy(&repo, "twin");
+    let inert = w.git_init("inert.git", &["--bare"]);
     fs::copy(&hook, inert.join("hooks/pre-receive")).unwrap();
     fs::set_permissions(
         inert.join("hooks/pre-receive"),
@@ -453,14 +499,8 @@ fn a_receive_hook_or_policy_keeps_git_push() {
     assert_eq!(git_refs(&inert), git_refs(&hooked));
 
     // A receive.* policy: git push applies it, so git push runs.
-    let third = w.path("third");
-    copy_dir(&repo, &third);
-    fs::remove_dir_all(third.join(".mkit/git")).unwrap();
-    let strict = w.path("strict.git");
-    git(
-        w.dir.path(),
-        &["init", "--quiet", "--bare", strict.to_str().unwrap()],
-    );
+    let third = w.stateless_copy(&repo, "third");
+    let strict = w.git_init("strict.git", &["--bare"]);
     git(&strict, &["config", "receive.fsckObjects", "true"]);
     let report = w.export(&third, &[strict.to_str().unwrap()]);
     assert_eq!(report["transport"], "push");
@@ -474,22 +514,14 @@ fn a_non_bare_destination_keeps_git_push_and_its_rules() {
     let twin = w.path("twin");
     copy_dir(&repo, &twin);
     // A work tree on another branch: the push lands, through git push.
-    let tree = w.path("worktree");
-    git(
-        w.dir.path(),
-        &["init", "--quiet", "-b", "trunk", tree.to_str().unwrap()],
-    );
+    let tree = w.git_init("worktree", &["-b", "trunk"]);
     let report = w.export(&repo, &[tree.to_str().unwrap()]);
     assert_eq!(report["transport"], "push");
     assert!(pushed(&w.git_log()));
     assert_eq!(git_refs(&tree).lines().count(), 2);
 
     // A work tree with main checked out: receive.denyCurrentBranch refuses.
-    let checked = w.path("checked");
-    git(
-        w.dir.path(),
-        &["init", "--quiet", "-b", "main", checked.to_str().unwrap()],
-    );
+    let checked = w.git_init("checked", &["-b", "main"]);
     let out = w.bridge(
         &twin,
         &["export", "--no-attest", checked.to_str().unwrap()],
