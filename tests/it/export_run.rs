@@ -20,7 +20,7 @@ use mkit_bridge::mkit::object::{
 };
 use mkit_bridge::mkit::refs::{self, RefCondition};
 use mkit_bridge::mkit::repo::Repo;
-use mkit_bridge::mkit::sign::{KeyPair, sign_commit};
+use mkit_bridge::mkit::sign::KeyPair;
 
 const SEED: [u8; 32] = [0x42; 32];
 
@@ -484,19 +484,14 @@ fn one_and_four_jobs_give_identical_mirrors() {
 // ---------------------------------------------------------------------------
 
 fn signed_commit(tree: Id, parents: Vec<Id>, ts: u64) -> Commit {
-    let mut c = Commit {
+    common::signed_commit(
+        &KeyPair::from_seed(&SEED),
         tree,
         parents,
-        author: Identity::opaque(b"Tester <t@example.com>".to_vec()),
-        message: b"made by the library\n".to_vec(),
-        timestamp: ts,
-        signer: [0; 32],
-        message_hash: Id::ZERO,
-        content_digest: Id::ZERO,
-        signature: [0; 64],
-    };
-    sign_commit(&mut c, &KeyPair::from_seed(&SEED)).unwrap();
-    c
+        b"Tester <t@example.com>",
+        b"made by the library\n",
+        ts,
+    )
 }
 
 #[test]

@@ -16,7 +16,7 @@ use mkit_bridge::mkit::object::{
     blob_id,
 };
 use mkit_bridge::mkit::refs::{self, RefCondition};
-use mkit_bridge::mkit::sign::{KeyPair, sign_commit, sign_tag};
+use mkit_bridge::mkit::sign::{KeyPair, sign_tag};
 use mkit_bridge::mkit::store::Store;
 
 /// Every fixture `fixtures/git/build.sh --list` builds.
@@ -33,25 +33,20 @@ fn fixture_names() -> Vec<String> {
         .collect()
 }
 
-struct Env {
-    work: tempfile::TempDir,
-    src: PathBuf,
-    dst: PathBuf,
-    key: PathBuf,
+/// A fixture upstream and where it is imported (`dst`).
+struct Env(common::FixtureImport);
+
+impl std::ops::Deref for Env {
+    type Target = common::FixtureImport;
+
+    fn deref(&self) -> &common::FixtureImport {
+        &self.0
+    }
 }
 
 impl Env {
     fn new(fixture: &str) -> Env {
-        let work = tempfile::tempdir().unwrap();
-        let src = work.path().join("src");
-        common::build_fixture(fixture, &src);
-        let key = common::import_key(work.path(), 0x42);
-        Env {
-            dst: work.path().join("dst"),
-            src,
-            key,
-            work,
-        }
+        Env(common::FixtureImport::new(fixture))
     }
 
     /// Our import into `dst`; returns whether it succeeded.
@@ -69,11 +64,7 @@ impl Env {
     fn imported(fixture: &str) -> Env {
         let e = Env::new(fixture);
         let out = e.import();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", common::stderr(&out));
         e
     }
 
@@ -88,6 +79,18 @@ impl Env {
     fn tip(&self, name: &str) -> Id {
         refs::read_ref(&self.mkit_dir(), name).unwrap().unwrap()
     }
+}
+
+/// A commit by `T <t@example.com>` at 1_700_001_000, signed by `key`.
+fn signed_commit(key: &KeyPair, tree: Id, parents: Vec<Id>, message: &[u8]) -> Commit {
+    common::signed_commit(
+        key,
+        tree,
+        parents,
+        b"T <t@example.com>",
+        message,
+        1_700_001_000,
+    )
 }
 
 /// `fsck [--json]` in `dir`: exit code and stdout.
@@ -274,18 +277,7 @@ fn damage_is_named_by_id_with_the_refs_that_reach_it() {
             }],
         }))
         .unwrap();
-    let mut c = Commit {
-        tree: bad_tree,
-        parents: vec![main_tip],
-        author: Identity::opaque(b"T <t@example.com>".to_vec()),
-        message: b"wrong kind\n".to_vec(),
-        timestamp: 1_700_001_000,
-        signer: [0; 32],
-        message_hash: Id::ZERO,
-        content_digest: Id::ZERO,
-        signature: [0; 64],
-    };
-    sign_commit(&mut c, &key).unwrap();
+    let c = signed_commit(&key, bad_tree, vec![main_tip], b"wrong kind\n");
     let wrong_kind_commit = store.write(&Object::Commit(c)).unwrap();
     refs::write_ref(
         &e.mkit_dir(),
@@ -423,18 +415,7 @@ fn a_short_chunked_blob_and_a_mistyped_tag_are_damage() {
             }],
         }))
         .unwrap();
-    let mut c = Commit {
-        tree,
-        parents: vec![main],
-        author: Identity::opaque(b"T <t@example.com>".to_vec()),
-        message: b"chunky\n".to_vec(),
-        timestamp: 1_700_001_000,
-        signer: [0; 32],
-        message_hash: Id::ZERO,
-        content_digest: Id::ZERO,
-        signature: [0; 64],
-    };
-    sign_commit(&mut c, &key).unwrap();
+    let c = signed_commit(&key, tree, vec![main], b"chunky\n");
     let commit = store.write(&Object::Commit(c)).unwrap();
     let mkit = e.mkit_dir();
     refs::write_ref(&mkit, "refs/heads/chunky", &commit, RefCondition::Missing).unwrap();

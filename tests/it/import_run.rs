@@ -9,24 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-struct Env {
-    _work: tempfile::TempDir,
-    src: PathBuf,
-    dst: PathBuf,
-    key: PathBuf,
+/// A fixture upstream and where it is imported (`dst`).
+struct Env(common::FixtureImport);
+
+impl std::ops::Deref for Env {
+    type Target = common::FixtureImport;
+
+    fn deref(&self) -> &common::FixtureImport {
+        &self.0
+    }
 }
 
 fn env(fixture: &str) -> Env {
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    common::build_fixture(fixture, &src);
-    let key = common::import_key(work.path(), 0x42);
-    Env {
-        dst: work.path().join("dst"),
-        src,
-        key,
-        _work: work,
-    }
+    Env(common::FixtureImport::new(fixture))
 }
 
 impl Env {

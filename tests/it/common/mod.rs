@@ -151,6 +151,32 @@ impl FixtureImport {
     }
 }
 
+/// A commit of `tree` on `parents` by `author` at `ts`, signed by `key`.
+pub fn signed_commit(
+    key: &mkit_bridge::mkit::sign::KeyPair,
+    tree: mkit_bridge::mkit::Id,
+    parents: Vec<mkit_bridge::mkit::Id>,
+    author: &[u8],
+    message: &[u8],
+    ts: u64,
+) -> mkit_bridge::mkit::object::Commit {
+    use mkit_bridge::mkit::Id;
+    use mkit_bridge::mkit::object::{Commit, Identity};
+    let mut c = Commit {
+        tree,
+        parents,
+        author: Identity::opaque(author.to_vec()),
+        message: message.to_vec(),
+        timestamp: ts,
+        signer: [0; 32],
+        message_hash: Id::ZERO,
+        content_digest: Id::ZERO,
+        signature: [0; 64],
+    };
+    mkit_bridge::mkit::sign::sign_commit(&mut c, key).unwrap();
+    c
+}
+
 /// Build step `step` of `fixtures/checkout/build.sh` into `dir`.
 pub fn checkout_fixture(step: &str, dir: &Path) {
     run_ok(
