@@ -10,7 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{bridge_bin, import_key, mkit_bin, read_golden, run_ok};
+use common::{
+    bridge, checkout_fixture, have_git, import_key, mkit_bin, read_golden, run_ok, stderr,
+};
 use mkit_bridge::mkit::Id;
 use mkit_bridge::mkit::index::{self, EntryStatus, Index, IndexEntry, IndexError, StatCache};
 use mkit_bridge::mkit::object::{Blob, EntryMode, Object, Tree, TreeEntry};
@@ -19,27 +21,6 @@ use mkit_bridge::run::checkout::{self, CheckoutError, FileKind};
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-fn fixture(step: &str, dir: &Path) {
-    run_ok(
-        Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/checkout/build.sh"))
-            .arg(step)
-            .arg(dir),
-    );
-}
-
-fn bridge(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(bridge_bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run mkit-bridge")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn no_temp_files(root: &Path) {
     let mut stack = vec![root.to_path_buf()];
@@ -416,13 +397,6 @@ fn apply_writes_modes_links_and_an_index_in_tree_order() {
 // end to end
 // ---------------------------------------------------------------------------
 
-fn have_git(test: &str) -> bool {
-    match Command::new("git").arg("--version").output() {
-        Ok(o) if o.status.success() => true,
-        _ => common::skip::<()>(test, "git is not on PATH").is_some(),
-    }
-}
-
 /// Import `upstream` into `<tmp>/wt` with our binary; returns the output.
 fn import_into(tmp: &Path, upstream: &Path, extra: &[&str]) -> Output {
     let key = import_key(tmp, 7);
@@ -444,7 +418,7 @@ fn import_checks_out_the_default_branch_like_git_archive() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let up = tmp.path().join("up.git");
-    fixture("worktree", &up);
+    checkout_fixture("worktree", &up);
     let out = import_into(tmp.path(), &up, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -540,7 +514,7 @@ fn hostile_upstreams_are_refused_end_to_end() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let up = tmp.path().join("up.git");
-    fixture("hostile", &up);
+    checkout_fixture("hostile", &up);
     let branches = String::from_utf8(run_ok(Command::new("git").arg("--git-dir").arg(&up).args(
         [
             "for-each-ref",

@@ -343,6 +343,34 @@ fn pinned(dir: &Path, file: &str) -> Vec<(String, Sha1, String)> {
         .collect()
 }
 
+/// Re-signing the vector's commit or tag `obj` with `key` gives its
+/// signature back (Ed25519 is deterministic), and the signature verifies.
+fn assert_resigns(obj: Object, key: &KeyPair, name: &str) {
+    let (resigned, pinned) = match &obj {
+        Object::Commit(c) => {
+            let mut r = Commit {
+                signature: [0; 64],
+                ..c.clone()
+            };
+            sign_commit(&mut r, key).unwrap();
+            (r.signature, c.signature)
+        }
+        Object::Tag(t) => {
+            let mut r = t.clone();
+            r.signature = [0; 64];
+            sign_tag(&mut r, key).unwrap();
+            (r.signature, t.signature)
+        }
+        other => panic!("{name}: not a commit or a tag: {other:?}"),
+    };
+    assert_eq!(resigned, pinned, "{name}: signature");
+    assert_eq!(
+        verify_object(&obj).unwrap(),
+        Some(SignatureStatus::Valid),
+        "{name}"
+    );
+}
+
 fn id(hex: &str) -> Id {
     Id::from_hex(hex).unwrap()
 }
@@ -460,19 +488,7 @@ fn commits_match_their_vectors_given_the_vectors_tree_ids() {
             Identity::opaque(parsed.author.identity.as_ref()),
             "{name}: author slice"
         );
-        // Re-signing the vector's commit with the importer key gives its
-        // signature back (Ed25519 is deterministic).
-        let mut resigned = Commit {
-            signature: [0; 64],
-            ..pinned.clone()
-        };
-        sign_commit(&mut resigned, &key).unwrap();
-        assert_eq!(resigned.signature, pinned.signature, "{name}: signature");
-        assert_eq!(
-            verify_object(&Object::Commit(pinned)).unwrap(),
-            Some(SignatureStatus::Valid),
-            "{name}"
-        );
+        assert_resigns(Object::Commit(pinned), &key, name);
     }
 }
 
@@ -557,15 +573,7 @@ fn vector_fields_pin_the_translation_rules() {
         );
         assert_eq!(t.target_type, ObjectType::Commit, "{name}");
         assert_eq!(t.signer, key.public(), "{name}");
-        let mut resigned = t.clone();
-        resigned.signature = [0; 64];
-        sign_tag(&mut resigned, &key).unwrap();
-        assert_eq!(resigned.signature, t.signature, "{name}: signature");
-        assert_eq!(
-            verify_object(&Object::Tag(t)).unwrap(),
-            Some(SignatureStatus::Valid),
-            "{name}"
-        );
+        assert_resigns(Object::Tag(t), &key, name);
     }
 }
 

@@ -9,28 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{bridge_bin, import_key, mkit_bin, run_ok};
+use common::{bridge_bin, checkout_fixture, have_git, import_key, mkit_bin, run_ok, stderr};
 use mkit_bridge::mkit::index;
-
-fn fixture(step: &str, dir: &Path) {
-    run_ok(
-        Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/checkout/build.sh"))
-            .arg(step)
-            .arg(dir),
-    );
-}
-
-fn have_git(test: &str) -> bool {
-    match Command::new("git").arg("--version").output() {
-        Ok(o) if o.status.success() => true,
-        _ => common::skip::<()>(test, "git is not on PATH").is_some(),
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// An upstream fixture imported into `<tmp>/wt` by our binary.
 struct Env {
@@ -42,7 +22,7 @@ impl Env {
     fn new(fx: &str) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let key = import_key(tmp.path(), 7);
-        fixture(fx, &tmp.path().join("up.git"));
+        checkout_fixture(fx, &tmp.path().join("up.git"));
         let env = Env { tmp, key };
         let out = env.run(env.tmp.path(), &["import", "--quiet", "up.git", "wt"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -113,7 +93,7 @@ fn pull_fast_forwards_files_modes_links_and_the_index() {
     reference_clean(&env, "pull_fast_forwards_files_modes_links_and_the_index");
     // An untracked file that the update does not touch is kept.
     std::fs::write(env.wt().join("notes.txt"), "mine\n").unwrap();
-    fixture("worktree.advance", &env.up());
+    checkout_fixture("worktree.advance", &env.up());
     let out = env.pull(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -162,7 +142,7 @@ fn pull_json_names_the_fast_forwarded_branch() {
         return;
     }
     let env = Env::new("worktree");
-    fixture("worktree.advance", &env.up());
+    checkout_fixture("worktree.advance", &env.up());
     let out = env.pull(&["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -177,7 +157,7 @@ fn pull_refuses_divergence_with_the_merge_hint() {
     let env = Env::new("worktree");
     let before = common::worktree_snapshot(&env.wt());
     let local = env.read("refs/heads/main");
-    fixture("worktree.rewrite", &env.up());
+    checkout_fixture("worktree.rewrite", &env.up());
     let out = env.pull(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -237,7 +217,7 @@ fn pull_refuses_a_dirty_worktree_and_changes_nothing() {
         dirty(&env.wt());
         let before = common::worktree_snapshot(&env.wt());
         let local = env.read("refs/heads/main");
-        fixture("worktree.advance", &env.up());
+        checkout_fixture("worktree.advance", &env.up());
         let out = env.pull(&[]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains(message), "{what}: {}", stderr(&out));
@@ -255,7 +235,7 @@ fn pull_on_a_detached_head_only_fetches() {
     let tip = env.read("refs/heads/main");
     std::fs::write(env.wt().join(".mkit/HEAD"), format!("{tip}\n")).unwrap();
     let before = common::worktree_snapshot(&env.wt());
-    fixture("worktree.advance", &env.up());
+    checkout_fixture("worktree.advance", &env.up());
     let out = env.pull(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("fast-forwarded"));
