@@ -218,22 +218,7 @@ fn one_job_and_four_jobs_give_identical_stores() {
                 .args(["--quiet", "--jobs", jobs, "--key"])
                 .arg(common::import_key(work.path(), 7)),
         );
-        let mut objects = Vec::new();
-        let mut stack = vec![dst.join(".mkit/objects")];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    objects.push((
-                        p.strip_prefix(&dst).unwrap().to_owned(),
-                        fs::read(&p).unwrap(),
-                    ));
-                }
-            }
-        }
-        objects.sort();
+        let objects = common::files_under(&dst.join(".mkit/objects"));
         (objects, common::mkit_refs(&dst))
     };
     let one = listing("1");

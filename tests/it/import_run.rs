@@ -5,7 +5,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -48,7 +48,9 @@ impl Env {
     }
 
     fn objects(&self) -> usize {
-        count_files(&self.dst.join(".mkit/objects"))
+        let objects = self.dst.join(".mkit/objects");
+        assert!(objects.is_dir(), "no object store at {}", objects.display());
+        common::files_under(&objects).len()
     }
 
     fn refs(&self) -> BTreeMap<String, String> {
@@ -58,22 +60,6 @@ impl Env {
     fn state(&self) -> PathBuf {
         self.dst.join(".mkit/git/upstream")
     }
-}
-
-fn count_files(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                n += 1;
-            }
-        }
-    }
-    n
 }
 
 #[test]

@@ -49,15 +49,6 @@ fn work() -> Work {
     Work { dir, key, shim }
 }
 
-/// See [`Work::twins`].
-struct Twins {
-    repo: PathBuf,
-    twin: PathBuf,
-    local: PathBuf,
-    remote: PathBuf,
-    url: String,
-}
-
 impl Work {
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -99,21 +90,17 @@ impl Work {
         repo
     }
 
-    /// `repo` as made by [`Work::history`] at `repo`, its copy at `twin`,
-    /// and two destinations for them: a local bare path (`local`, the
-    /// direct route) and the `file://` URL `url` of `remote` (git push).
-    fn twins(&self) -> Twins {
+    /// `(repo, twin, local, remote, url)`: a [`Work::history`] at `repo`,
+    /// its copy at `twin`, and two destinations for them: a local bare path
+    /// (`local`, the direct route) and the `file://` URL `url` of `remote`
+    /// (git push).
+    fn twins(&self) -> (PathBuf, PathBuf, PathBuf, PathBuf, String) {
         let repo = self.history("repo");
         let twin = self.path("twin");
         copy_dir(&repo, &twin);
         let remote = self.path("mirror-pushed");
-        Twins {
-            url: format!("file://{}", remote.display()),
-            local: self.path("mirror"),
-            remote,
-            repo,
-            twin,
-        }
+        let url = format!("file://{}", remote.display());
+        (repo, twin, self.path("mirror"), remote, url)
     }
 
     /// A copy of `repo` at `rel` without its bridge states.
@@ -259,13 +246,7 @@ fn ref_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     let w = work();
-    let Twins {
-        repo,
-        twin,
-        local,
-        remote,
-        url,
-    } = w.twins();
+    let (repo, twin, local, remote, url) = w.twins();
 
     let report = w.export(&repo, &[local.to_str().unwrap()]);
     let log = w.git_log();
@@ -306,13 +287,7 @@ fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
 #[test]
 fn a_re_export_places_only_the_new_pack() {
     let w = work();
-    let Twins {
-        repo,
-        twin,
-        local,
-        remote,
-        url,
-    } = w.twins();
+    let (repo, twin, local, remote, url) = w.twins();
     w.export(&repo, &[local.to_str().unwrap()]);
     w.export(&twin, &[&url]);
     let first = packs(&local);
@@ -378,13 +353,7 @@ fn a_re_export_places_only_the_new_pack() {
 #[test]
 fn a_stale_lease_is_refused_as_the_push_refuses_it() {
     let w = work();
-    let Twins {
-        repo,
-        twin,
-        local,
-        remote,
-        url,
-    } = w.twins();
+    let (repo, twin, local, remote, url) = w.twins();
     let runs = [
         (&repo, local.to_str().unwrap().to_owned(), &local),
         (&twin, url, &remote),
