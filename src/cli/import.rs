@@ -14,6 +14,7 @@ use mkit_bridge::state;
 use serde::Serialize;
 
 use super::CliError;
+use super::import_report::JsonSkipped;
 use super::render::Bar;
 
 /// Options shared by `import` and `fetch`.
@@ -212,21 +213,7 @@ fn fetch_outcome(
     common: &Common,
 ) -> Result<ImportOutcome, CliError> {
     let key = import_key(repo, common)?;
-    let bar = Bar::new(!common.quiet && !common.json && std::io::stderr().is_terminal());
-    let interrupt = super::signals::interrupt_flag();
-    let outcome = import::import(
-        repo,
-        &ImportRequest {
-            url,
-            remote: &common.remote,
-            key: &key,
-            jobs: common.jobs,
-            set_default_branch: fresh,
-            interrupt,
-            progress: &bar,
-        },
-    )?;
-    bar.finish();
+    let outcome = drive(repo, url, common, &key, fresh, import::import)?;
     if super::signals::interrupted() {
         eprintln!(
             "note: interrupted after the objects were written; the import was finished rather \
@@ -285,22 +272,34 @@ fn plan_outcome(repo: &Repo, url: &str, common: &Common) -> Result<import::Plan,
     if !common.quiet {
         eprintln!("note: dry run: fetching into the staging mirror only; nothing else is written");
     }
+    drive(repo, url, common, &key, false, import::plan)
+}
+
+/// Run `driver` (the import or its dry-run plan) on `url` with this run's
+/// options, `key`, the interrupt flag and a progress bar on a terminal.
+fn drive<T>(
+    repo: &Repo,
+    url: &str,
+    common: &Common,
+    key: &KeyPair,
+    set_default_branch: bool,
+    driver: impl FnOnce(&Repo, &ImportRequest<'_>) -> Result<T, import::ImportError>,
+) -> Result<T, CliError> {
     let bar = Bar::new(!common.quiet && !common.json && std::io::stderr().is_terminal());
-    let interrupt = super::signals::interrupt_flag();
-    let plan = import::plan(
+    let done = driver(
         repo,
         &ImportRequest {
             url,
             remote: &common.remote,
-            key: &key,
+            key,
             jobs: common.jobs,
-            set_default_branch: false,
-            interrupt,
+            set_default_branch,
+            interrupt: super::signals::interrupt_flag(),
             progress: &bar,
         },
     )?;
     bar.finish();
-    Ok(plan)
+    Ok(done)
 }
 
 /// Render an import's outcome (with `pull`'s fast-forwarded branch, if any)
@@ -331,16 +330,6 @@ struct JsonImported<'a> {
     mkit: String,
     mkit_ref: &'a str,
     changed: bool,
-}
-
-/// One skipped ref in `--json` output: the reference's `ref` and `reason`,
-/// plus the refusal's name.
-#[derive(Serialize)]
-struct JsonSkipped<'a> {
-    #[serde(rename = "ref")]
-    upstream: &'a str,
-    reason: String,
-    refusal: &'a str,
 }
 
 /// `--json` output of `import` and `fetch`: the reference's keys (`ok`,
@@ -385,15 +374,7 @@ fn render(
                     changed: r.changed,
                 })
                 .collect(),
-            skipped: o
-                .skipped
-                .iter()
-                .map(|r| JsonSkipped {
-                    upstream: &r.upstream,
-                    reason: r.refusal.to_string(),
-                    refusal: r.refusal.name(),
-                })
-                .collect(),
+            skipped: JsonSkipped::list(&o.skipped),
             checked_out_camel: o.checked_out.as_deref(),
             causes: &o.causes,
             warnings: &o.warnings,

@@ -257,12 +257,28 @@ struct JsonPruned<'a> {
     old: String,
 }
 
+/// One skipped ref in `--json` output (a run's or a plan's): the
+/// reference's `ref` and `reason`, plus the refusal's name.
 #[derive(Serialize)]
-struct JsonSkipped<'a> {
+pub struct JsonSkipped<'a> {
     #[serde(rename = "ref")]
     upstream: &'a str,
     reason: String,
     refusal: &'a str,
+}
+
+impl JsonSkipped<'_> {
+    /// `skipped` as `--json` lists it.
+    pub fn list(skipped: &[SkippedRef]) -> Vec<JsonSkipped<'_>> {
+        skipped
+            .iter()
+            .map(|s| JsonSkipped {
+                upstream: &s.upstream,
+                reason: s.refusal.to_string(),
+                refusal: s.refusal.name(),
+            })
+            .collect()
+    }
 }
 
 /// `--dry-run --json`.
@@ -308,15 +324,7 @@ pub fn render_plan(out: &mut impl Write, plan: &Plan, common: &Common) -> Result
                     old: p.old.to_hex(),
                 })
                 .collect(),
-            skipped: plan
-                .skipped
-                .iter()
-                .map(|s| JsonSkipped {
-                    upstream: &s.upstream,
-                    reason: s.refusal.to_string(),
-                    refusal: s.refusal.name(),
-                })
-                .collect(),
+            skipped: JsonSkipped::list(&plan.skipped),
             causes: &plan.causes,
             translated: plan.translated,
             written: plan.written,
