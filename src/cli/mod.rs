@@ -160,12 +160,8 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         jobs: usize,
-        /// Print the outcome as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-        /// No progress and no summary on stderr (warnings still print).
-        #[arg(long, short = 'q')]
-        quiet: bool,
+        #[command(flatten)]
+        report: Reporting,
     },
     /// Verify a bridge state's git side: carried signatures, the importer's
     /// signatures and attestations, re-derived content (--fork-audit), or whole
@@ -218,6 +214,17 @@ enum Command {
     },
 }
 
+/// How a run reports, shared by the import verbs and `export`.
+#[derive(Debug, clap::Args)]
+struct Reporting {
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress, notes or summary on stderr (warnings still print).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
 /// Flags shared by `import` and `fetch`.
 #[derive(Debug, clap::Args)]
 struct ImportArgs {
@@ -231,12 +238,8 @@ struct ImportArgs {
     /// Worker threads (default: two per core; translation waits on the disk).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
-    /// Print the outcome as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-    /// No progress and no notes on stderr (warnings still print).
-    #[arg(long, short = 'q')]
-    quiet: bool,
+    #[command(flatten)]
+    report: Reporting,
     /// Show every skipped ref on its own line, and refusal causes already reported
     /// by an earlier run.
     #[arg(long, short = 'v')]
@@ -249,8 +252,8 @@ impl ImportArgs {
             remote: self.remote_name,
             key: self.key,
             jobs: self.jobs,
-            json: self.json,
-            quiet: self.quiet,
+            json: self.report.json,
+            quiet: self.report.quiet,
             verbose: self.verbose,
             dry_run: false,
         }
@@ -317,8 +320,7 @@ pub fn main() -> u8 {
             no_attest,
             passthrough,
             jobs,
-            json,
-            quiet,
+            report: Reporting { json, quiet },
         } => export::export(
             &mut out,
             &export::ExportArgs {
