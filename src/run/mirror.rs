@@ -878,11 +878,16 @@ impl UpstreamReport {
 fn mirror_one(up: &Upstream, jobs: usize, opts: &MirrorOptions<'_>) -> UpstreamReport {
     let start = Instant::now();
     let mut report = UpstreamReport::new(up, jobs);
+    let attempt = Attempt {
+        up,
+        jobs,
+        interrupt: opts.interrupt,
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if opts.dry_run {
-            attempt_dry(up, jobs, opts.interrupt, &mut report)
+            attempt.dry(&mut report)
         } else {
-            attempt(up, jobs, opts.interrupt, &mut report)
+            attempt.real(&mut report)
         }
     }));
     let failure = match result {
@@ -982,25 +987,6 @@ fn import_key(
     Ok(key)
 }
 
-/// The import request for `up`. A mirror has no worktree and no local
-/// branch: tracking refs and tags only (spec/MIRROR.md).
-fn request<'a>(
-    up: &'a Upstream,
-    key: &'a KeyPair,
-    jobs: usize,
-    interrupt: &'a AtomicBool,
-) -> ImportRequest<'a> {
-    ImportRequest {
-        url: &up.url,
-        remote: &up.remote,
-        key,
-        jobs,
-        set_default_branch: false,
-        interrupt,
-        progress: &NoProgress,
-    }
-}
-
 /// What an import (or a plan) did to one upstream, as the report counts it.
 struct Summary {
     imported: usize,
@@ -1048,81 +1034,96 @@ fn settle(report: &mut UpstreamReport, s: Summary) -> Result<(), MirrorFailure> 
     Ok(())
 }
 
-/// The body of [`mirror_one`]: fills `report` and sets its status when the
-/// import ran.
-fn attempt(
-    up: &Upstream,
+/// One upstream's run, as [`mirror_one`] starts it.
+struct Attempt<'a> {
+    up: &'a Upstream,
     jobs: usize,
-    interrupt: &AtomicBool,
-    report: &mut UpstreamReport,
-) -> Result<(), MirrorFailure> {
-    preflight(up, interrupt)?;
-    let (repo, created) = open_or_create(&up.target)?;
-    report.created = created;
-    let mkit_dir = repo.mkit_dir();
-    let previous = recorded_refs(mkit_dir, &up.remote)?;
-    let key = import_key(up, mkit_dir, false, report)?;
-    let outcome = import::import(&repo, &request(up, &key, jobs, interrupt))?;
-
-    let present = |name: &str| {
-        outcome.imported.iter().any(|r| r.upstream == name)
-            || outcome.skipped.iter().any(|r| r.upstream == name)
-    };
-    // Branches recorded before and gone now lost their tracking refs.
-    let removed = previous
-        .iter()
-        .filter(|n| n.starts_with(crate::mkit::refs::HEADS_PREFIX) && !present(n))
-        .count();
-    let summary = Summary {
-        imported: outcome.imported.len(),
-        changed: outcome.imported.iter().filter(|r| r.changed).count() + removed,
-        removed,
-        skipped: outcome.skipped,
-        causes: outcome.causes,
-        warnings: outcome.warnings,
-        notes: outcome.notes,
-        translated: outcome.translated,
-        written: outcome.written,
-    };
-    settle(report, summary)
+    interrupt: &'a AtomicBool,
 }
 
-/// [`attempt`] for `--dry-run`: the same checks, then [`import::plan`]
-/// instead of the import. A target that does not exist yet (or is empty) is
-/// planned in a throwaway repository under the temp directory, removed
-/// afterwards, and reported as `created` (it would be).
-fn attempt_dry(
-    up: &Upstream,
-    jobs: usize,
-    interrupt: &AtomicBool,
-    report: &mut UpstreamReport,
-) -> Result<(), MirrorFailure> {
-    preflight(up, interrupt)?;
-    let scratch;
-    let repo = if target_exists(&up.target)? {
-        Repo::open(&up.target)?
-    } else {
-        scratch = Scratch::new(&up.name)?;
-        report.created = true;
-        Repo::init(&scratch.0)?
-    };
-    let mkit_dir = repo.mkit_dir();
-    recorded_refs(mkit_dir, &up.remote)?;
-    let key = import_key(up, mkit_dir, true, report)?;
-    let plan = import::plan(&repo, &request(up, &key, jobs, interrupt))?;
-    let moving = |c: Change| matches!(c, Change::New | Change::Updated | Change::Forced);
-    let summary = Summary {
-        imported: plan.refs.len(),
-        changed: plan.refs.iter().filter(|r| moving(r.change)).count() + plan.pruned.len(),
-        removed: plan.pruned.len(),
-        skipped: plan.skipped,
-        causes: plan.causes,
-        warnings: plan.warnings,
-        notes: plan.notes,
-        translated: plan.translated,
-        written: plan.written,
-    };
-    settle(report, summary)
+impl Attempt<'_> {
+    /// The import request for this upstream. A mirror has no worktree and
+    /// no local branch: tracking refs and tags only (spec/MIRROR.md).
+    fn request<'k>(&'k self, key: &'k KeyPair) -> ImportRequest<'k> {
+        ImportRequest {
+            url: &self.up.url,
+            remote: &self.up.remote,
+            key,
+            jobs: self.jobs,
+            set_default_branch: false,
+            interrupt: self.interrupt,
+            progress: &NoProgress,
+        }
+    }
+
+    /// The body of [`mirror_one`]: fills `report` and sets its status when the
+    /// import ran.
+    fn real(&self, report: &mut UpstreamReport) -> Result<(), MirrorFailure> {
+        let up = self.up;
+        preflight(up, self.interrupt)?;
+        let (repo, created) = open_or_create(&up.target)?;
+        report.created = created;
+        let mkit_dir = repo.mkit_dir();
+        let previous = recorded_refs(mkit_dir, &up.remote)?;
+        let key = import_key(up, mkit_dir, false, report)?;
+        let outcome = import::import(&repo, &self.request(&key))?;
+
+        let present = |name: &str| {
+            outcome.imported.iter().any(|r| r.upstream == name)
+                || outcome.skipped.iter().any(|r| r.upstream == name)
+        };
+        // Branches recorded before and gone now lost their tracking refs.
+        let removed = previous
+            .iter()
+            .filter(|n| n.starts_with(crate::mkit::refs::HEADS_PREFIX) && !present(n))
+            .count();
+        let summary = Summary {
+            imported: outcome.imported.len(),
+            changed: outcome.imported.iter().filter(|r| r.changed).count() + removed,
+            removed,
+            skipped: outcome.skipped,
+            causes: outcome.causes,
+            warnings: outcome.warnings,
+            notes: outcome.notes,
+            translated: outcome.translated,
+            written: outcome.written,
+        };
+        settle(report, summary)
+    }
+
+    /// [`Attempt::real`] for `--dry-run`: the same checks, then
+    /// [`import::plan`] instead of the import. A target that does not exist yet
+    /// (or is empty) is planned in a throwaway repository under the temp
+    /// directory, removed afterwards, and reported as `created` (it would be).
+    fn dry(&self, report: &mut UpstreamReport) -> Result<(), MirrorFailure> {
+        let up = self.up;
+        preflight(up, self.interrupt)?;
+        let scratch;
+        let repo = if target_exists(&up.target)? {
+            Repo::open(&up.target)?
+        } else {
+            scratch = Scratch::new(&up.name)?;
+            report.created = true;
+            Repo::init(&scratch.0)?
+        };
+        let mkit_dir = repo.mkit_dir();
+        recorded_refs(mkit_dir, &up.remote)?;
+        let key = import_key(up, mkit_dir, true, report)?;
+        let plan = import::plan(&repo, &self.request(&key))?;
+        let moving = |c: Change| matches!(c, Change::New | Change::Updated | Change::Forced);
+        let summary = Summary {
+            imported: plan.refs.len(),
+            changed: plan.refs.iter().filter(|r| moving(r.change)).count() + plan.pruned.len(),
+            removed: plan.pruned.len(),
+            skipped: plan.skipped,
+            causes: plan.causes,
+            warnings: plan.warnings,
+            notes: plan.notes,
+            translated: plan.translated,
+            written: plan.written,
+        };
+        settle(report, summary)
+    }
 }
 
 /// A throwaway directory for a dry run's repository, removed on drop.
@@ -1199,6 +1200,14 @@ mod tests {
         parse_config(text, Path::new("/srv/mirrors/fleet.toml"))
     }
 
+    /// Why `text` is refused (a panic when it is accepted).
+    fn refused(text: &str) -> ConfigError {
+        match parse(text) {
+            Err(e) => e,
+            Ok(c) => panic!("{text:?} was accepted: {c:?}"),
+        }
+    }
+
     const ONE: &str = "[[upstream]]\nurl = \"https://example.org/a.git\"\ntarget = \"repos/a\"\n";
 
     #[test]
@@ -1272,12 +1281,11 @@ jobs = 1
             (format!("{ONE}branch = \"main\"\n"), "branch"),
             (format!("[extra]\n{ONE}"), "extra"),
         ] {
-            match parse(&text) {
-                Err(ConfigError::Parse { message, .. }) => {
-                    assert!(message.contains(key), "{key}: {message}")
-                }
-                other => panic!("{key}: {other:?}"),
-            }
+            let e = refused(&text);
+            let ConfigError::Parse { message, .. } = e else {
+                panic!("{key}: {e:?}")
+            };
+            assert!(message.contains(key), "{key}: {message}");
         }
     }
 
@@ -1317,13 +1325,11 @@ jobs = 1
                 "key",
             ),
         ] {
-            match parse(text) {
-                Err(ConfigError::Empty { key, upstream, .. }) => {
-                    assert_eq!(key, want);
-                    assert_eq!(upstream, "#1");
-                }
-                other => panic!("{want}: {other:?}"),
-            }
+            let e = refused(text);
+            let ConfigError::Empty { key, upstream, .. } = e else {
+                panic!("{want}: {e:?}")
+            };
+            assert_eq!((key, upstream.as_str()), (want, "#1"));
         }
         assert!(matches!(
             parse(&format!("key = \"\"\n{ONE}")),
@@ -1396,10 +1402,11 @@ jobs = 1
         ));
         for url in [" ", "--upload-pack=x", "ftp://example.org/r.git"] {
             let text = format!("[[upstream]]\nname = \"n\"\nurl = {url:?}\ntarget = \"t\"\n");
-            match parse(&text) {
-                Err(ConfigError::BadUrl { upstream, .. }) => assert_eq!(upstream, "n"),
-                other => panic!("{url:?}: {other:?}"),
-            }
+            let e = refused(&text);
+            let ConfigError::BadUrl { upstream, .. } = e else {
+                panic!("{url:?}: {e:?}")
+            };
+            assert_eq!(upstream, "n");
         }
     }
 
