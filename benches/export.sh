@@ -18,30 +18,11 @@ runs=3
 if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
 [ $# -gt 0 ] || { echo "usage: benches/export.sh [-n RUNS] <mkit repository path>..." >&2; exit 2; }
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-ours="$here/target/release/mkit-bridge"
-command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 1; }
-
-. "$here/benches/settle.sh"
-settle_wait
-work="$(mktemp -d)"
-trap 'settle_cleanup "$work"' EXIT
-
-timed() {
-  local out="$1"; shift
-  sync
-  /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true
-  cat "$out.one" >> "$out"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-col() { awk -v c="$1" '{print $c}' "$2" | median; }
+. "$here/benches/lib.sh"
+bench_prepare
 refs_of() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
 git_objects() { git -C "$1" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-rows=(); failed=0
 for repo in "$@"; do
   repo="$(cd "$repo" && pwd)"; name="$(basename "$repo")"; w="$work/$name"; mkdir -p "$w"
   [ -d "$repo/.mkit" ] || { echo "$repo is not an mkit repository" >&2; exit 1; }
@@ -60,16 +41,7 @@ for repo in "$@"; do
     { echo "== $name: mirror refs differ"; head -20 "$w/refs.diff"; tail -3 "$w/theirs.t.err" "$w/ours.t.err"; } >&2
   fi
   git -C "$w/mirror-ours1" fsck --strict --no-progress >/dev/null 2>&1 || { same="$same, FSCK FAILS"; failed=1; }
-  th=$(col 1 "$w/theirs.t"); us=$(col 1 "$w/ours.t"); thr=$(col 1 "$w/theirs.re"); usr=$(col 1 "$w/ours.re")
-  rows+=("$(printf '| %s | %s %s | %.2f s | %.2f s | **%sx** | %s / %s | %s / %s MB | %.2f / %.2f s |' \
-    "$name" "$n" "$same" "$th" "$us" "$(ratio "$th" "$us")" \
-    "$(git_objects "$w/mirror-theirs1")" "$(git_objects "$w/mirror-ours1")" \
-    "$(mb "$(col 2 "$w/theirs.t")")" "$(mb "$(col 2 "$w/ours.t")")" "$thr" "$usr")")
+  bench_row "$w" "$name" "$n" "$same" "$(git_objects "$w/mirror-theirs1")" "$(git_objects "$w/mirror-ours1")"
 done
 
-echo "machine: $(nproc) cores; median of $runs runs each, alternating; $(date -u +%Y-%m-%d)"
-echo
-echo "| repository | mirror refs | reference | mkit-bridge | ratio | git objects (ref / ours) | peak RSS (ref / ours) | no-change re-run (ref / ours) |"
-echo "|---|---|---|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
-exit "$failed"
+bench_report "| repository | mirror refs | reference | mkit-bridge | ratio | git objects (ref / ours) | peak RSS (ref / ours) | no-change re-run (ref / ours) |"

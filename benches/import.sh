@@ -18,35 +18,15 @@ runs=3
 if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
 [ $# -gt 0 ] || { echo "usage: benches/import.sh [-n RUNS] <git repository path>..." >&2; exit 2; }
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-ours="$here/target/release/mkit-bridge"
-command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 1; }
-
-. "$here/benches/settle.sh"
-settle_wait
-work="$(mktemp -d)"
-trap 'settle_cleanup "$work"' EXIT
+. "$here/benches/lib.sh"
+bench_prepare
 mkdir -m 700 "$work/keys"
 printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"
 chmod 600 "$work/keys/import.key"
 key="$work/keys/import.key"
-
-# timed OUT CMD...: run CMD (in the current directory), append "wall_s rss_kb" to OUT.
-timed() {
-  local out="$1"; shift
-  sync
-  /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true
-  cat "$out.one" >> "$out"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-col() { awk -v c="$1" '{print $c}' "$2" | median; }
 refs_of() { (cd "$1/.mkit" && find refs -type f | sort | while read -r f; do echo "$f $(cat "$f")"; done); }
 objects_in() { find "$1/.mkit/objects" -type f ! -name '.*' | wc -l; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-rows=(); failed=0
 for repo in "$@"; do
   repo="$(cd "$repo" && pwd)"; name="$(basename "$repo" .git)"; w="$work/$name"; mkdir -p "$w"
   for i in $(seq "$runs"); do
@@ -60,16 +40,7 @@ for repo in "$@"; do
     same="DIFFERENT"; failed=1
     { echo "== $name: refs differ"; head -20 "$w/refs.diff"; tail -3 "$w/theirs.t.err" "$w/ours.t.err"; } >&2
   fi
-  th=$(col 1 "$w/theirs.t"); us=$(col 1 "$w/ours.t"); thr=$(col 1 "$w/theirs.re"); usr=$(col 1 "$w/ours.re")
-  rows+=("$(printf '| %s | %s %s | %.2f s | %.2f s | **%sx** | %s / %s | %s / %s MB | %.2f / %.2f s |' \
-    "$name" "$n" "$same" "$th" "$us" "$(ratio "$th" "$us")" \
-    "$(objects_in "$w/theirs1")" "$(objects_in "$w/ours1")" \
-    "$(mb "$(col 2 "$w/theirs.t")")" "$(mb "$(col 2 "$w/ours.t")")" "$thr" "$usr")")
+  bench_row "$w" "$name" "$n" "$same" "$(objects_in "$w/theirs1")" "$(objects_in "$w/ours1")"
 done
 
-echo "machine: $(nproc) cores; median of $runs runs each, alternating; $(date -u +%Y-%m-%d)"
-echo
-echo "| repository | refs (ours vs reference) | reference | mkit-bridge | ratio | objects written (ref / ours) | peak RSS (ref / ours) | no-change fetch (ref / ours) |"
-echo "|---|---|---|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
-exit "$failed"
+bench_report "| repository | refs (ours vs reference) | reference | mkit-bridge | ratio | objects written (ref / ours) | peak RSS (ref / ours) | no-change fetch (ref / ours) |"
