@@ -563,17 +563,8 @@ fn refused_refs_are_skipped_and_only_all_skipped_fails() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let skipped: BTreeMap<String, String> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["ref"].as_str().unwrap().to_owned(),
-                s["refusal"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let skipped: BTreeMap<String, String> =
+        common::json_pairs(&report["skipped"], "ref", "refusal");
     let want: BTreeMap<String, String> = [
         ("refs/heads/above", "Remix"),
         ("refs/heads/bad.", "RefName"),

@@ -228,21 +228,6 @@ fn phases(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// The `(ref, status)` of each exported ref in an export report.
-fn ref_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["exported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["ref"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     let w = work();
@@ -299,8 +284,9 @@ fn a_re_export_places_only_the_new_pack() {
     }
     let report = w.export(&repo, &[local.to_str().unwrap()]);
     assert_eq!(report["transport"], "local");
-    let statuses = ref_statuses(&report);
-    let pushed_statuses = ref_statuses(&w.export(&twin, &[&url]));
+    let statuses: Vec<_> = common::json_pairs(&report["exported"], "ref", "status");
+    let pushed: serde_json::Value = w.export(&twin, &[&url]);
+    let pushed_statuses: Vec<_> = common::json_pairs(&pushed["exported"], "ref", "status");
     // Created, fast-forward and up to date, as git push reports them.
     assert_eq!(statuses, pushed_statuses);
     assert_eq!(

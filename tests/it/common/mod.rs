@@ -296,6 +296,21 @@ pub fn git_refs(dir: &Path) -> String {
     git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
 }
 
+/// `(x[a], x[b])`, both strings, for each element `x` of the JSON array
+/// `v`, collected (into a `Vec`, a map...).
+pub fn json_pairs<C: FromIterator<(String, String)>>(v: &serde_json::Value, a: &str, b: &str) -> C {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| {
+            (
+                x[a].as_str().unwrap().to_owned(),
+                x[b].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A run's stderr, lossily as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
