@@ -182,16 +182,7 @@ impl Objects {
         }))
     }
     fn tree(&mut self, entries: Vec<(&[u8], EntryMode, Id)>) -> Id {
-        self.put(Object::Tree(Tree {
-            entries: entries
-                .into_iter()
-                .map(|(n, mode, id)| TreeEntry {
-                    name: n.to_vec(),
-                    mode,
-                    id,
-                })
-                .collect(),
-        }))
+        self.put(common::tree_of(&entries))
     }
 }
 

@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mkit_bridge::mkit::id::Id;
-use mkit_bridge::mkit::object::{
-    Blob, Commit, EntryMode, Identity, Object, Remix, Tree, TreeEntry,
-};
+use mkit_bridge::mkit::object::{Blob, Commit, EntryMode, Identity, Object, Remix};
 use mkit_bridge::mkit::refs::{self, RefCondition};
 use mkit_bridge::mkit::repo::Repo;
 use mkit_bridge::mkit::sign::KeyPair;
@@ -512,13 +510,7 @@ fn refused_refs_are_skipped_and_only_all_skipped_fails() {
         }))
         .unwrap();
     let tree = store
-        .write(&Object::Tree(Tree {
-            entries: vec![TreeEntry {
-                name: b"big".to_vec(),
-                mode: EntryMode::Blob,
-                id: blob,
-            }],
-        }))
+        .write(&common::tree_of(&[(b"big", EntryMode::Blob, blob)]))
         .unwrap();
     let big = store
         .write(&Object::Commit(signed_commit(

@@ -12,8 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use mkit_bridge::mkit::Id;
 use mkit_bridge::mkit::object::{
-    Blob, ChunkedBlob, Commit, EntryMode, Identity, Object, ObjectType, Tag, Tree, TreeEntry,
-    blob_id,
+    Blob, ChunkedBlob, Commit, EntryMode, Identity, Object, ObjectType, Tag, blob_id,
 };
 use mkit_bridge::mkit::refs::{self, RefCondition};
 use mkit_bridge::mkit::sign::{KeyPair, sign_tag};
@@ -269,13 +268,11 @@ fn damage_is_named_by_id_with_the_refs_that_reach_it() {
     let key = KeyPair::from_seed(&[7; 32]);
     let main_tip = e.tip("refs/heads/main");
     let bad_tree = store
-        .write(&Object::Tree(Tree {
-            entries: vec![TreeEntry {
-                name: b"sub".to_vec(),
-                mode: EntryMode::Tree,
-                id: blob_id(b"main-3\n"),
-            }],
-        }))
+        .write(&common::tree_of(&[(
+            b"sub",
+            EntryMode::Tree,
+            blob_id(b"main-3\n"),
+        )]))
         .unwrap();
     let c = signed_commit(&key, bad_tree, vec![main_tip], b"wrong kind\n");
     let wrong_kind_commit = store.write(&Object::Commit(c)).unwrap();
@@ -407,13 +404,7 @@ fn a_short_chunked_blob_and_a_mistyped_tag_are_damage() {
         }))
         .unwrap();
     let tree = store
-        .write(&Object::Tree(Tree {
-            entries: vec![TreeEntry {
-                name: b"big".to_vec(),
-                mode: EntryMode::Blob,
-                id: chunked,
-            }],
-        }))
+        .write(&common::tree_of(&[(b"big", EntryMode::Blob, chunked)]))
         .unwrap();
     let c = signed_commit(&key, tree, vec![main], b"chunky\n");
     let commit = store.write(&Object::Commit(c)).unwrap();

@@ -177,6 +177,27 @@ pub fn signed_commit(
     c
 }
 
+/// A tree of `entries` (name, mode, id), in the order given.
+pub fn tree_of(
+    entries: &[(
+        &[u8],
+        mkit_bridge::mkit::object::EntryMode,
+        mkit_bridge::mkit::Id,
+    )],
+) -> mkit_bridge::mkit::object::Object {
+    use mkit_bridge::mkit::object::{Object, Tree, TreeEntry};
+    Object::Tree(Tree {
+        entries: entries
+            .iter()
+            .map(|&(name, mode, id)| TreeEntry {
+                name: name.to_vec(),
+                mode,
+                id,
+            })
+            .collect(),
+    })
+}
+
 /// Build step `step` of `fixtures/checkout/build.sh` into `dir`.
 pub fn checkout_fixture(step: &str, dir: &Path) {
     run_ok(
