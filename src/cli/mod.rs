@@ -68,29 +68,7 @@ enum Command {
         id: String,
     },
     /// Commit a directory's files as one signed mkit commit on a branch.
-    Snapshot {
-        /// The directory to commit.
-        source: PathBuf,
-        /// Repository directory (default: current directory).
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        /// Branch to advance.
-        #[arg(long, default_value = "main")]
-        branch: String,
-        /// Commit message.
-        #[arg(short = 'm', long)]
-        message: String,
-        /// Opaque author, for example "Name <email>" (default: the key's Ed25519 identity).
-        #[arg(long)]
-        author: Option<String>,
-        /// Commit timestamp, seconds since the epoch (default: now).
-        #[arg(long)]
-        timestamp: Option<u64>,
-        /// Signing key: a raw 32-byte seed, mode 0600 (default: .mkit/keys/default.key,
-        /// generated when absent).
-        #[arg(long)]
-        key: Option<PathBuf>,
-    },
+    Snapshot(snapshot::Args),
     /// Import a git upstream: every commit and tag re-signed by the import key.
     Import {
         /// The upstream: a path, file://, git://, ssh://, user@host:path or http(s):// URL.
@@ -354,26 +332,7 @@ pub fn main() -> u8 {
         Command::FormatPatch(args) => format_patch::run(&mut out, &args),
         Command::Fsck { json, jobs } => fsck::run(&mut out, &fsck::Args { jobs, json }),
         Command::Mirror(args) => mirror::run(&mut out, &args),
-        Command::Snapshot {
-            source,
-            repo,
-            branch,
-            message,
-            author,
-            timestamp,
-            key,
-        } => snapshot::run(
-            &mut out,
-            &snapshot::Args {
-                source,
-                repo,
-                branch,
-                message,
-                author,
-                timestamp,
-                key,
-            },
-        ),
+        Command::Snapshot(args) => snapshot::run(&mut out, &args),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {

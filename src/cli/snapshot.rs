@@ -10,13 +10,29 @@ use mkit_bridge::run::snapshot::{SnapshotOptions, snapshot};
 
 use super::CliError;
 
+/// `snapshot`'s arguments.
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The directory to commit.
     pub source: PathBuf,
+    /// Repository directory (default: current directory).
+    #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// Branch to advance.
+    #[arg(long, default_value = "main")]
     pub branch: String,
+    /// Commit message.
+    #[arg(short = 'm', long)]
     pub message: String,
+    /// Opaque author, for example "Name <email>" (default: the key's Ed25519 identity).
+    #[arg(long)]
     pub author: Option<String>,
+    /// Commit timestamp, seconds since the epoch (default: now).
+    #[arg(long)]
     pub timestamp: Option<u64>,
+    /// Signing key: a raw 32-byte seed, mode 0600 (default: .mkit/keys/default.key,
+    /// generated when absent).
+    #[arg(long)]
     pub key: Option<PathBuf>,
 }
 
