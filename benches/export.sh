@@ -14,11 +14,8 @@
 # --strict`, and prints one table (median wall times, ratios, peak RSS, git
 # objects in each mirror). Nothing is written outside a temp directory.
 set -euo pipefail
-runs=3
-if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
-[ $# -gt 0 ] || { echo "usage: benches/export.sh [-n RUNS] <mkit repository path>..." >&2; exit 2; }
-here="$(cd "$(dirname "$0")/.." && pwd)"
-. "$here/benches/lib.sh"
+usage="usage: benches/export.sh [-n RUNS] <mkit repository path>..."
+. "$(dirname "$0")/lib.sh"
 bench_prepare
 refs_of() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
 git_objects() { git -C "$1" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}'; }

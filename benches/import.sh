@@ -14,11 +14,8 @@
 # Nothing is written outside a temp directory, which is kept until the end so
 # that no mass deletion slows a later repository's runs (see settle.sh).
 set -euo pipefail
-runs=3
-if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
-[ $# -gt 0 ] || { echo "usage: benches/import.sh [-n RUNS] <git repository path>..." >&2; exit 2; }
-here="$(cd "$(dirname "$0")/.." && pwd)"
-. "$here/benches/lib.sh"
+usage="usage: benches/import.sh [-n RUNS] <git repository path>..."
+. "$(dirname "$0")/lib.sh"
 bench_prepare
 mkdir -m 700 "$work/keys"
 printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"

@@ -1,7 +1,16 @@
 # Sourced by the whole-run benchmarks (benches/import.sh, benches/export.sh)
-# after they set `here` (the repository root) and `runs`: what both share.
-# Each script keeps its own usage text, per-repository runs and checks.
+# after they set `usage`: what both share. Each script keeps its own
+# per-repository runs and checks.
+#
+# Sourcing reads the script's arguments: `-n RUNS` first sets `runs`
+# (default 3) and is shifted away, so "$@" is left holding the
+# repositories; none is a usage error (exit 2). `here` is the repository
+# root.
 
+runs=3
+if [ "${1:-}" = "-n" ]; then runs="$2"; shift 2; fi
+[ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
+here="$(cd "$(dirname "$0")/.." && pwd)"
 . "$here/benches/settle.sh"
 
 # Build mkit-bridge in release mode (`ours`), check for the reference `mkit`
