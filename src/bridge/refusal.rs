@@ -16,6 +16,10 @@ use crate::git::parse::ParseError;
 use crate::git::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, NameRule, ObjectError, ObjectType};
 
+mod record;
+
+pub use record::Record;
+
 /// Whether a refusal skips one ref or stops the whole import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

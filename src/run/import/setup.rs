@@ -59,6 +59,8 @@ pub(super) struct Prepared {
     pub mirror: gix::ThreadSafeRepository,
     /// Phase timings so far.
     pub laps: Laps,
+    /// What the walk made of the refusal cache (set once, by [`walk`]).
+    pub cache: std::sync::OnceLock<super::cache::Reuse>,
 }
 
 /// Check, fetch and read, as described in the module documentation.
@@ -134,6 +136,7 @@ pub(super) fn prepare(
         pool,
         mirror,
         laps,
+        cache: std::sync::OnceLock::new(),
     })
 }
 
@@ -192,27 +195,45 @@ pub(super) fn map_upstream(remote: &str, refs: &[UpstreamRef]) -> Vec<Mapped> {
         .collect()
 }
 
-/// Walk the closures of the mapped refs. A map hit naming an object the
-/// store lacks (or holds as another type) means the map cannot be trusted
-/// as a whole: the walk starts again with `empty` as the map, and the
-/// disagreement's note is added to `notes`. The second walk, with no map,
-/// cannot disagree. Returns the graph and whether the map was dropped.
+/// Walk the closures of the mapped refs. Refused tips the refusal cache
+/// answers ([`super::cache::plan`]) are not walked: their refusals are given
+/// to `run` as the walk would have found them. A map hit naming an object
+/// the store lacks (or holds as another type) means the map cannot be
+/// trusted as a whole: a walk that skipped cached tips first walks again
+/// without skipping (so the note names what a walk of every tip meets
+/// first); then the walk starts again with `empty` as the map, and the
+/// disagreement's note is added to `notes`. The walk with no map cannot
+/// disagree. Returns the graph and whether the map was dropped.
 pub(super) fn walk<'a>(
-    pool: &rayon::ThreadPool,
+    p: &Prepared,
     run: &mut Run<'a>,
     mapped: &[Mapped],
     empty: &'a state::Sha1ToBlake,
     notes: &mut Vec<String>,
 ) -> Result<(Graph, bool), ImportError> {
-    let tips: Vec<Sha1> = mapped
-        .iter()
-        .filter(|(_, m)| m.is_ok())
-        .map(|(r, _)| r.target)
-        .collect();
+    let mut reuse = super::cache::plan(p, mapped);
     let mut dropped = false;
     loop {
-        match pool.install(|| run.walk(&tips))? {
-            Ok(graph) => return Ok((graph, dropped)),
+        let tips: Vec<Sha1> = mapped
+            .iter()
+            .filter(|(r, m)| m.is_ok() && !reuse.answered.contains_key(&r.target))
+            .map(|(r, _)| r.target)
+            .collect();
+        match p.pool.install(|| run.walk(&tips))? {
+            Ok(graph) => {
+                for (tip, refusal) in &reuse.answered {
+                    run.refusals
+                        .entry(*tip)
+                        .or_insert_with(|| refusal.clone());
+                }
+                // Only this function sets it, once per run.
+                let _ = p.cache.set(reuse);
+                return Ok((graph, dropped));
+            }
+            Err(_) if !reuse.answered.is_empty() => {
+                reuse.answered.clear();
+                run.refusals.clear();
+            }
             Err(disagreement) => {
                 notes.push(disagreement.note());
                 dropped = true;
