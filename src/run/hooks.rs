@@ -1,4 +1,4 @@
-//! Test-only pause points (`test-hooks` feature).
+//! Test-only pause points and probes (`test-hooks` feature).
 //!
 //! [`pause_point`] lets a test stop a run at a chosen safe point and signal
 //! it there, so the interrupt tests do not depend on timing: with
@@ -27,4 +27,17 @@ pub fn pause_point(point: &str, interrupt: &AtomicBool) {
     }
     #[cfg(not(feature = "test-hooks"))]
     let _ = (point, interrupt);
+}
+
+/// Tell a test what a run decided at `name` (test-hooks builds only): with
+/// `MKIT_BRIDGE_PROBE_DIR` set, `value()` is written to `<dir>/<name>`.
+/// Without the feature it compiles to nothing and `value` is never called.
+#[inline]
+pub fn probe(name: &str, value: impl FnOnce() -> String) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(dir) = std::env::var_os("MKIT_BRIDGE_PROBE_DIR") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(name), value());
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (name, value);
 }

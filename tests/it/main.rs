@@ -26,6 +26,7 @@ mod mirror;
 mod never_panic;
 mod pull_status;
 mod refs_keys;
+mod refusal_cache;
 mod refusal_report;
 mod repo_interop;
 mod staging;

@@ -55,11 +55,14 @@ pub(super) fn causes(
     let list = listed(p, skipped);
     let reuse = p.cache.get();
     if let Some(found) = reuse.and_then(|r| cache::causes(r, &list)) {
+        crate::run::hooks::probe("refusal-causes", || "cached".to_owned());
         return found;
     }
+    crate::run::hooks::probe("refusal-causes", || "traced".to_owned());
     let mut refusals = Cow::Borrowed(&run.refusals);
     if let Some(reuse) = reuse.filter(|r| !r.answered.is_empty()) {
         let tips: Vec<Sha1> = reuse.answered.keys().copied().collect();
+        crate::run::hooks::probe("refusal-causes", || "traced after a walk".to_owned());
         match refused_below(repo, req, p, &tips) {
             Some(more) => {
                 let all = refusals.to_mut();

@@ -226,6 +226,9 @@ pub(super) fn walk<'a>(
                         .entry(*tip)
                         .or_insert_with(|| refusal.clone());
                 }
+                crate::run::hooks::probe("refusal-cache", || {
+                    format!("answered {}", reuse.answered.len())
+                });
                 // Only this function sets it, once per run.
                 let _ = p.cache.set(reuse);
                 return Ok((graph, dropped));
