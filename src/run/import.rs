@@ -353,7 +353,10 @@ fn write_objects(
     laps: &mut Laps,
     rebuild: bool,
 ) -> Result<(u64, u64), ImportError> {
-    let batch = repo.store().batch();
+    let batch = repo
+        .store()
+        .batch()
+        .with_threads(p.pool.current_num_threads());
     let mut raw = state::RawWriter::new(&p.state_dir);
     // The original bytes of every new commit and tag are retained (framed),
     // in parallel and off the translation's sequential path.

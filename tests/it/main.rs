@@ -21,6 +21,7 @@ mod import_pins;
 mod import_run;
 mod integrity;
 mod interrupt;
+mod jobs;
 mod local_export;
 mod mirror;
 mod never_panic;

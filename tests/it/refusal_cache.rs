@@ -42,8 +42,12 @@ fn probed_fetch(dst: &Path, extra: &[&str]) -> Probed {
         .env("MKIT_BRIDGE_PROBE_DIR", probes.path())
         .output()
         .unwrap();
-    let answered = fs::read_to_string(probes.path().join("refusal-cache"))
-        .unwrap_or_else(|_| panic!("no refusal-cache probe: {}", String::from_utf8_lossy(&out.stderr)));
+    let answered = fs::read_to_string(probes.path().join("refusal-cache")).unwrap_or_else(|_| {
+        panic!(
+            "no refusal-cache probe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let answered = answered
         .strip_prefix("answered ")
         .and_then(|n| n.parse().ok())
@@ -164,7 +168,8 @@ fn a_cached_fetch_reports_exactly_what_a_full_walk_reports() {
     let mut files = BTreeMap::new();
     files.insert("README".to_owned(), ("100644", r.up.blob("redis\n")));
     files.insert("NEWS".to_owned(), ("100644", r.up.blob("news\n")));
-    let next = r.up.commit(&r.up.tree(&files), &[&main], 1_400_000_000, "news");
+    let next =
+        r.up.commit(&r.up.tree(&files), &[&main], 1_400_000_000, "news");
     r.up.set("refs/heads/main", &next);
     let hot = twins.fetch(&["--json"]);
     assert_eq!(hot.answered, blocked);
@@ -184,7 +189,8 @@ fn a_cached_fetch_reports_exactly_what_a_full_walk_reports() {
     // causes no longer fit and the answered tips' history is walked for the
     // trace after all.
     files.insert(PRN.to_owned(), ("100644", r.up.blob("prn\n")));
-    let bad = r.up.commit(&r.up.tree(&files), &[&next], 1_400_000_100, "vendor prn.h");
+    let bad =
+        r.up.commit(&r.up.tree(&files), &[&next], 1_400_000_100, "vendor prn.h");
     r.up.set("refs/heads/main", &bad);
     let hot = twins.fetch(&["--json"]);
     assert_eq!(hot.answered, blocked);
@@ -192,7 +198,10 @@ fn a_cached_fetch_reports_exactly_what_a_full_walk_reports() {
     let v = json(&hot.out);
     assert_eq!(v["skipped"].as_array().unwrap().len(), r.blocked.len() + 1);
     let introduced = v["causes"][0]["introduced"].as_array().unwrap();
-    assert!(introduced.iter().any(|i| i["commit"] == bad.as_str()), "{v:#}");
+    assert!(
+        introduced.iter().any(|i| i["commit"] == bad.as_str()),
+        "{v:#}"
+    );
     twins.assert_same_refs_and_cache();
     // ... and the next fetch is answered from the cache again.
     let hot = twins.fetch(&["--verbose"]);
@@ -228,7 +237,11 @@ fn a_damaged_refusal_cache_is_rebuilt_not_trusted() {
         fs::remove_file(&path).unwrap();
         let p = probed_fetch(&dst, &["--json"]);
         assert_eq!(p.answered, 0);
-        assert_eq!(fs::read(&path).unwrap(), good, "a run writes the same cache");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            good,
+            "a run writes the same cache"
+        );
         stdout_of(&p.out)
     };
     let body_start = good.iter().position(|&b| b == b'\n').unwrap() + 1;
@@ -242,7 +255,10 @@ fn a_damaged_refusal_cache_is_rebuilt_not_trusted() {
     let mut other_options = body.clone();
     other_options["fork"] = Value::from(true);
     let damaged: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        ("a flipped byte", Box::new(move |p| fs::write(p, &flipped).unwrap())),
+        (
+            "a flipped byte",
+            Box::new(move |p| fs::write(p, &flipped).unwrap()),
+        ),
         (
             "a torn file",
             Box::new({
@@ -297,7 +313,13 @@ fn a_clean_upstream_gets_no_cache_file() {
     let work = tempfile::tempdir().unwrap();
     let up = Up::new(work.path());
     let mut files = BTreeMap::new();
-    let c = history(&up, &mut files, None, &[("a", "1\n"), ("b", "2\n")], 1_500_000_000);
+    let c = history(
+        &up,
+        &mut files,
+        None,
+        &[("a", "1\n"), ("b", "2\n")],
+        1_500_000_000,
+    );
     up.set("refs/heads/main", c.last().unwrap());
     let (dst, out) = import(work.path(), &up, &[]);
     ok(&out);

@@ -248,7 +248,11 @@ impl Record {
     /// decode.
     pub fn decode(&self) -> Option<Refusal> {
         Some(match self {
-            Record::BlobTooLarge { object, kind: k, size } => Refusal::BlobTooLarge {
+            Record::BlobTooLarge {
+                object,
+                kind: k,
+                size,
+            } => Refusal::BlobTooLarge {
                 object: sha(object)?,
                 kind: kind(k)?,
                 size: *size,
@@ -257,7 +261,11 @@ impl Record {
                 object: sha(object)?,
                 name: unhex(name)?,
             },
-            Record::TreeEntryName { object, name, rule: r } => Refusal::TreeEntryName {
+            Record::TreeEntryName {
+                object,
+                name,
+                rule: r,
+            } => Refusal::TreeEntryName {
                 object: sha(object)?,
                 name: unhex(name)?,
                 rule: rule(&NAME_RULES, r)?,
@@ -308,12 +316,20 @@ impl Record {
                 object: sha(object)?,
                 count: *count,
             },
-            Record::AuthorPayload { object, kind: k, len } => Refusal::AuthorPayload {
+            Record::AuthorPayload {
+                object,
+                kind: k,
+                len,
+            } => Refusal::AuthorPayload {
                 object: sha(object)?,
                 kind: kind(k)?,
                 len: *len,
             },
-            Record::TagName { object, name, rule: r } => Refusal::TagName {
+            Record::TagName {
+                object,
+                name,
+                rule: r,
+            } => Refusal::TagName {
                 object: sha(object)?,
                 name: unhex(name)?,
                 rule: rule(&TAG_NAME_RULES, r)?,
@@ -420,7 +436,10 @@ mod tests {
             let text = serde_json::to_string(&record).unwrap();
             let back: Record = serde_json::from_str(&text).unwrap();
             assert_eq!(back.decode().as_ref(), Some(r), "{text}");
-            assert!(text.contains(&format!("\"refusal\":\"{}\"", r.name())), "{text}");
+            assert!(
+                text.contains(&format!("\"refusal\":\"{}\"", r.name())),
+                "{text}"
+            );
         }
         for r in [
             Refusal::MissingObject { object: o },

@@ -133,7 +133,10 @@ fn digest<'a>(list: impl IntoIterator<Item = (&'a str, Option<Sha1>, &'a Refusal
     for (name, tip, refusal) in list {
         h.update(name.as_bytes());
         h.update(b"\0");
-        h.update(tip.map_or_else(|| "-".to_owned(), |t| t.to_hex()).as_bytes());
+        h.update(
+            tip.map_or_else(|| "-".to_owned(), |t| t.to_hex())
+                .as_bytes(),
+        );
         h.update(b"\0");
         h.update(refusal.name().as_bytes());
         h.update(b"\0");
@@ -153,7 +156,11 @@ pub(super) fn plan(p: &Prepared, mapped: &[Mapped]) -> Reuse {
         present,
         answered: HashMap::new(),
     };
-    let Some(body) = reuse.body.as_ref().filter(|_| p.verdict == MapVerdict::Trusted) else {
+    let Some(body) = reuse
+        .body
+        .as_ref()
+        .filter(|_| p.verdict == MapVerdict::Trusted)
+    else {
         return reuse;
     };
     let mut answered = HashMap::new();
@@ -191,22 +198,14 @@ pub(super) fn causes(reuse: &Reuse, list: &[Skipped<'_>]) -> Option<Vec<Cause>> 
         return None;
     }
     let by_name: HashMap<&str, &Refusal> = list.iter().map(|s| (s.name, s.refusal)).collect();
-    body.causes
-        .iter()
-        .map(|c| restore(c, &by_name))
-        .collect()
+    body.causes.iter().map(|c| restore(c, &by_name)).collect()
 }
 
 /// A stored cause back as the tracer made it. Its refusal is its first
 /// blocked ref's (as the tracer takes it); a key's rule name is one of the
 /// skipped refusals' names.
 fn restore(c: &StoredCause, by_name: &HashMap<&str, &Refusal>) -> Option<Cause> {
-    let rule = |s: &str| {
-        by_name
-            .values()
-            .map(|r| r.name())
-            .find(|n| *n == s)
-    };
+    let rule = |s: &str| by_name.values().map(|r| r.name()).find(|n| *n == s);
     let key = match &c.key {
         StoredKey::Path { refusal, path } => CauseKey::Path {
             refusal: rule(refusal)?,
