@@ -254,49 +254,35 @@ fn a_damaged_refusal_cache_is_rebuilt_not_trusted() {
     foreign["bridge"] = Value::from("mkit-bridge 0.0.0 rules 0");
     let mut other_options = body.clone();
     other_options["fork"] = Value::from(true);
-    let damaged: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        (
-            "a flipped byte",
-            Box::new(move |p| fs::write(p, &flipped).unwrap()),
-        ),
-        (
-            "a torn file",
-            Box::new({
-                let g = good.clone();
-                move |p| fs::write(p, &g[..g.len() / 2]).unwrap()
-            }),
-        ),
-        ("an empty file", Box::new(|p| fs::write(p, b"").unwrap())),
+    // Each damage as the bytes of the file, or as a body written whole
+    // (header and digest right) by the state layer.
+    let json_of = |v: &Value| serde_json::to_vec(v).unwrap();
+    enum Damage {
+        File(Vec<u8>),
+        Body(Vec<u8>),
+    }
+    let damaged = vec![
+        ("a flipped byte", Damage::File(flipped)),
+        ("a torn file", Damage::File(good[..good.len() / 2].to_vec())),
+        ("an empty file", Damage::File(Vec::new())),
         (
             "a whole file that is not JSON",
-            Box::new({
-                let s = state.clone();
-                move |_| mkit_bridge::state::store_refusal_cache(&s, b"not json\n").unwrap()
-            }),
+            Damage::Body(b"not json\n".to_vec()),
         ),
         (
             "a whole file from another build",
-            Box::new({
-                let s = state.clone();
-                move |_| {
-                    let bytes = serde_json::to_vec(&foreign).unwrap();
-                    mkit_bridge::state::store_refusal_cache(&s, &bytes).unwrap()
-                }
-            }),
+            Damage::Body(json_of(&foreign)),
         ),
         (
             "a whole file for other options",
-            Box::new({
-                let s = state.clone();
-                move |_| {
-                    let bytes = serde_json::to_vec(&other_options).unwrap();
-                    mkit_bridge::state::store_refusal_cache(&s, &bytes).unwrap()
-                }
-            }),
+            Damage::Body(json_of(&other_options)),
         ),
     ];
     for (what, damage) in &damaged {
-        damage(&path);
+        match damage {
+            Damage::File(bytes) => fs::write(&path, bytes).unwrap(),
+            Damage::Body(body) => mkit_bridge::state::store_refusal_cache(&state, body).unwrap(),
+        }
         let p = probed_fetch(&dst, &["--json"]);
         assert_eq!(p.answered, 0, "{what}: not trusted");
         assert_eq!(stdout_of(&p.out), cold, "{what}: the output of a full walk");

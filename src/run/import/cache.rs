@@ -298,14 +298,8 @@ fn store_cause(c: &Cause) -> StoredCause {
     }
 }
 
-/// Bytes from lowercase hex of any even length.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let mut out = vec![0u8; s.len() / 2];
-    crate::hex::decode_lower(s.as_bytes(), &mut out).ok()?;
-    Some(out)
+    crate::hex::decode_lower_vec(s.as_bytes())
 }
 
 /// Record this run's refusals and causes for the next run, when they
