@@ -42,6 +42,17 @@ pub fn decode_lower(s: &[u8], out: &mut [u8]) -> Result<(), HexError> {
     Err(first_non_lower(s))
 }
 
+/// Bytes from lowercase hex of any even length; `None` for an odd length
+/// or a byte outside `0-9a-f`.
+pub fn decode_lower_vec(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = vec![0u8; s.len() / 2];
+    decode_lower(s, &mut out).ok()?;
+    Some(out)
+}
+
 /// Decode exactly `2 * out.len()` hex bytes of either case into `out`;
 /// `false` (with `out` unspecified) for any other length or a non-digit.
 pub fn decode_any_case(s: &[u8], out: &mut [u8]) -> bool {

@@ -17,6 +17,10 @@ use crate::git::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, NameRule, ObjectError, ObjectType};
 use crate::text::quoted;
 
+mod record;
+
+pub use record::Record;
+
 /// Whether a refusal skips one ref or stops the whole import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

@@ -236,6 +236,21 @@ pub fn fetch(
     url: &str,
     interrupt: &AtomicBool,
 ) -> Result<FetchOutcome, StagingError> {
+    fetch_with_threads(state_dir, url, interrupt, None)
+}
+
+/// [`fetch`], indexing a received pack on at most `threads` threads (gix's
+/// `pack.threads`, set in memory only; `None`: gix's default, one per core).
+pub fn fetch_with_threads(
+    state_dir: &Path,
+    url: &str,
+    interrupt: &AtomicBool,
+    threads: Option<usize>,
+) -> Result<FetchOutcome, StagingError> {
+    let pack_threads: Vec<String> = threads
+        .map(|n| format!("pack.threads={}", n.max(1)))
+        .into_iter()
+        .collect();
     if local_object_format(url).as_deref() == Some(SHA256) {
         return Err(StagingError::Sha256Upstream {
             url: url.to_owned(),
@@ -263,11 +278,13 @@ pub fn fetch(
             });
         }
         let prepare = gix::prepare_clone_bare(url, &partial).map_err(|e| transfer("clone", e))?;
-        let mut prepare = prepare.configure_remote(|remote| {
-            Ok(remote
-                .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
-                .with_fetch_tags(gix::remote::fetch::Tags::None))
-        });
+        let mut prepare = prepare
+            .with_in_memory_config_overrides(pack_threads)
+            .configure_remote(|remote| {
+                Ok(remote
+                    .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
+                    .with_fetch_tags(gix::remote::fetch::Tags::None))
+            });
         let (repo, outcome) = prepare
             .fetch_only(gix::progress::Discard, interrupt)
             .map_err(|e| transfer("clone", e))?;
@@ -283,7 +300,16 @@ pub fn fetch(
                 source: e.into(),
             }
         };
-        let repo = gix::open(&path).map_err(mirror_err("open"))?;
+        let mut repo = gix::open(&path).map_err(mirror_err("open"))?;
+        if !pack_threads.is_empty() {
+            let mut config = repo.config_snapshot_mut();
+            config
+                .append_config(&pack_threads, gix::config::Source::Api)
+                .map_err(mirror_err("limit its pack threads"))?;
+            config
+                .commit()
+                .map_err(mirror_err("limit its pack threads"))?;
+        }
         let remote = repo
             .find_remote("origin")
             .map_err(mirror_err("find its remote \"origin\""))?

@@ -211,6 +211,7 @@ impl Store {
             shards_made: durable::FanOut::default(),
             early: Mutex::new(None),
             dry,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -320,6 +321,9 @@ pub struct WriteBatch<'s> {
     early: Mutex<Option<Early>>,
     /// Count, never write ([`Store::dry_batch`]).
     dry: bool,
+    /// Threads the batch may use besides the caller's
+    /// ([`WriteBatch::with_threads`]).
+    threads: usize,
 }
 
 /// The publication a checkpoint started.
@@ -339,6 +343,17 @@ impl std::fmt::Debug for WriteBatch<'_> {
 }
 
 impl WriteBatch<'_> {
+    /// Use at most `threads` threads for the batch's own work (by default
+    /// one per core): its renames are spread over that many, and with one
+    /// the batch starts no thread at all, so checkpoints are left to
+    /// [`WriteBatch::commit`], which renames on the calling thread. A run
+    /// passes its `--jobs` here.
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
     /// Stage an object; returns its id. Safe to call from many threads.
     pub fn add(&self, obj: &Object) -> Result<Id, StoreError> {
         let (id, bytes) = encode_for_store(obj)?;
@@ -439,6 +454,9 @@ impl WriteBatch<'_> {
     /// Start a checkpoint. Unless `wait`, give up at once when the previous
     /// one is still running (staging never blocks on the disk).
     fn start_checkpoint(&self, wait: bool) {
+        if self.threads <= 1 {
+            return;
+        }
         let mut slot = if wait {
             self.early.lock().unwrap_or_else(|p| p.into_inner())
         } else {
@@ -468,13 +486,16 @@ impl WriteBatch<'_> {
         }
         let store = self.store.clone();
         let work = std::sync::Arc::clone(&staged);
+        // The checkpoint thread is one of the batch's threads: its renames
+        // use the others.
+        let threads = self.threads - 1;
         *slot = Some(
             match std::thread::Builder::new()
                 .name("checkpoint".to_owned())
-                .spawn(move || publish_staged(&store, &work))
+                .spawn(move || publish_staged(&store, &work, threads))
             {
                 Ok(handle) => Early::Running(handle),
-                Err(_) => Early::Done(publish_staged(self.store, &staged)),
+                Err(_) => Early::Done(publish_staged(self.store, &staged, threads)),
             },
         );
     }
@@ -518,7 +539,7 @@ impl WriteBatch<'_> {
             } else {
                 false
             };
-            rename_all(self.store, &staged).map_err(StoreError::from)?;
+            rename_all(self.store, &staged, self.threads).map_err(StoreError::from)?;
             publish(flushed)?;
             if flushed || !st.shards.is_empty() {
                 flush_dirs(root, &st.shards).map_err(StoreError::from)?;
@@ -565,8 +586,8 @@ fn wait_early(slot: &mut Option<Early>) -> Result<(), IoError> {
 /// Make `staged` durable, then rename it into place; on failure remove the
 /// temps not renamed. The renames' directory entries become durable with the
 /// batch's final flush.
-fn publish_staged(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
-    let result = flush_all(store.root(), staged).and_then(|_| rename_all(store, staged));
+fn publish_staged(store: &Store, staged: &[(Id, PathBuf)], threads: usize) -> Result<(), IoError> {
+    let result = flush_all(store.root(), staged).and_then(|_| rename_all(store, staged, threads));
     if result.is_err() {
         for (_, tmp) in staged {
             let _ = fs::remove_file(tmp);
@@ -575,27 +596,34 @@ fn publish_staged(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError
     result
 }
 
-/// Rename staged temp files to their objects' paths, spread over the
-/// machine's cores (renames into different shard directories do not contend).
-fn rename_all(store: &Store, staged: &[(Id, PathBuf)]) -> Result<(), IoError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// Rename staged temp files to their objects' paths, spread over up to
+/// `threads` threads (renames into different shard directories do not
+/// contend), the calling thread one of them: with one, or with few files,
+/// no thread is started.
+fn rename_all(store: &Store, staged: &[(Id, PathBuf)], threads: usize) -> Result<(), IoError> {
     let per = staged.len().div_ceil(threads.max(1)).max(1024);
+    let rename = |part: &[(Id, PathBuf)]| -> Result<(), IoError> {
+        for (id, tmp) in part {
+            let path = store.path_for(id);
+            fs::rename(tmp, &path)
+                .map_err(|e| IoError::new("rename object into place", path, e))?;
+        }
+        Ok(())
+    };
+    if staged.len() <= per {
+        return rename(staged);
+    }
+    let rename = &rename;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = staged
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || {
-                    for (id, tmp) in part {
-                        let path = store.path_for(id);
-                        fs::rename(tmp, &path)
-                            .map_err(|e| IoError::new("rename object into place", path, e))?;
-                    }
-                    Ok(())
-                })
-            })
+        let mut parts = staged.chunks(per);
+        let first = parts.next().unwrap_or_default();
+        let workers: Vec<_> = parts
+            .map(|part| scope.spawn(move || rename(part)))
             .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join().unwrap_or_else(|_| {
+        let mine = rename(first);
+        let joined = workers.into_iter().map(|w| w.join());
+        std::iter::once(Ok(mine)).chain(joined).try_for_each(|w| {
+            w.unwrap_or_else(|_| {
                 Err(IoError::new(
                     "rename objects into place",
                     store.root(),

@@ -515,7 +515,18 @@ type Tip = (String, Id, Sha1);
 /// Export `req.refs` (or every branch and tag) of `repo` to `req.dest`
 /// under state `req.remote`.
 pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, ExportError> {
-    let mut s = begin(repo, req)?;
+    let _threads = crate::run::hooks::ThreadProbe::start("threads");
+    // The run's workers first: the sweep and the map load run on them too,
+    // so `--jobs` bounds the whole run.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(req.jobs)
+        .thread_name(|i| format!("export-{i}"))
+        .build()
+        .map_err(|source| ExportError::Threads {
+            jobs: req.jobs,
+            source,
+        })?;
+    let mut s = pool.install(|| begin(repo, req))?;
     let selection = std::mem::take(&mut s.selection);
     let Translated {
         done,
@@ -523,7 +534,15 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
         skipped,
         mut sink,
         distrusted,
-    } = translate_refs(repo, req, &s.staging_path, &s.map, selection, &mut s.laps)?;
+    } = translate_refs(
+        repo,
+        req,
+        &pool,
+        &s.staging_path,
+        &s.map,
+        selection,
+        &mut s.laps,
+    )?;
     s.outcome.translated = done.len() as u64;
     s.outcome.distrusted = distrusted;
     s.outcome.skipped = skipped;
@@ -814,6 +833,7 @@ struct Translated {
 fn translate_refs(
     repo: &Repo,
     req: &ExportRequest<'_>,
+    pool: &rayon::ThreadPool,
     staging_path: &Path,
     map: &BlakeToSha1,
     selection: Vec<(String, Id)>,
@@ -829,13 +849,6 @@ fn translate_refs(
             Err(refusal) => skipped.push((index, SkippedRef { name, refusal })),
         }
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(req.jobs)
-        .build()
-        .map_err(|source| ExportError::Threads {
-            jobs: req.jobs,
-            source,
-        })?;
     let mut sink = Sink::open(staging_path)?;
     let mut tr = Translator {
         store: repo.store(),
@@ -909,7 +922,8 @@ fn stage(
     to_push: &[Tip],
     minted: Option<&attest::Minted>,
 ) -> Result<(), ExportError> {
-    let keep = sink.pack.finish(req.interrupt).map_err(|e| {
+    let threads = (req.jobs > 0).then_some(req.jobs);
+    let keep = sink.pack.finish(req.interrupt, threads).map_err(|e| {
         // gix's indexer stops with an error when the flag is set.
         if req.interrupt.load(Ordering::Relaxed) {
             ExportError::Interrupted

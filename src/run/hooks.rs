@@ -1,4 +1,4 @@
-//! Test-only pause points (`test-hooks` feature).
+//! Test-only pause points and probes (`test-hooks` feature).
 //!
 //! [`pause_point`] lets a test stop a run at a chosen safe point and signal
 //! it there, so the interrupt tests do not depend on timing: with
@@ -27,4 +27,91 @@ pub fn pause_point(point: &str, interrupt: &AtomicBool) {
     }
     #[cfg(not(feature = "test-hooks"))]
     let _ = (point, interrupt);
+}
+
+/// Tell a test what a run decided at `name` (test-hooks builds only): with
+/// `MKIT_BRIDGE_PROBE_DIR` set, `value()` is written to `<dir>/<name>`.
+/// Without the feature it compiles to nothing and `value` is never called.
+#[inline]
+pub fn probe(name: &str, value: impl FnOnce() -> String) {
+    #[cfg(feature = "test-hooks")]
+    if let Some(dir) = std::env::var_os("MKIT_BRIDGE_PROBE_DIR") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(name), value());
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (name, value);
+}
+
+/// Counts the process's threads while it lives, for a test (test-hooks
+/// builds, with `MKIT_BRIDGE_PROBE_DIR` set; otherwise it is nothing): a
+/// thread of its own lists `/proc/self/task` every 200 µs, and when the
+/// probe is dropped it writes `<dir>/<name>`: the most threads seen at once
+/// (itself not counted) on the first line, their names (`comm`) sorted on
+/// the second. A sample can miss a thread that lives less than the
+/// interval; it never counts one that does not exist.
+#[derive(Debug)]
+pub struct ThreadProbe {
+    #[cfg(feature = "test-hooks")]
+    running: Option<(std::sync::Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl ThreadProbe {
+    /// Start sampling, reporting under `name`.
+    pub fn start(name: &'static str) -> ThreadProbe {
+        #[cfg(feature = "test-hooks")]
+        {
+            let Some(dir) = std::env::var_os("MKIT_BRIDGE_PROBE_DIR") else {
+                return ThreadProbe { running: None };
+            };
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let flag = std::sync::Arc::clone(&stop);
+            let sampler = std::thread::Builder::new()
+                .name("thread-probe".to_owned())
+                .spawn(move || sample_threads(&flag, &std::path::Path::new(&dir).join(name)));
+            ThreadProbe {
+                running: sampler.ok().map(|h| (stop, h)),
+            }
+        }
+        #[cfg(not(feature = "test-hooks"))]
+        {
+            let _ = name;
+            ThreadProbe {}
+        }
+    }
+}
+
+impl Drop for ThreadProbe {
+    fn drop(&mut self) {
+        #[cfg(feature = "test-hooks")]
+        if let Some((stop, handle)) = self.running.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The sampler of [`ThreadProbe`].
+#[cfg(feature = "test-hooks")]
+fn sample_threads(stop: &AtomicBool, out: &std::path::Path) {
+    let mut most: Vec<String> = Vec::new();
+    loop {
+        let done = stop.load(std::sync::atomic::Ordering::Relaxed);
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_owned())
+            .filter(|n| n != "thread-probe")
+            .collect();
+        if names.len() > most.len() {
+            most = names;
+        }
+        if done {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    most.sort();
+    let _ = std::fs::write(out, format!("{}\n{}\n", most.len(), most.join(" ")));
 }

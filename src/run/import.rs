@@ -47,6 +47,7 @@ use crate::mkit::sign::KeyPair;
 use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
+mod cache;
 mod dry;
 mod report;
 mod setup;
@@ -296,7 +297,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let empty = state::Sha1ToBlake::new();
     let mut run = p.run(repo, req);
     let mapped = setup::map_upstream(req.remote, &p.fetched.refs);
-    let (graph, dropped) = setup::walk(&p.pool, &mut run, &mapped, &empty, &mut notes)?;
+    let (graph, dropped) = setup::walk(&p, &mut run, &mapped, &empty, &mut notes)?;
     rebuild |= dropped;
     laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
@@ -352,7 +353,10 @@ fn write_objects(
     laps: &mut Laps,
     rebuild: bool,
 ) -> Result<(u64, u64), ImportError> {
-    let batch = repo.store().batch();
+    let batch = repo
+        .store()
+        .batch()
+        .with_threads(p.pool.current_num_threads());
     let mut raw = state::RawWriter::new(&p.state_dir);
     // The original bytes of every new commit and tag are retained (framed),
     // in parallel and off the translation's sequential path.
@@ -440,13 +444,7 @@ fn finish(
     let fault = durable::fault::phase("ref-state");
     state::store_import_ref_state(&p.state_dir, &ref_state)?;
     drop(fault);
-    report::settle(
-        &p.state_dir,
-        &p.mirror,
-        &run.refusals,
-        &p.fetched.refs,
-        outcome,
-    );
+    report::settle(repo, req, p, run, outcome);
     if run.normalized {
         state::mark_normalized(&p.state_dir)?;
         outcome.warnings.push(

@@ -13,6 +13,8 @@
 //! - [`raw`]: retained framed git bytes under `raw/<2 hex>/<38 hex>`;
 //! - [`reported`]: our record of the refusal causes already reported
 //!   (`refusals-reported`; the reference does not use it);
+//! - [`refusals`]: our cache of the last run's refusals (`refusals-cache`;
+//!   the reference does not use it);
 //! - [`lock`]: the per-state lock `.mkit/git-<remote>.lock`.
 //!
 //! The staging git repository `repo.git` also lives in the state directory
@@ -25,6 +27,7 @@ pub mod lock;
 pub mod map;
 pub mod raw;
 pub mod refstate;
+pub mod refusals;
 pub mod reported;
 pub mod sha1;
 pub mod stamps;
@@ -46,6 +49,7 @@ pub use raw::{RawWriter, has_raw, raw_path, read_raw, retain_raw};
 pub use refstate::{
     RefState, load_import_ref_state, load_ref_state, store_import_ref_state, store_ref_state,
 };
+pub use refusals::{CacheFile, REFUSAL_CACHE_FILE, load_refusal_cache, store_refusal_cache};
 pub use reported::{REPORTED_FILE, load_reported, store_reported};
 pub use sha1::Sha1;
 pub use stamps::{

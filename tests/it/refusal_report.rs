@@ -16,16 +16,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const PRN: &str = "deps/jemalloc/include/jemalloc/internal/prn.h";
+pub(crate) const PRN: &str = "deps/jemalloc/include/jemalloc/internal/prn.h";
 
 /// A git repository driven through plumbing.
-struct Up {
-    dir: PathBuf,
+pub(crate) struct Up {
+    pub(crate) dir: PathBuf,
     home: PathBuf,
 }
 
 impl Up {
-    fn new(work: &Path) -> Up {
+    pub(crate) fn new(work: &Path) -> Up {
         let up = Up {
             dir: work.join("src"),
             home: work.to_path_buf(),
@@ -54,7 +54,7 @@ impl Up {
         cmd
     }
 
-    fn git(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+    pub(crate) fn git(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
         use std::io::Write;
         let mut cmd = self.command(None);
         cmd.args(args)
@@ -83,13 +83,13 @@ impl Up {
         String::from_utf8(out).unwrap().trim().to_owned()
     }
 
-    fn blob(&self, data: &str) -> String {
+    pub(crate) fn blob(&self, data: &str) -> String {
         self.git(&["hash-object", "-w", "--stdin"], Some(data.as_bytes()))
     }
 
     /// A tree holding `files` (path → blob, or `("160000", commit)` for a
     /// gitlink), nested directories made as needed.
-    fn tree(&self, files: &BTreeMap<String, (&'static str, String)>) -> String {
+    pub(crate) fn tree(&self, files: &BTreeMap<String, (&'static str, String)>) -> String {
         let mut here: Vec<String> = Vec::new();
         let mut dirs: BTreeMap<String, BTreeMap<String, (&'static str, String)>> = BTreeMap::new();
         for (path, (mode, id)) in files {
@@ -111,7 +111,7 @@ impl Up {
         self.git(&["mktree", "--missing"], Some(here.concat().as_bytes()))
     }
 
-    fn commit(&self, tree: &str, parents: &[&str], time: u64, msg: &str) -> String {
+    pub(crate) fn commit(&self, tree: &str, parents: &[&str], time: u64, msg: &str) -> String {
         let mut args = vec!["commit-tree", tree];
         for p in parents {
             args.push("-p");
@@ -133,16 +133,16 @@ impl Up {
         self.commit(&self.tree(files), parents, time, msg)
     }
 
-    fn set(&self, name: &str, target: &str) {
+    pub(crate) fn set(&self, name: &str, target: &str) {
         self.git(&["update-ref", name, target], None);
     }
 
-    fn delete(&self, name: &str) {
+    pub(crate) fn delete(&self, name: &str) {
         self.git(&["update-ref", "-d", name], None);
     }
 
     /// An annotated tag object named `name` on `target`, at `refs/tags/<name>`.
-    fn annotated(&self, name: &str, target: &str) {
+    pub(crate) fn annotated(&self, name: &str, target: &str) {
         let msg = format!("release {name}");
         self.git_at("1400000000 +0000", &["tag", "-a", name, target, "-m", &msg]);
     }
@@ -162,7 +162,7 @@ impl Up {
 
 /// A line of history: each commit's files are the previous ones plus
 /// `change`; returns the commit ids.
-fn history(
+pub(crate) fn history(
     up: &Up,
     files: &mut BTreeMap<String, (&'static str, String)>,
     parent: Option<&str>,
@@ -185,14 +185,14 @@ fn history(
     out
 }
 
-fn ok(out: &Output) -> (String, String) {
+pub(crate) fn ok(out: &Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stdout}\n{stderr}");
     (stdout, stderr)
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     let (stdout, stderr) = ok(out);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
 }
@@ -217,16 +217,16 @@ fn names(v: &Value) -> BTreeSet<String> {
 /// The redis-like upstream: `prn.h` deep under `deps/` arrives in one commit
 /// and stays; `main` stops before it; `blocked` refs (branches, lightweight
 /// and annotated tags) all descend from it.
-struct Redis {
-    up: Up,
+pub(crate) struct Redis {
+    pub(crate) up: Up,
     intro: String,
     /// The commit that moved deps/jemalloc to deps/jemalloc.orig.
     moved: String,
-    tip: String,
-    blocked: BTreeSet<String>,
+    pub(crate) tip: String,
+    pub(crate) blocked: BTreeSet<String>,
 }
 
-fn redis_like(work: &Path) -> Redis {
+pub(crate) fn redis_like(work: &Path) -> Redis {
     let up = Up::new(work);
     let mut files = BTreeMap::new();
     let early = history(
@@ -325,7 +325,7 @@ fn redis_like(work: &Path) -> Redis {
     }
 }
 
-fn import(work: &Path, up: &Up, extra: &[&str]) -> (PathBuf, Output) {
+pub(crate) fn import(work: &Path, up: &Up, extra: &[&str]) -> (PathBuf, Output) {
     let key = common::import_key(work, 0x42);
     let dst = work.join("dst");
     let mut args = vec!["import", up.dir.to_str().unwrap(), dst.to_str().unwrap()];
@@ -335,7 +335,7 @@ fn import(work: &Path, up: &Up, extra: &[&str]) -> (PathBuf, Output) {
     (dst, out)
 }
 
-fn fetch(dst: &Path, extra: &[&str]) -> Output {
+pub(crate) fn fetch(dst: &Path, extra: &[&str]) -> Output {
     let key = dst.parent().unwrap().join("keys/import.key");
     let mut args = vec!["fetch", "--key", key.to_str().unwrap()];
     args.extend_from_slice(extra);

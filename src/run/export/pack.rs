@@ -197,9 +197,14 @@ impl PackWriter {
     }
 
     /// Index the pack into `objects/pack` through gix and check it holds
-    /// exactly our objects under our ids. Returns the `.keep` file gix left
+    /// exactly our objects under our ids, indexing on at most `threads`
+    /// threads (`None`: one per core). Returns the `.keep` file gix left
     /// (remove it once refs point into the pack), if any.
-    pub fn finish(mut self, interrupt: &AtomicBool) -> Result<Option<PathBuf>, PackError> {
+    pub fn finish(
+        mut self,
+        interrupt: &AtomicBool,
+        threads: Option<usize>,
+    ) -> Result<Option<PathBuf>, PackError> {
         let Some(body) = self.body.take() else {
             return Ok(None);
         };
@@ -237,7 +242,10 @@ impl PackWriter {
             interrupt,
             None::<gix::objs::find::Never>,
             gix::hash::Kind::Sha1,
-            gix::odb::pack::bundle::write::Options::default(),
+            gix::odb::pack::bundle::write::Options {
+                thread_limit: threads,
+                ..Default::default()
+            },
         )
         .map_err(|e| PackError::Index(e.to_string()))?;
         let _ = std::fs::remove_file(&self.body_path);

@@ -136,7 +136,7 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
     let empty = state::Sha1ToBlake::new();
     let mut run = p.run(repo, req);
     let mapped = setup::map_upstream(req.remote, &p.fetched.refs);
-    let (graph, _) = setup::walk(&p.pool, &mut run, &mapped, &empty, &mut plan.notes)?;
+    let (graph, _) = setup::walk(&p, &mut run, &mapped, &empty, &mut plan.notes)?;
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ImportError::Interrupted);
     }
@@ -162,7 +162,7 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
                 .to_owned(),
         );
     }
-    plan.causes = report::causes(&p.mirror, &run.refusals, &p.fetched.refs, &plan.skipped);
+    plan.causes = report::causes(repo, req, &p, &run, &plan.skipped, &mut plan.warnings);
     Ok(plan)
 }
 

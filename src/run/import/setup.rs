@@ -1,9 +1,10 @@
 //! The steps an import and its dry run share, before anything is written
-//! on the mkit side: check the state's bindings, fetch the upstream into
-//! the staging mirror, read the recorded ref state and map, judge the map,
-//! start the worker pool, open the mirror and run the divergence probe
-//! ([`prepare`]); then map the upstream refs and walk their closures until
-//! the walk agrees with the store ([`walk`]).
+//! on the mkit side: start the worker pool (first: every parallel step of
+//! the run uses it, so `--jobs` bounds the whole run), check the state's
+//! bindings, fetch the upstream into the staging mirror, read the recorded
+//! ref state and map, judge the map, open the mirror and run the divergence
+//! probe ([`prepare`]); then map the upstream refs and walk their closures
+//! until the walk agrees with the store ([`walk`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ pub(super) struct Prepared {
     pub mirror: gix::ThreadSafeRepository,
     /// Phase timings so far.
     pub laps: Laps,
+    /// What the walk made of the refusal cache (set once, by [`walk`]).
+    pub cache: std::sync::OnceLock<super::cache::Reuse>,
+    /// The test-hooks thread count of the run (nothing otherwise).
+    pub _threads: crate::run::hooks::ThreadProbe,
 }
 
 /// Check, fetch and read, as described in the module documentation.
@@ -67,11 +72,16 @@ pub(super) fn prepare(
     req: &ImportRequest<'_>,
     pass: Pass,
 ) -> Result<Prepared, ImportError> {
+    let threads = crate::run::hooks::ThreadProbe::start("threads");
     let mkit_dir = repo.mkit_dir();
     let state_dir = state::state_dir(mkit_dir, req.remote)?;
+    // The run's workers first: every parallel step of the run (the sweep,
+    // the map load, the walk, the translation) runs on them and on nothing
+    // else, so `--jobs` bounds the whole run.
+    let pool = worker_pool(req.jobs)?;
     let lock = state::lock_state_default(mkit_dir, req.remote)?;
     let swept = match pass {
-        Pass::Real => crate::run::sweep::after_lock(mkit_dir, &state_dir),
+        Pass::Real => pool.install(|| crate::run::sweep::after_lock(mkit_dir, &state_dir)),
         Pass::Dry => 0,
     };
     let identity = crate::git::remote::remote_identity(req.url);
@@ -82,7 +92,8 @@ pub(super) fn prepare(
     let interrupted_before = state::importing_is_set(&state_dir)?;
 
     let mut laps = Laps::default();
-    let fetched = match staging::fetch(&state_dir, req.url, req.interrupt) {
+    let jobs = Some(pool.current_num_threads());
+    let fetched = match staging::fetch_with_threads(&state_dir, req.url, req.interrupt, jobs) {
         Err(StagingError::Interrupted { .. }) => return Err(ImportError::Interrupted),
         other => other?,
     };
@@ -95,7 +106,7 @@ pub(super) fn prepare(
         .into_iter()
         .map(|s| (s.name.clone(), s))
         .collect();
-    let (map, intact) = state::load_map_inverse_checked(&state_dir)?;
+    let (map, intact) = pool.install(|| state::load_map_inverse_checked(&state_dir))?;
     // A dry run reads nothing more under the lock: the rest reads only
     // objects, which are never rewritten.
     let lock = match pass {
@@ -107,7 +118,6 @@ pub(super) fn prepare(
         MapVerdict::Trusted => map,
         _ => state::Sha1ToBlake::new(),
     };
-    let pool = worker_pool(req.jobs)?;
     let mirror_path = staging::mirror_path(&state_dir);
     let mirror = gix::open(&mirror_path)
         .map_err(|source| ImportError::Mirror {
@@ -134,13 +144,16 @@ pub(super) fn prepare(
         pool,
         mirror,
         laps,
+        cache: std::sync::OnceLock::new(),
+        _threads: threads,
     })
 }
 
 /// The run's worker pool. By default two workers per core, so a worker
 /// waiting on the filesystem leaves its core to another (10-20% faster than
 /// one per core on ripgrep when the store flushed per object; no worse
-/// since the store's background checkpoints).
+/// since the store's background checkpoints). Its threads are named
+/// `import-<i>`.
 fn worker_pool(requested: usize) -> Result<rayon::ThreadPool, ImportError> {
     let jobs = if requested == 0 {
         2 * std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -149,6 +162,7 @@ fn worker_pool(requested: usize) -> Result<rayon::ThreadPool, ImportError> {
     };
     rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
+        .thread_name(|i| format!("import-{i}"))
         .build()
         .map_err(|source| ImportError::Threads {
             jobs: requested,
@@ -192,27 +206,46 @@ pub(super) fn map_upstream(remote: &str, refs: &[UpstreamRef]) -> Vec<Mapped> {
         .collect()
 }
 
-/// Walk the closures of the mapped refs. A map hit naming an object the
-/// store lacks (or holds as another type) means the map cannot be trusted
-/// as a whole: the walk starts again with `empty` as the map, and the
-/// disagreement's note is added to `notes`. The second walk, with no map,
-/// cannot disagree. Returns the graph and whether the map was dropped.
+/// Walk the closures of the mapped refs. Refused tips the refusal cache
+/// answers ([`super::cache::plan`]) are not walked: their refusals are given
+/// to `run` as the walk would have found them. A map hit naming an object
+/// the store lacks (or holds as another type) means the map cannot be
+/// trusted as a whole: a walk that skipped cached tips first walks again
+/// without skipping (so the note names what a walk of every tip meets
+/// first); then the walk starts again with `empty` as the map, and the
+/// disagreement's note is added to `notes`. The walk with no map cannot
+/// disagree. Returns the graph and whether the map was dropped.
 pub(super) fn walk<'a>(
-    pool: &rayon::ThreadPool,
+    p: &Prepared,
     run: &mut Run<'a>,
     mapped: &[Mapped],
     empty: &'a state::Sha1ToBlake,
     notes: &mut Vec<String>,
 ) -> Result<(Graph, bool), ImportError> {
-    let tips: Vec<Sha1> = mapped
-        .iter()
-        .filter(|(_, m)| m.is_ok())
-        .map(|(r, _)| r.target)
-        .collect();
+    let mut reuse = super::cache::plan(p, mapped);
     let mut dropped = false;
     loop {
-        match pool.install(|| run.walk(&tips))? {
-            Ok(graph) => return Ok((graph, dropped)),
+        let tips: Vec<Sha1> = mapped
+            .iter()
+            .filter(|(r, m)| m.is_ok() && !reuse.answered.contains_key(&r.target))
+            .map(|(r, _)| r.target)
+            .collect();
+        match p.pool.install(|| run.walk(&tips))? {
+            Ok(graph) => {
+                for (tip, refusal) in &reuse.answered {
+                    run.refusals.entry(*tip).or_insert_with(|| refusal.clone());
+                }
+                crate::run::hooks::probe("refusal-cache", || {
+                    format!("answered {}", reuse.answered.len())
+                });
+                // Only this function sets it, once per run.
+                let _ = p.cache.set(reuse);
+                return Ok((graph, dropped));
+            }
+            Err(_) if !reuse.answered.is_empty() => {
+                reuse.answered.clear();
+                run.refusals.clear();
+            }
             Err(disagreement) => {
                 notes.push(disagreement.note());
                 dropped = true;

@@ -1,0 +1,218 @@
+//! `--jobs` bounds every thread of a run (issue #12): the map loader, the
+//! sweep, the store's renames and checkpoints and the gix fetch run on the
+//! run's own pool or within its count, never on rayon's global pool (one
+//! thread per core, for the life of the process).
+//!
+//! A test-hooks probe (`MKIT_BRIDGE_PROBE_DIR`, `run::hooks::ThreadProbe`)
+//! samples `/proc/self/task` through the run and reports the most threads
+//! seen at once and their names. The pool's threads are named `import-<i>`
+//! (`export-<i>`); `mkit-bridge` is the main thread. A thread started
+//! without a name shows its parent's: the one thread the translation starts
+//! to write commit files while the commit chain goes on shows as a worker,
+//! the export's flush of its staging objects while the push runs as the
+//! main thread.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common;
+
+/// A git upstream with more objects than a store checkpoint holds (2,048),
+/// so checkpoints and parallel renames would happen.
+fn upstream(dir: &Path) {
+    common::run_ok(
+        Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(dir),
+    );
+    let mut stream = String::new();
+    for c in 0..3 {
+        writeln!(stream, "commit refs/heads/main").unwrap();
+        writeln!(
+            stream,
+            "committer A <a@example.com> {} +0000",
+            1_500_000_000 + c
+        )
+        .unwrap();
+        // Later commits of one stream continue the branch by themselves.
+        writeln!(stream, "data 2\nc{c}").unwrap();
+        for f in 0..1200 {
+            let body = format!("file {f} version {c}\n");
+            writeln!(stream, "M 100644 inline d{}/f{f}", f % 40).unwrap();
+            writeln!(stream, "data {}\n{body}", body.len()).unwrap();
+        }
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Run the bridge in `dir` with the thread probe on; returns the most
+/// threads seen at once and their names.
+fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>) {
+    let probes = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bridge_bin())
+        .current_dir(dir)
+        .args(args)
+        .env("MKIT_BRIDGE_PROBE_DIR", probes.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(probes.path().join("threads")).unwrap();
+    let mut lines = text.lines();
+    let most: usize = lines.next().unwrap().parse().unwrap();
+    let names = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (most, names)
+}
+
+#[test]
+fn one_job_means_one_worker_in_every_phase() {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up.git");
+    upstream(&up);
+    let key = common::import_key(work.path(), 7);
+    let dst = work.path().join("dst");
+    let url = up.to_str().unwrap();
+    let key = key.to_str().unwrap();
+
+    // Import: the main thread, one worker, and the commit-file writer of the
+    // translation at most; no global pool, no rename or checkpoint thread.
+    let (most, names) = probed(
+        work.path(),
+        &[
+            "import",
+            "--jobs",
+            "1",
+            "--key",
+            key,
+            url,
+            dst.to_str().unwrap(),
+        ],
+    );
+    assert!(most <= 3, "{most} threads: {names:?}");
+    assert!(
+        names.iter().all(|n| n == "mkit-bridge" || n == "import-0"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "import-0"), "{names:?}");
+    let objects = fs::read_dir(dst.join(".mkit/objects"))
+        .unwrap()
+        .flatten()
+        .map(|d| fs::read_dir(d.path()).map_or(0, |e| e.count()))
+        .sum::<usize>();
+    assert!(objects > 3000, "enough objects for checkpoints: {objects}");
+
+    // A fetch after an upstream change: the same bound.
+    let mut stream = String::from("commit refs/heads/main\n");
+    stream.push_str("committer A <a@example.com> 1600000000 +0000\ndata 2\nc9\n");
+    stream.push_str("from refs/heads/main^0\nM 100644 inline new\ndata 4\nnew\n");
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(&up)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // gix indexes the received pack on one thread of its own
+    // (`gix-pack.traverse_deltas.0`, cut to 15 bytes by the kernel) while
+    // the main thread waits for it.
+    let (most, names) = probed(&dst, &["fetch", "--jobs", "1", "--key", key]);
+    assert!(most <= 3, "{most} threads: {names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "mkit-bridge" || n == "import-0" || n == "gix-pack.traver"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().filter(|n| n.starts_with("gix-")).count() <= 1,
+        "{names:?}"
+    );
+
+    // An export: the main thread, one worker, and either gix indexing the
+    // run's pack on one thread or the flush of the staging objects while
+    // the push runs.
+    let mirror = work.path().join("mirror.git");
+    let (most, names) = probed(
+        &dst,
+        &[
+            "export",
+            "--jobs",
+            "1",
+            "--no-attest",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(most <= 3, "{most} threads: {names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "mkit-bridge" || n == "export-0" || n == "gix-pack.traver"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().filter(|n| n.starts_with("gix-")).count() <= 1,
+        "{names:?}"
+    );
+}
+
+#[test]
+fn the_probe_sees_every_worker() {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up.git");
+    upstream(&up);
+    let key = common::import_key(work.path(), 7);
+    let dst = work.path().join("dst");
+    let (most, names) = probed(
+        work.path(),
+        &[
+            "import",
+            "--jobs",
+            "3",
+            "--key",
+            key.to_str().unwrap(),
+            up.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ],
+    );
+    // A thread without a name of its own (the commit-file writer) shows its
+    // parent's: count the distinct worker names.
+    let workers: std::collections::BTreeSet<&String> =
+        names.iter().filter(|n| n.starts_with("import-")).collect();
+    assert_eq!(workers.len(), 3, "{names:?}");
+    assert!(
+        (4..=7).contains(&most),
+        "main, 3 workers, and at most a checkpoint (with one renamer) and the writer: {most} {names:?}"
+    );
+}
