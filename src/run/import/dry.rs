@@ -165,12 +165,13 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
             message: e.to_string(),
         })?;
     let mirror_path = staging::mirror_path(&state_dir);
-    let mirror = gix::open(&mirror_path)
-        .map_err(|e| ImportError::Mirror {
-            path: mirror_path.display().to_string(),
-            message: e.to_string(),
-        })?
-        .into_sync();
+    let mirror =
+        staging::open_for_reading(&mirror_path, staging::DELTA_BASE_CACHE).map_err(|e| {
+            ImportError::Mirror {
+                path: mirror_path.display().to_string(),
+                message: e.to_string(),
+            }
+        })?;
     if map.is_empty() {
         divergence_probe(repo, &mirror, &fetched.refs, &req.key.public())?;
     }
