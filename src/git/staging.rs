@@ -307,7 +307,7 @@ fn finish_clone(
 
 /// Bytes of delta bases each reading handle on the mirror caches (gix's
 /// default is 96 MiB per handle, and an import holds one per worker).
-pub const DELTA_BASE_CACHE: usize = 8 << 20;
+pub const DELTA_BASE_CACHE: usize = 2 << 20;
 
 /// Open the mirror for reading objects from many threads, each handle's
 /// delta-base cache bounded by `cache` bytes (64 bases at most).

@@ -45,6 +45,7 @@ use crate::mkit::store::StoreError;
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
 mod dry;
+mod reopen;
 mod report;
 mod translate;
 mod walk;
@@ -750,6 +751,16 @@ thread_local! {
     static REPO: std::cell::RefCell<Option<gix::Repository>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Drop the thread handles of every thread of the current pool (and of this
+/// thread), so that a mirror dropped after a phase releases its mappings.
+fn release_thread_handles() {
+    let forget = || REPO.with(|cell| cell.borrow_mut().take());
+    if rayon::current_thread_index().is_some() {
+        rayon::broadcast(|_| drop(forget()));
+    }
+    drop(forget());
+}
+
 /// This thread's handle on `mirror`: made on first use, and made anew when
 /// the thread's handle is on another mirror (one since reopened, so that
 /// the pages it mapped are released, or another upstream's).
@@ -1055,13 +1066,15 @@ fn divergence_probe(
     tips: &[UpstreamRef],
     ours: &[u8; 32],
 ) -> Result<(), ImportError> {
+    // Read through openings of its own, whose mapped pages go with them.
+    let reader = reopen::Recycling::new(mirror, staging::DELTA_BASE_CACHE, reopen::REOPEN_AFTER);
     let mut digests: HashMap<Id, Sha1> = HashMap::new();
     for tip in tips {
         let mut cur = tip.target;
         let mut peeled = 0;
         let mut walked = 0;
         while walked < PROBE_DEPTH {
-            let Ok((kind, body)) = read_object(mirror, &cur) else {
+            let Ok((kind, body)) = reader.object(&cur) else {
                 break;
             };
             match kind {

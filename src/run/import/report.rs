@@ -11,7 +11,9 @@ use crate::git::Sha1;
 use crate::git::staging::UpstreamRef;
 use crate::state;
 
-use super::{ImportOutcome, SkippedRef, read_object};
+use super::reopen::{REOPEN_AFTER, Recycling};
+use super::{ImportOutcome, SkippedRef};
+use crate::git::staging;
 
 /// Group `skipped` by root cause. `refusals` are the run's refused objects,
 /// `refs` the upstream refs as fetched (for the tips).
@@ -33,7 +35,9 @@ pub(super) fn causes(
             refusal: &s.refusal,
         })
         .collect();
-    cause::trace(&list, refusals, &|sha: &Sha1| read_object(mirror, sha).ok())
+    // Read through openings of its own, whose mapped pages go with them.
+    let reader = Recycling::new(mirror, staging::DELTA_BASE_CACHE, REOPEN_AFTER);
+    cause::trace(&list, refusals, &|sha: &Sha1| reader.object(sha).ok())
 }
 
 /// Fill `outcome.causes`, mark those an earlier run reported unchanged, and

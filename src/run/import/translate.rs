@@ -20,8 +20,10 @@ use crate::mkit::object::{Object, ObjectType};
 use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
 use crate::state;
 
+use super::reopen::PhaseMirror;
 use super::walk::Work;
 use super::{ImportError, Run, read_header, read_object, staged};
+use crate::git::staging;
 
 /// Commit waves smaller than this are translated on the calling thread.
 const PARALLEL_WAVE: usize = 8;
@@ -43,6 +45,8 @@ pub(super) fn retain_raw(
     work: &Work,
     raw: &state::RawWriter,
 ) -> Result<(), ImportError> {
+    let phase = PhaseMirror::open(mirror, staging::DELTA_BASE_CACHE);
+    let mirror = phase.get();
     let list: Vec<(&Sha1, ObjectKind)> = work.raw().collect();
     list.par_iter().try_for_each(|(sha, kind)| {
         match read_object(mirror, sha) {
@@ -88,7 +92,8 @@ impl Run<'_> {
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
         self.progress.phase("blobs", blobs.len() as u64);
-        let (mirror, progress) = (self.mirror, self.progress);
+        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
+        let (mirror, progress) = (phase.get(), self.progress);
         let _fault = durable::fault::phase("blobs");
         let results: Vec<Outcome> = blobs
             .par_iter()
@@ -135,7 +140,8 @@ impl Run<'_> {
     ) -> Result<(), ImportError> {
         let total: usize = waves.iter().map(Vec::len).sum();
         self.progress.phase("trees", total as u64);
-        let (mirror, progress, options) = (self.mirror, self.progress, self.options);
+        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
+        let (mirror, progress, options) = (phase.get(), self.progress, self.options);
         let _fault = durable::fault::phase("trees");
         for wave in waves {
             if interrupt.load(Ordering::Relaxed) {
@@ -180,7 +186,8 @@ impl Run<'_> {
     ) -> Result<(), ImportError> {
         let total: usize = waves.iter().map(Vec::len).sum();
         self.progress.phase("commits", total as u64);
-        let mirror = self.mirror;
+        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
+        let mirror = phase.get();
         let _fault = durable::fault::phase("commits");
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (tx, rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
@@ -286,7 +293,8 @@ impl Run<'_> {
     ) -> Result<(), ImportError> {
         let total: usize = rounds.iter().map(Vec::len).sum();
         self.progress.phase("tags", total as u64);
-        let (mirror, key, progress) = (self.mirror, self.key, self.progress);
+        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
+        let (mirror, key, progress) = (phase.get(), self.key, self.progress);
         let _fault = durable::fault::phase("tags");
         for round in rounds {
             // Tags of one round never depend on each other.

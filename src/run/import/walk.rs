@@ -24,7 +24,6 @@
 //! the table once the work lists are made.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -34,14 +33,12 @@ use crate::git::parse::{CommitRef, TagRef, parse_tree};
 use crate::git::sha1::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, ObjectType};
 
-use super::{Disagreement, ImportError, Run, read_header, read_object};
+use super::reopen::{PhaseMirror, REOPEN_AFTER, Recycling};
+use super::{Disagreement, ImportError, Run, read_object};
 use crate::git::staging;
 
-/// Objects the walk reads through one opening of the mirror.
-const REOPEN_AFTER: usize = 16_384;
-
 /// The walk's delta-base cache (one handle: the walk is sequential).
-const WALK_DELTA_CACHE: usize = 32 << 20;
+const WALK_DELTA_CACHE: usize = 8 << 20;
 
 /// The new objects to translate, in the translation's order: every list of
 /// waves holds objects whose children are all in earlier waves (or phases),
@@ -239,22 +236,11 @@ impl Run<'_> {
         // The walk reads through a mirror of its own, opened again every
         // `REOPEN_AFTER` objects: the pack pages a handle maps stay in the
         // process's resident set until the handle's store is dropped.
-        let git_dir = w.run.mirror.objects.path().parent().map(Path::to_path_buf);
-        let reopen = || {
-            let dir = git_dir.as_deref()?;
-            staging::open_for_reading(dir, WALK_DELTA_CACHE).ok()
-        };
-        let mut own = reopen();
-        let mut visits = 0usize;
+        let reader = Recycling::new(w.run.mirror, WALK_DELTA_CACHE, REOPEN_AFTER);
         while let Some(frame) = w.stack.pop() {
             match frame {
                 Frame::Visit(sha, hint) => {
-                    visits += 1;
-                    if visits % REOPEN_AFTER == 0 {
-                        own = reopen();
-                    }
-                    let mirror = own.as_ref().unwrap_or(w.run.mirror);
-                    if let Some(disagreement) = w.visit(mirror, sha, hint)? {
+                    if let Some(disagreement) = w.visit(&reader, sha, hint)? {
                         return Ok(Err(disagreement));
                     }
                 }
@@ -264,6 +250,7 @@ impl Run<'_> {
                 Frame::TipDone(k, tip) => w.tip_done(k, &tip),
             }
         }
+        drop(reader);
         let marks = std::mem::take(&mut w.marks);
         w.mark(marks);
         Ok(Ok(w.work()))
@@ -276,7 +263,7 @@ impl Walker<'_, '_> {
     /// its settling after its children.
     fn visit(
         &mut self,
-        mirror: &gix::ThreadSafeRepository,
+        reader: &Recycling<'_>,
         sha: Sha1,
         hint: Option<ObjectKind>,
     ) -> Result<Option<Disagreement>, ImportError> {
@@ -285,7 +272,7 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         if let Some(id) = self.run.map.get(&sha).copied() {
-            let header = read_header(mirror, &sha);
+            let header = reader.header(&sha);
             if let Some(disagreement) = self.run.check_hit(&sha, &id, header)? {
                 return Ok(Some(disagreement));
             }
@@ -294,7 +281,7 @@ impl Walker<'_, '_> {
             node.verdict = Verdict::Unknown;
             if let Some(t) = self
                 .run
-                .describe_mapped(mirror, &sha, header, &mut self.heights)
+                .describe_mapped(reader, &sha, header, &mut self.heights)
             {
                 node.verdict = passed(t.shape());
                 self.run.memo.insert(sha, t);
@@ -303,17 +290,17 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         if hint == Some(ObjectKind::Blob) {
-            let verdict = match read_header(mirror, &sha) {
+            let verdict = match reader.header(&sha) {
                 Some(header) => rules::check_blob(&sha, Some(header), header.0, header.1),
                 // No header: what reading it says (missing, corrupt...).
-                None => read_object(mirror, &sha).and_then(|(kind, data)| {
+                None => reader.object(&sha).and_then(|(kind, data)| {
                     rules::check_blob(&sha, None, kind, data.len() as u64)
                 }),
             };
             self.settle_leaf(sha, Stage::Blob, verdict);
             return Ok(None);
         }
-        let (kind, body) = match read_object(mirror, &sha) {
+        let (kind, body) = match reader.object(&sha) {
             Ok(x) => x,
             Err(refusal) => {
                 self.settle_leaf(sha, Stage::Ready, Err(refusal));
@@ -521,7 +508,8 @@ impl Walker<'_, '_> {
     /// tips' walks, read again from the mirror level by level.
     fn mark(&mut self, mut frontier: Vec<Sha1>) {
         frontier.retain(|s| self.set_mark(s));
-        let mirror = self.run.mirror;
+        let phase = PhaseMirror::open(self.run.mirror, staging::DELTA_BASE_CACHE);
+        let mirror = phase.get();
         while !frontier.is_empty() {
             let kinds: Vec<(Sha1, ObjectKind)> = frontier
                 .iter()
@@ -613,7 +601,7 @@ impl Run<'_> {
     /// read it) and depth from the mirror.
     pub(super) fn describe_mapped(
         &self,
-        mirror: &gix::ThreadSafeRepository,
+        reader: &Recycling<'_>,
         sha: &Sha1,
         header: Option<(ObjectKind, u64)>,
         heights: &mut HashMap<Sha1, usize>,
@@ -622,31 +610,27 @@ impl Run<'_> {
         let (kind, size) = header?;
         let (kind, depth) = match kind {
             ObjectKind::Blob => (rules::content_type(size), 0),
-            ObjectKind::Tree => (ObjectType::Tree, mapped_height(mirror, sha, heights)),
+            ObjectKind::Tree => (ObjectType::Tree, mapped_height(reader, sha, heights)),
             ObjectKind::Commit => (ObjectType::Commit, 0),
-            ObjectKind::Tag => (ObjectType::Tag, mapped_chain(mirror, sha)),
+            ObjectKind::Tag => (ObjectType::Tag, mapped_chain(reader, sha)),
         };
         Some(Translated { id, kind, depth })
     }
 }
 
 /// Height of a mapped tree, read from the mirror (memoized).
-fn mapped_height(
-    mirror: &gix::ThreadSafeRepository,
-    sha: &Sha1,
-    heights: &mut HashMap<Sha1, usize>,
-) -> usize {
+fn mapped_height(reader: &Recycling<'_>, sha: &Sha1, heights: &mut HashMap<Sha1, usize>) -> usize {
     if let Some(h) = heights.get(sha) {
         return *h;
     }
     let mut tallest = 0;
-    if let Ok((ObjectKind::Tree, body)) = read_object(mirror, sha) {
+    if let Ok((ObjectKind::Tree, body)) = reader.object(sha) {
         let subtrees = edges(ObjectKind::Tree, &body);
         for (s, _) in subtrees
             .iter()
             .filter(|(_, hint)| *hint == Some(ObjectKind::Tree))
         {
-            tallest = tallest.max(mapped_height(mirror, s, heights));
+            tallest = tallest.max(mapped_height(reader, s, heights));
         }
     }
     heights.insert(*sha, tallest + 1);
@@ -654,11 +638,11 @@ fn mapped_height(
 }
 
 /// Chain length of a mapped tag, read from the mirror.
-fn mapped_chain(mirror: &gix::ThreadSafeRepository, sha: &Sha1) -> usize {
+fn mapped_chain(reader: &Recycling<'_>, sha: &Sha1) -> usize {
     let mut chain = 0;
     let mut cur = *sha;
     while chain <= rules::MAX_TAG_CHAIN {
-        let Ok((ObjectKind::Tag, body)) = read_object(mirror, &cur) else {
+        let Ok((ObjectKind::Tag, body)) = reader.object(&cur) else {
             break;
         };
         chain += 1;
