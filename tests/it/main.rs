@@ -24,6 +24,7 @@ mod interrupt;
 mod local_export;
 mod mirror;
 mod never_panic;
+mod prefilter;
 mod pull_status;
 mod refs_keys;
 mod refusal_report;
