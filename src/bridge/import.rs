@@ -13,11 +13,18 @@
 //! 0.5.0 differs from the spec text it wins, and `spec/IMPORT.md` says where.
 //!
 //! - blobs (§3.1): verbatim, chunked above 1 MiB by [`crate::mkit::content`];
-//!   over 1 GiB refused ([`check_object_size`]);
-//! - trees (§3.3): [`translate_tree`];
-//! - commits (§3.2): [`translate_commit`], importer-signed;
-//! - tags (§3.4): [`translate_tag`], importer-signed;
+//!   over 1 GiB refused ([`check_object_size`], [`check_blob`]);
+//! - trees (§3.3): [`check_tree`], then [`translate_tree`];
+//! - commits (§3.2): [`parse_commit`], [`check_commit_fields`],
+//!   [`check_commit_children`], then [`translate_commit`], importer-signed;
+//! - tags (§3.4): [`check_tag`], then [`translate_tag`], importer-signed;
 //! - refs (§3.5): [`map_ref`].
+//!
+//! Every rule lives in a `check_*` function, generic over what the caller
+//! knows of a child ([`Child`]): the driver's refusal pre-pass calls them on
+//! [`Shape`]s (type and depth, no id) before anything is translated, and the
+//! `translate_*` functions call the same ones on [`Translated`] values, so
+//! both decide alike by construction.
 
 use crate::bridge::refusal::{Refusal, TagNameRule};
 use crate::git::parse::{CommitRef, ParseError, TagRef, TreeEntryRef, parse_tree};
@@ -1029,6 +1036,116 @@ mod tests {
                 .unwrap_err()
                 .name(),
             "Gitlink"
+        );
+    }
+
+    /// The pre-pass runs the checks on shapes: for any body and children,
+    /// they refuse exactly as translation does, and pass with the same
+    /// depth and chain.
+    #[test]
+    fn checks_on_shapes_decide_as_translation_does() {
+        let known = [(sha(1), blob(1)), (sha(2), tree_of(3)), (sha(3), blob(3))];
+        let shapes: HashMap<Sha1, Shape> = known.iter().map(|(s, t)| (*s, t.shape())).collect();
+        let trees = [
+            tree_body(&[("100644", b"a", sha(1)), ("40000", b"d", sha(2))]),
+            tree_body(&[("160000", b"sub", sha(9))]),
+            tree_body(&[("100644", b"x", sha(7)), ("160000", b"sub", sha(9))]),
+            tree_body(&[("100644", b"x", sha(2))]),
+            tree_body(&[("100644", b"a", sha(1)), ("40000", b"a", sha(2))]),
+            tree_body(&[("100664", b"n", sha(3))]),
+            b"100644 x\0short".to_vec(),
+        ];
+        for body in &trees {
+            let translated = tree(body, &known);
+            let checked = check_tree(&OBJ, body, ImportOptions::default(), |c| {
+                shapes.get(c).copied()
+            });
+            match (translated, checked) {
+                (Ok(t), Ok(c)) => {
+                    assert_eq!((t.depth, t.normalized), (c.depth, c.normalized));
+                    let names: Vec<&[u8]> = c.entries.iter().map(|e| e.0).collect();
+                    let want: Vec<&[u8]> = t.tree.entries.iter().map(|e| &e.name[..]).collect();
+                    assert_eq!(names, want);
+                }
+                (Err(t), Err(c)) => assert_eq!(t, c),
+                (t, c) => panic!("translation {t:?}, check {c:?}"),
+            }
+        }
+        let key = KeyPair::from_seed(&[0x42; 32]);
+        let t = Sha1::from_hex(T).unwrap();
+        let commit_shapes = |s: &Sha1| (*s == t || *s == sha(1)).then_some(blob(1).shape());
+        for body in [
+            format!(
+                "tree {T}\nparent {}\nauthor A <a> 1 +0000\ncommitter A <a> 2 +0000\n\nm",
+                sha(1)
+            ),
+            format!(
+                "tree {T}\nparent {}\nauthor A <a> 1 +0000\ncommitter A <a> 2 +0000\n\nm",
+                sha(4)
+            ),
+            format!("tree {T}\nauthor A <a> 1 +0000\ncommitter A <a> -2 +0000\n\nm"),
+            format!("tree {T}\nauthor  1 +0000\ncommitter A <a> 2 +0000\n\nm"),
+            "tree x\n\nm".to_owned(),
+        ] {
+            let translated = translate_commit(&OBJ, body.as_bytes(), commit_memo(), &key);
+            let checked = parse_commit(&OBJ, body.as_bytes()).and_then(|c| {
+                check_commit_fields(&OBJ, &c)?;
+                check_commit_children(&c.tree, &c.parents, commit_shapes).map(|_| ())
+            });
+            assert_eq!(translated.err(), checked.err(), "{body}");
+        }
+        let tag_shapes = |s: &Sha1| tag_memo()(s).map(|t| t.shape());
+        for body in [
+            format!("object {}\ntype commit\ntag v1\n\n", sha(1)),
+            format!("object {}\ntype tag\ntag c\n\n", sha(3)),
+            format!("object {}\ntype tag\ntag c\n\n", sha(4)),
+            format!("object {}\ntype tree\ntag t\n\n", sha(1)),
+            format!("object {}\ntype commit\ntag t\n\n", sha(7)),
+            format!("object {}\ntype commit\ntag a/b\n\n", sha(1)),
+        ] {
+            let translated = translate_tag(&OBJ, body.as_bytes(), tag_memo(), &key);
+            let checked = check_tag(&OBJ, body.as_bytes(), tag_shapes);
+            match (translated, checked) {
+                (Ok(t), Ok(c)) => assert_eq!(t.chain, c.chain),
+                (Err(t), Err(c)) => assert_eq!(t, c),
+                (t, c) => panic!("translation {t:?}, check {:?}", c.map(|c| c.chain)),
+            }
+        }
+    }
+
+    #[test]
+    fn blob_checks() {
+        let big = MAX_OBJECT_BYTES + 1;
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Blob, big)), ObjectKind::Blob, big),
+            Err(Refusal::BlobTooLarge {
+                object: OBJ,
+                kind: ObjectKind::Blob,
+                size: big
+            })
+        );
+        // The cap is checked on the header, before the kind.
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Tree, big)), ObjectKind::Tree, big)
+                .unwrap_err()
+                .name(),
+            "BlobTooLarge"
+        );
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Tree, 3)), ObjectKind::Tree, 3),
+            Err(Refusal::MissingObject { object: OBJ })
+        );
+        let over = chunk::CHUNK_THRESHOLD as u64 + 1;
+        assert_eq!(
+            check_blob(&OBJ, None, ObjectKind::Blob, over).unwrap().kind,
+            ObjectType::ChunkedBlob
+        );
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Blob, 2)), ObjectKind::Blob, 2).unwrap(),
+            Shape {
+                kind: ObjectType::Blob,
+                depth: 0
+            }
         );
     }
 

@@ -7,11 +7,13 @@
 //! 2. bring the staging mirror up to date with gix and record the bindings
 //!    after the first successful fetch;
 //! 3. walk every upstream ref's closure, stopping at objects the map already
-//!    knows, so a run with no upstream change reads nothing but the refs;
-//! 4. translate the new objects: blobs in parallel, then trees in waves of
-//!    equal height, commits in waves of equal generation, tags by chain
-//!    length; each worker reads the mirror through its own gix handle, and
-//!    every object is staged in one [`WriteBatch`];
+//!    knows, and decide every refusal on the way (`import/walk.rs`, the pre-pass):
+//!    which tips are importable, and which new objects they need;
+//! 4. translate the needed objects only (`import/translate.rs`): blobs in parallel,
+//!    then trees in waves of equal height, commits in waves of equal
+//!    generation, tags by chain length; each worker reads the mirror through
+//!    its own gix handle, and every object is staged in one
+//!    [`WriteBatch`](crate::mkit::store::WriteBatch);
 //! 5. commit the batch (objects durable and visible), retain the framed raw
 //!    commit and tag bytes, append the map, write the refs, the ref state and
 //!    the `normalized` stamp, and clear the crash marker.

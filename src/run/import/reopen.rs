@@ -80,7 +80,7 @@ impl<'m> Recycling<'m> {
         let n = self.reads.get() + 1;
         self.reads.set(n);
         let mut slot = self.phase.borrow_mut();
-        if slot.is_none() || n % self.every == 0 {
+        if slot.is_none() || n.is_multiple_of(self.every) {
             // The old one first: its pages go before the new one maps any.
             *slot = None;
             *slot = Some(PhaseMirror::open(self.shared, self.cache));
