@@ -336,14 +336,7 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
             jobs: req.jobs,
             message: e.to_string(),
         })?;
-    let mirror_path = staging::mirror_path(&state_dir);
-    let mirror =
-        staging::open_for_reading(&mirror_path, staging::DELTA_BASE_CACHE).map_err(|e| {
-            ImportError::Mirror {
-                path: mirror_path.display().to_string(),
-                message: e.to_string(),
-            }
-        })?;
+    let mirror = open_mirror(&state_dir)?;
 
     // First contact (or a rebuild): is this upstream's content already in
     // the store under another key? Read-only, so it runs before the marker.
@@ -578,6 +571,16 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     laps.lap("map+refs");
     outcome.timings = laps.done;
     Ok(outcome)
+}
+
+/// The staging mirror of `state_dir`, opened for reading objects from the
+/// run's workers.
+fn open_mirror(state_dir: &Path) -> Result<gix::ThreadSafeRepository, ImportError> {
+    let path = staging::mirror_path(state_dir);
+    staging::open_for_reading(&path, staging::DELTA_BASE_CACHE).map_err(|e| ImportError::Mirror {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The error for a run stopped by its interrupt flag before the objects'

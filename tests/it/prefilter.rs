@@ -10,7 +10,7 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -23,37 +23,29 @@ impl Raw {
     fn new(dir: PathBuf) -> Raw {
         std::fs::create_dir_all(&dir).unwrap();
         let raw = Raw { dir };
-        raw.git(&["init", "-q", "--bare", "-b", "main"], b"");
+        raw.git(&["init", "-q", "--bare", "-b", "main"]);
         raw
     }
 
-    fn git(&self, args: &[&str], stdin: &[u8]) -> String {
-        use std::io::Write;
-        let mut child = Command::new("git")
-            .arg("--git-dir")
+    fn git(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
             .arg(&self.dir)
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", &self.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            .env("HOME", &self.dir);
+        String::from_utf8(common::run_ok(&mut cmd))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Write an object of `kind` holding `body`, exactly; its sha1 (hex).
     fn put(&self, kind: &str, body: &[u8]) -> String {
-        let args = ["hash-object", "-t", kind, "--literally", "-w", "--stdin"];
-        self.git(&args, body)
+        let file = self.dir.join("object.tmp");
+        std::fs::write(&file, body).unwrap();
+        let path = file.to_str().unwrap();
+        self.git(&["hash-object", "-t", kind, "--literally", "-w", path])
     }
 
     fn blob(&self, data: &str) -> String {

@@ -28,7 +28,7 @@ use crate::state::{self, Direction, RefState, StateError};
 
 use super::{
     ImportError, ImportRequest, Laps, MapVerdict, Run, SkippedRef, TagDecision, check_bindings,
-    divergence_probe, is_ancestor, map_verdict, report, tag_decision,
+    divergence_probe, is_ancestor, map_verdict, open_mirror, report, tag_decision,
 };
 
 /// How a ref would change.
@@ -164,14 +164,7 @@ pub fn plan(repo: &Repo, req: &ImportRequest<'_>) -> Result<Plan, ImportError> {
             jobs: req.jobs,
             message: e.to_string(),
         })?;
-    let mirror_path = staging::mirror_path(&state_dir);
-    let mirror =
-        staging::open_for_reading(&mirror_path, staging::DELTA_BASE_CACHE).map_err(|e| {
-            ImportError::Mirror {
-                path: mirror_path.display().to_string(),
-                message: e.to_string(),
-            }
-        })?;
+    let mirror = open_mirror(&state_dir)?;
     if map.is_empty() {
         divergence_probe(repo, &mirror, &fetched.refs, &req.key.public())?;
     }

@@ -15,6 +15,7 @@ use crate::bridge::import::{self as rules, Translated};
 use crate::bridge::refusal::Refusal;
 use crate::durable;
 use crate::git::sha1::{ObjectKind, Sha1, frame};
+use crate::mkit::Id;
 use crate::mkit::content;
 use crate::mkit::object::{Object, ObjectType};
 use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
@@ -36,6 +37,10 @@ const COMMIT_READ_BLOCK: usize = 1024;
 
 /// One translated object, or why it cannot be.
 type Outcome = (Sha1, Result<Translated, Refusal>);
+
+/// What a worker staged for an object (the store's answer), the type it
+/// became and its depth.
+type Staged = (Result<Id, StoreError>, ObjectType, usize);
 
 /// Retain the framed bytes of every commit and tag to translate, in
 /// parallel (run inside the pool). One that cannot be read is left out: its
@@ -59,7 +64,23 @@ pub(super) fn retain_raw(
     })
 }
 
-impl Run<'_> {
+/// A phase under way: the mirror it reads through, and its fault-injection
+/// guard (`MKIT_BRIDGE_FAIL_AT` names phases as progress does).
+struct Phase<'m> {
+    mirror: PhaseMirror<'m>,
+    _fault: durable::fault::Phase,
+}
+
+impl<'a> Run<'a> {
+    /// Start phase `name` of `count` objects.
+    fn begin(&self, name: &'static str, count: usize) -> Phase<'a> {
+        self.progress.phase(name, count as u64);
+        Phase {
+            mirror: PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE),
+            _fault: durable::fault::phase(name),
+        }
+    }
+
     /// Translate every needed object, bottom-up, staging into `batch`.
     pub(super) fn translate(
         &mut self,
@@ -91,44 +112,23 @@ impl Run<'_> {
         batch: &WriteBatch<'_>,
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
-        self.progress.phase("blobs", blobs.len() as u64);
-        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
-        let (mirror, progress) = (phase.get(), self.progress);
-        let _fault = durable::fault::phase("blobs");
-        let results: Vec<Outcome> = blobs
-            .par_iter()
-            .map(|sha| {
-                if interrupt.load(Ordering::Relaxed) {
-                    return Ok((*sha, Err(Refusal::MissingObject { object: *sha })));
-                }
-                let read = (|| {
-                    // The header first, so an object over the 1 GiB cap is
-                    // refused before its content is read into memory.
-                    let header = read_header(mirror, sha);
-                    if let Some((kind, size)) = header {
-                        rules::check_object_size(sha, kind, size)?;
-                    }
-                    let (kind, data) = read_object(mirror, sha)?;
-                    rules::check_blob(sha, header, kind, data.len() as u64)?;
-                    Ok(data)
-                })();
-                let r = match read {
-                    Ok(data) => {
-                        progress.advance(0, data.len() as u64);
-                        staged(sha, content::stage_content(batch, &data))?.map(|id| Translated {
-                            id,
-                            kind: rules::content_type(data.len() as u64),
-                            depth: 0,
-                        })
-                    }
-                    Err(refusal) => Err(refusal),
-                };
-                progress.advance(1, 0);
-                Ok((*sha, r))
-            })
-            .collect::<Result<_, ImportError>>()?;
-        self.absorb(results);
-        Ok(())
+        let phase = self.begin("blobs", blobs.len());
+        let (mirror, progress) = (phase.mirror.get(), self.progress);
+        self.stage_wave(blobs, |sha, _| {
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(Refusal::MissingObject { object: *sha });
+            }
+            // The header first, so an object over the 1 GiB cap is refused
+            // before its content is read into memory.
+            let header = read_header(mirror, sha);
+            if let Some((kind, size)) = header {
+                rules::check_object_size(sha, kind, size)?;
+            }
+            let (kind, data) = read_object(mirror, sha)?;
+            let shape = rules::check_blob(sha, header, kind, data.len() as u64)?;
+            progress.advance(0, data.len() as u64);
+            Ok((content::stage_content(batch, &data), shape.kind, 0))
+        })
     }
 
     /// Trees, in waves of equal height (children always in an earlier wave).
@@ -138,39 +138,44 @@ impl Run<'_> {
         batch: &WriteBatch<'_>,
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
-        let total: usize = waves.iter().map(Vec::len).sum();
-        self.progress.phase("trees", total as u64);
-        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
-        let (mirror, progress, options) = (phase.get(), self.progress, self.options);
-        let _fault = durable::fault::phase("trees");
+        let phase = self.begin("trees", waves.iter().map(Vec::len).sum());
+        let (mirror, options) = (phase.mirror.get(), self.options);
         for wave in waves {
             if interrupt.load(Ordering::Relaxed) {
                 return Err(ImportError::Interrupted);
             }
-            let memo = &self.memo;
-            let results: Vec<Outcome> = wave
-                .par_iter()
-                .map(|sha| {
-                    let translated = read_object(mirror, sha).and_then(|(_, body)| {
-                        rules::translate_tree(sha, &body, options, |c| memo.get(c).copied())
-                    });
-                    let r = match translated {
-                        Ok(t) => {
-                            let depth = t.depth;
-                            staged(sha, batch.add(&Object::Tree(t.tree)))?.map(|id| Translated {
-                                id,
-                                kind: ObjectType::Tree,
-                                depth,
-                            })
-                        }
-                        Err(refusal) => Err(refusal),
-                    };
-                    progress.advance(1, 0);
-                    Ok((*sha, r))
-                })
-                .collect::<Result<_, ImportError>>()?;
-            self.absorb(results);
+            self.stage_wave(wave, |sha, memo| {
+                let (_, body) = read_object(mirror, sha)?;
+                let t = rules::translate_tree(sha, &body, options, |c| memo.get(c).copied())?;
+                let depth = t.depth;
+                Ok((batch.add(&Object::Tree(t.tree)), ObjectType::Tree, depth))
+            })?;
         }
+        Ok(())
+    }
+
+    /// Translate and stage `wave` in parallel (`make` gives what was staged,
+    /// the type it became and its depth), then record the results.
+    fn stage_wave(
+        &mut self,
+        wave: &[Sha1],
+        make: impl Fn(&Sha1, &HashMap<Sha1, Translated>) -> Result<Staged, Refusal> + Sync,
+    ) -> Result<(), ImportError> {
+        let (memo, progress) = (&self.memo, self.progress);
+        let results: Vec<Outcome> = wave
+            .par_iter()
+            .map(|sha| {
+                let r = match make(sha, memo) {
+                    Ok((stored, kind, depth)) => {
+                        staged(sha, stored)?.map(|id| Translated { id, kind, depth })
+                    }
+                    Err(refusal) => Err(refusal),
+                };
+                progress.advance(1, 0);
+                Ok((*sha, r))
+            })
+            .collect::<Result<_, ImportError>>()?;
+        self.absorb(results);
         Ok(())
     }
 
@@ -184,11 +189,8 @@ impl Run<'_> {
         batch: &WriteBatch<'_>,
         interrupt: &AtomicBool,
     ) -> Result<(), ImportError> {
-        let total: usize = waves.iter().map(Vec::len).sum();
-        self.progress.phase("commits", total as u64);
-        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
-        let mirror = phase.get();
-        let _fault = durable::fault::phase("commits");
+        let phase = self.begin("commits", waves.iter().map(Vec::len).sum());
+        let mirror = phase.mirror.get();
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (tx, rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
             let writer = scope.spawn(move || -> Result<(), StoreError> {
@@ -291,36 +293,16 @@ impl Run<'_> {
         rounds: &[Vec<Sha1>],
         batch: &WriteBatch<'_>,
     ) -> Result<(), ImportError> {
-        let total: usize = rounds.iter().map(Vec::len).sum();
-        self.progress.phase("tags", total as u64);
-        let phase = PhaseMirror::open(self.mirror, staging::DELTA_BASE_CACHE);
-        let (mirror, key, progress) = (phase.get(), self.key, self.progress);
-        let _fault = durable::fault::phase("tags");
+        let phase = self.begin("tags", rounds.iter().map(Vec::len).sum());
+        let (mirror, key) = (phase.mirror.get(), self.key);
+        // Tags of one round never depend on each other.
         for round in rounds {
-            // Tags of one round never depend on each other.
-            let memo = &self.memo;
-            let results: Vec<Outcome> = round
-                .par_iter()
-                .map(|sha| {
-                    let translated = read_object(mirror, sha).and_then(|(_, body)| {
-                        rules::translate_tag(sha, &body, |t| memo.get(t).copied(), key)
-                    });
-                    let r = match translated {
-                        Ok(t) => {
-                            let chain = t.chain;
-                            staged(sha, batch.add(&Object::Tag(t.tag)))?.map(|id| Translated {
-                                id,
-                                kind: ObjectType::Tag,
-                                depth: chain,
-                            })
-                        }
-                        Err(refusal) => Err(refusal),
-                    };
-                    progress.advance(1, 0);
-                    Ok((*sha, r))
-                })
-                .collect::<Result<_, ImportError>>()?;
-            self.absorb(results);
+            self.stage_wave(round, |sha, memo| {
+                let (_, body) = read_object(mirror, sha)?;
+                let t = rules::translate_tag(sha, &body, |t| memo.get(t).copied(), key)?;
+                let chain = t.chain;
+                Ok((batch.add(&Object::Tag(t.tag)), ObjectType::Tag, chain))
+            })?;
         }
         Ok(())
     }
