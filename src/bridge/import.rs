@@ -13,11 +13,18 @@
 //! 0.5.0 differs from the spec text it wins, and `spec/IMPORT.md` says where.
 //!
 //! - blobs (§3.1): verbatim, chunked above 1 MiB by [`crate::mkit::content`];
-//!   over 1 GiB refused ([`check_object_size`]);
-//! - trees (§3.3): [`translate_tree`];
-//! - commits (§3.2): [`translate_commit`], importer-signed;
-//! - tags (§3.4): [`translate_tag`], importer-signed;
+//!   over 1 GiB refused ([`check_object_size`], [`check_blob`]);
+//! - trees (§3.3): [`check_tree`], then [`translate_tree`];
+//! - commits (§3.2): [`parse_commit`], [`check_commit_fields`],
+//!   [`check_commit_children`], then [`translate_commit`], importer-signed;
+//! - tags (§3.4): [`check_tag`], then [`translate_tag`], importer-signed;
 //! - refs (§3.5): [`map_ref`].
+//!
+//! Every rule lives in a `check_*` function, generic over what the caller
+//! knows of a child ([`Child`]): the driver's refusal pre-pass calls them on
+//! [`Shape`]s (type and depth, no id) before anything is translated, and the
+//! `translate_*` functions call the same ones on [`Translated`] values, so
+//! both decide alike by construction.
 
 use crate::bridge::refusal::{Refusal, TagNameRule};
 use crate::git::parse::{CommitRef, ParseError, TagRef, TreeEntryRef, parse_tree};
@@ -77,6 +84,39 @@ impl Translated {
     }
 }
 
+/// What the rules need to know about a child they refer to: the mkit type
+/// it becomes and its depth, without its id. The refusal pre-pass works on
+/// shapes alone (nothing is translated yet); translation on [`Translated`]
+/// values. Both go through the same `check_*` functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// The mkit type.
+    pub kind: ObjectType,
+    /// For a tree its height, for a tag its chain length, otherwise 0.
+    pub depth: usize,
+}
+
+/// A child value the checks can read a [`Shape`] from.
+pub trait Child: Copy {
+    /// The child's type and depth.
+    fn shape(&self) -> Shape;
+}
+
+impl Child for Shape {
+    fn shape(&self) -> Shape {
+        *self
+    }
+}
+
+impl Child for Translated {
+    fn shape(&self) -> Shape {
+        Shape {
+            kind: self.kind,
+            depth: self.depth,
+        }
+    }
+}
+
 /// The mkit type of a git blob of `len` bytes: a blob up to the 1 MiB
 /// threshold, a chunked blob above it (§3.1).
 pub fn content_type(len: u64) -> ObjectType {
@@ -98,6 +138,28 @@ pub fn check_object_size(object: &Sha1, kind: ObjectKind, size: u64) -> Result<(
         });
     }
     Ok(())
+}
+
+/// The blob rules, in translation order: the size cap on the size the
+/// header gives (when the header could be read), then the object must be a
+/// blob (anything else is reported as missing, as 0.5.0 does). `kind` and
+/// `len` are what the object turned out to be. Returns the blob's shape.
+pub fn check_blob(
+    object: &Sha1,
+    header: Option<(ObjectKind, u64)>,
+    kind: ObjectKind,
+    len: u64,
+) -> Result<Shape, Refusal> {
+    if let Some((kind, size)) = header {
+        check_object_size(object, kind, size)?;
+    }
+    if kind != ObjectKind::Blob {
+        return Err(Refusal::MissingObject { object: *object });
+    }
+    Ok(Shape {
+        kind: content_type(len),
+        depth: 0,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -162,10 +224,22 @@ impl TranslatedTree {
     }
 }
 
-/// Translate a git tree body (§3.3). `lookup` gives each child's
-/// [`Translated`] value; `None` means the child is not available (missing
-/// upstream, or not translated because it was refused: the driver should
-/// report a child's own refusal rather than call this).
+/// A git tree that passed every rule of §3.3: its entries in mkit's byte
+/// order, each with the caller's value for its child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTree<'a, C> {
+    /// Name, mapped mode and child value, sorted by name.
+    pub entries: Vec<(&'a [u8], EntryMode, C)>,
+    /// True when a historic mode was normalized.
+    pub normalized: bool,
+    /// The tree's height: 1 plus the tallest subtree's.
+    pub depth: usize,
+}
+
+/// Check a git tree body against every rule of §3.3. `lookup` gives each
+/// child's value; `None` means the child is not available (missing
+/// upstream, or refused: the driver reports a child's own refusal rather
+/// than this one's "missing").
 ///
 /// Checks, in 0.5.0's order: the body parses; at most 1,000,000 entries;
 /// then entry by entry in git's order: the mode maps (gitlink, unknown mode
@@ -174,12 +248,15 @@ impl TranslatedTree {
 /// file, executable or symlink mode needs a blob or chunked blob, a directory
 /// mode a tree); then the nesting bound of 128, and finally no two entries
 /// share a name once re-sorted to mkit's byte order.
-pub fn translate_tree(
+///
+/// The refusal pre-pass calls this with [`Shape`]s, translation (through
+/// [`translate_tree`]) with [`Translated`] values: one copy of the rules.
+pub fn check_tree<'a, C: Child>(
     object: &Sha1,
-    body: &[u8],
+    body: &'a [u8],
     options: ImportOptions,
-    mut lookup: impl FnMut(&Sha1) -> Option<Translated>,
-) -> Result<TranslatedTree, Refusal> {
+    mut lookup: impl FnMut(&Sha1) -> Option<C>,
+) -> Result<CheckedTree<'a, C>, Refusal> {
     let parsed = parse_tree(body).map_err(unparsable(object, ObjectKind::Tree))?;
     if parsed.len() > MAX_TREE_ENTRIES as usize {
         return Err(Refusal::TooManyTreeEntries {
@@ -226,10 +303,11 @@ pub fn translate_tree(
             });
         }
         let child = lookup(&id).ok_or(Refusal::MissingObject { object: id })?;
+        let shape = child.shape();
         let fits = match mode {
-            EntryMode::Tree => child.kind == ObjectType::Tree,
+            EntryMode::Tree => shape.kind == ObjectType::Tree,
             EntryMode::Blob | EntryMode::Executable | EntryMode::Symlink => {
-                matches!(child.kind, ObjectType::Blob | ObjectType::ChunkedBlob)
+                matches!(shape.kind, ObjectType::Blob | ObjectType::ChunkedBlob)
             }
         };
         if !fits {
@@ -237,17 +315,13 @@ pub fn translate_tree(
                 object: *object,
                 name: name.to_vec(),
                 mode,
-                found: child.kind,
+                found: shape.kind,
             });
         }
         if mode == EntryMode::Tree {
-            tallest_child = tallest_child.max(child.depth);
+            tallest_child = tallest_child.max(shape.depth);
         }
-        entries.push(TreeEntry {
-            name: name.to_vec(),
-            mode,
-            id: child.id,
-        });
+        entries.push((name, mode, child));
     }
     let depth = tallest_child.saturating_add(1);
     if depth > MAX_TREE_DEPTH {
@@ -257,17 +331,42 @@ pub fn translate_tree(
         });
     }
     // git sorts a directory as if its name ended in '/'; mkit sorts bytes.
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(pair) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Refusal::DuplicateTreeEntry {
             object: *object,
-            name: pair[0].name.clone(),
+            name: pair[0].0.to_vec(),
         });
     }
-    Ok(TranslatedTree {
-        tree: Tree { entries },
+    Ok(CheckedTree {
+        entries,
         normalized,
         depth,
+    })
+}
+
+/// Translate a git tree body (§3.3): [`check_tree`], then the mkit tree
+/// with each child's id.
+pub fn translate_tree(
+    object: &Sha1,
+    body: &[u8],
+    options: ImportOptions,
+    lookup: impl FnMut(&Sha1) -> Option<Translated>,
+) -> Result<TranslatedTree, Refusal> {
+    let checked = check_tree(object, body, options, lookup)?;
+    let entries = checked
+        .entries
+        .into_iter()
+        .map(|(name, mode, child)| TreeEntry {
+            name: name.to_vec(),
+            mode,
+            id: child.id,
+        })
+        .collect();
+    Ok(TranslatedTree {
+        tree: Tree { entries },
+        normalized: checked.normalized,
+        depth: checked.depth,
     })
 }
 
@@ -284,51 +383,78 @@ pub fn framed_digest(kind: ObjectKind, body: &[u8]) -> Id {
     Id(*h.finalize().as_bytes())
 }
 
-/// The mkit commit for a git commit body, unsigned (zero signature) under
-/// `signer` (§3.2). `lookup` gives the translated root tree and parents.
-///
-/// Checks, in 0.5.0's order: the body parses (including both person
-/// lines' timestamps); the committer timestamp is not negative; at most
-/// 1000 parents; the author identity is 1 to 4096 bytes; the tree, then each
-/// parent, is known. 0.5.0 does not check that the tree is a tree or the
-/// parents commits; neither does this.
-pub fn unsigned_commit(
+/// Parse a commit body (§3.2), including both person lines' timestamps.
+pub fn parse_commit<'a>(object: &Sha1, body: &'a [u8]) -> Result<CommitRef<'a>, Refusal> {
+    CommitRef::parse(body).map_err(unparsable(object, ObjectKind::Commit))
+}
+
+/// The fields of a parsed commit that pass §3.2's own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitFields<'p> {
+    /// The committer timestamp, not negative.
+    pub timestamp: u64,
+    /// The author identity, 1 to 4096 bytes.
+    pub author: &'p [u8],
+}
+
+/// The checks of §3.2 that need nothing but the commit itself, in 0.5.0's
+/// order after parsing: the committer timestamp is not negative; at most
+/// 1000 parents; the author identity is 1 to 4096 bytes.
+pub fn check_commit_fields<'p>(
     object: &Sha1,
-    body: &[u8],
-    signer: [u8; 32],
-    mut lookup: impl FnMut(&Sha1) -> Option<Translated>,
-) -> Result<Commit, Refusal> {
-    let parsed = CommitRef::parse(body).map_err(unparsable(object, ObjectKind::Commit))?;
-    let negative = || Refusal::NegativeTimestamp {
-        object: *object,
-        kind: ObjectKind::Commit,
-        timestamp: parsed.committer.timestamp,
-    };
-    let timestamp = u64::try_from(parsed.committer.timestamp).map_err(|_| negative())?;
+    parsed: &'p CommitRef<'_>,
+) -> Result<CommitFields<'p>, Refusal> {
+    let timestamp =
+        u64::try_from(parsed.committer.timestamp).map_err(|_| Refusal::NegativeTimestamp {
+            object: *object,
+            kind: ObjectKind::Commit,
+            timestamp: parsed.committer.timestamp,
+        })?;
     if parsed.parents.len() > MAX_PARENTS as usize {
         return Err(Refusal::TooManyParents {
             object: *object,
             count: parsed.parents.len(),
         });
     }
-    let author = identity_of(object, ObjectKind::Commit, &parsed.author.identity)?;
-    let mut id_of = |sha1: &Sha1| {
-        lookup(sha1)
-            .map(|t| t.id)
-            .ok_or(Refusal::MissingObject { object: *sha1 })
-    };
-    let tree = id_of(&parsed.tree)?;
-    let parents = parsed
-        .parents
-        .iter()
-        .map(&mut id_of)
-        .collect::<Result<Vec<_>, _>>()?;
+    let author = check_identity(object, ObjectKind::Commit, &parsed.author.identity)?;
+    Ok(CommitFields { timestamp, author })
+}
+
+/// The commit's children, in 0.5.0's order: the tree, then each parent,
+/// must be known. 0.5.0 does not check that the tree is a tree or the
+/// parents commits; neither does this.
+pub fn check_commit_children<C: Child>(
+    tree: &Sha1,
+    parents: &[Sha1],
+    mut lookup: impl FnMut(&Sha1) -> Option<C>,
+) -> Result<(C, Vec<C>), Refusal> {
+    let mut known = |sha1: &Sha1| lookup(sha1).ok_or(Refusal::MissingObject { object: *sha1 });
+    let tree = known(tree)?;
+    let parents = parents.iter().map(known).collect::<Result<Vec<_>, _>>()?;
+    Ok((tree, parents))
+}
+
+/// The mkit commit for a git commit body, unsigned (zero signature) under
+/// `signer` (§3.2). `lookup` gives the translated root tree and parents.
+///
+/// The checks are [`parse_commit`], [`check_commit_fields`] and
+/// [`check_commit_children`], in that order (the refusal pre-pass runs the
+/// same three).
+pub fn unsigned_commit(
+    object: &Sha1,
+    body: &[u8],
+    signer: [u8; 32],
+    lookup: impl FnMut(&Sha1) -> Option<Translated>,
+) -> Result<Commit, Refusal> {
+    let parsed = parse_commit(object, body)?;
+    let fields = check_commit_fields(object, &parsed)?;
+    let (tree, parents) = check_commit_children(&parsed.tree, &parsed.parents, lookup)?;
     Ok(Commit {
-        tree,
-        parents,
-        author,
+        tree: tree.id,
+        parents: parents.iter().map(|p| p.id).collect(),
+        author: Identity::opaque(fields.author),
         message: parsed.message.to_vec(),
-        timestamp,
+        timestamp: fields.timestamp,
         signer,
         message_hash: Id::ZERO,
         content_digest: framed_digest(ObjectKind::Commit, body),
@@ -400,8 +526,33 @@ pub struct TranslatedTag {
     pub chain: usize,
 }
 
-/// The mkit tag for a git tag body, unsigned (zero signature) under
-/// `signer` (§3.4). `lookup` gives the translated target.
+/// A git tag that passed every rule of §3.4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTag<'a, C> {
+    /// The parsed tag.
+    pub parsed: TagRef<'a>,
+    /// The caller's value for the target.
+    pub target: C,
+    /// The mkit target type (a declared blob may be a chunked blob).
+    pub target_type: ObjectType,
+    /// Tags in the chain it heads (1 when its target is not a tag).
+    pub chain: usize,
+    /// The tagger timestamp (0 for a tag without a tagger).
+    pub timestamp: u64,
+}
+
+impl<C> CheckedTag<'_, C> {
+    /// The tagger identity; the pinned `(no tagger)` for a tag without one.
+    pub fn tagger(&self) -> &[u8] {
+        match &self.parsed.tagger {
+            Some(p) => &p.identity,
+            None => NO_TAGGER,
+        }
+    }
+}
+
+/// Check a git tag body against every rule of §3.4. `lookup` gives the
+/// target's value.
 ///
 /// Checks, in 0.5.0's order: the body parses (including the tagger's
 /// timestamp); the name passes [`check_tag_name`]; the target is known and
@@ -410,12 +561,11 @@ pub struct TranslatedTag {
 /// be a chunked blob, which is then the mkit target type); the tagger
 /// timestamp is not negative and the tagger identity is 1 to 4096 bytes. A
 /// tag without a tagger gets the pinned `(no tagger)` identity at time 0.
-pub fn unsigned_tag(
+pub fn check_tag<'a, C: Child>(
     object: &Sha1,
-    body: &[u8],
-    signer: [u8; 32],
-    mut lookup: impl FnMut(&Sha1) -> Option<Translated>,
-) -> Result<TranslatedTag, Refusal> {
+    body: &'a [u8],
+    mut lookup: impl FnMut(&Sha1) -> Option<C>,
+) -> Result<CheckedTag<'a, C>, Refusal> {
     let parsed = TagRef::parse(body).map_err(unparsable(object, ObjectKind::Tag))?;
     check_tag_name(&parsed.name).map_err(|rule| Refusal::TagName {
         object: *object,
@@ -425,8 +575,9 @@ pub fn unsigned_tag(
     let target = lookup(&parsed.object).ok_or(Refusal::MissingObject {
         object: parsed.object,
     })?;
-    let chain = match target.kind {
-        ObjectType::Tag => target.depth.saturating_add(1),
+    let found = target.shape();
+    let chain = match found.kind {
+        ObjectType::Tag => found.depth.saturating_add(1),
         _ => 1,
     };
     if chain > MAX_TAG_CHAIN {
@@ -442,43 +593,61 @@ pub fn unsigned_tag(
         Some(ObjectKind::Tag) => Some(ObjectType::Tag),
         None => None,
     };
-    let target_type = match (declared, target.kind) {
+    let target_type = match (declared, found.kind) {
         (Some(ObjectType::Blob), ObjectType::ChunkedBlob) => ObjectType::ChunkedBlob,
         (Some(d), actual) if d == actual => d,
         _ => {
             return Err(Refusal::TagTarget {
                 object: *object,
                 declared: parsed.target_type.to_vec(),
-                found: target.kind,
+                found: found.kind,
             });
         }
     };
-    let (tagger, timestamp) = match &parsed.tagger {
+    let timestamp = match &parsed.tagger {
         Some(p) => {
             let timestamp = u64::try_from(p.timestamp).map_err(|_| Refusal::NegativeTimestamp {
                 object: *object,
                 kind: ObjectKind::Tag,
                 timestamp: p.timestamp,
             })?;
-            (
-                identity_of(object, ObjectKind::Tag, &p.identity)?,
-                timestamp,
-            )
+            check_identity(object, ObjectKind::Tag, &p.identity)?;
+            timestamp
         }
-        None => (Identity::opaque(NO_TAGGER), 0),
+        None => 0,
     };
+    Ok(CheckedTag {
+        timestamp,
+        parsed,
+        target,
+        target_type,
+        chain,
+    })
+}
+
+/// The mkit tag for a git tag body, unsigned (zero signature) under
+/// `signer` (§3.4): [`check_tag`], then the tag. `lookup` gives the
+/// translated target.
+pub fn unsigned_tag(
+    object: &Sha1,
+    body: &[u8],
+    signer: [u8; 32],
+    lookup: impl FnMut(&Sha1) -> Option<Translated>,
+) -> Result<TranslatedTag, Refusal> {
+    let checked = check_tag(object, body, lookup)?;
+    let tagger = Identity::opaque(checked.tagger());
     Ok(TranslatedTag {
         tag: Tag {
-            target: target.id,
-            target_type,
-            name: parsed.name.into_owned(),
+            target: checked.target.id,
+            target_type: checked.target_type,
             tagger,
-            message: parsed.message.to_vec(),
-            timestamp,
+            name: checked.parsed.name.into_owned(),
+            message: checked.parsed.message.to_vec(),
+            timestamp: checked.timestamp,
             signer,
             signature: [0; 64],
         },
-        chain,
+        chain: checked.chain,
     })
 }
 
@@ -577,8 +746,12 @@ pub fn map_ref(remote: &str, upstream: &[u8]) -> Result<Option<RefMapping>, Refu
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// An author or tagger slice as an opaque identity, bounded 1..=4096 bytes.
-fn identity_of(object: &Sha1, kind: ObjectKind, slice: &[u8]) -> Result<Identity, Refusal> {
+/// An author or tagger slice, bounded 1..=4096 bytes.
+fn check_identity<'s>(
+    object: &Sha1,
+    kind: ObjectKind,
+    slice: &'s [u8],
+) -> Result<&'s [u8], Refusal> {
     if slice.is_empty() || slice.len() > MAX_IDENTITY_LEN {
         return Err(Refusal::AuthorPayload {
             object: *object,
@@ -586,7 +759,7 @@ fn identity_of(object: &Sha1, kind: ObjectKind, slice: &[u8]) -> Result<Identity
             len: slice.len(),
         });
     }
-    Ok(Identity::opaque(slice))
+    Ok(slice)
 }
 
 fn unparsable(object: &Sha1, kind: ObjectKind) -> impl FnOnce(ParseError) -> Refusal + '_ {
@@ -863,6 +1036,116 @@ mod tests {
                 .unwrap_err()
                 .name(),
             "Gitlink"
+        );
+    }
+
+    /// The pre-pass runs the checks on shapes: for any body and children,
+    /// they refuse exactly as translation does, and pass with the same
+    /// depth and chain.
+    #[test]
+    fn checks_on_shapes_decide_as_translation_does() {
+        let known = [(sha(1), blob(1)), (sha(2), tree_of(3)), (sha(3), blob(3))];
+        let shapes: HashMap<Sha1, Shape> = known.iter().map(|(s, t)| (*s, t.shape())).collect();
+        let trees = [
+            tree_body(&[("100644", b"a", sha(1)), ("40000", b"d", sha(2))]),
+            tree_body(&[("160000", b"sub", sha(9))]),
+            tree_body(&[("100644", b"x", sha(7)), ("160000", b"sub", sha(9))]),
+            tree_body(&[("100644", b"x", sha(2))]),
+            tree_body(&[("100644", b"a", sha(1)), ("40000", b"a", sha(2))]),
+            tree_body(&[("100664", b"n", sha(3))]),
+            b"100644 x\0short".to_vec(),
+        ];
+        for body in &trees {
+            let translated = tree(body, &known);
+            let checked = check_tree(&OBJ, body, ImportOptions::default(), |c| {
+                shapes.get(c).copied()
+            });
+            match (translated, checked) {
+                (Ok(t), Ok(c)) => {
+                    assert_eq!((t.depth, t.normalized), (c.depth, c.normalized));
+                    let names: Vec<&[u8]> = c.entries.iter().map(|e| e.0).collect();
+                    let want: Vec<&[u8]> = t.tree.entries.iter().map(|e| &e.name[..]).collect();
+                    assert_eq!(names, want);
+                }
+                (Err(t), Err(c)) => assert_eq!(t, c),
+                (t, c) => panic!("translation {t:?}, check {c:?}"),
+            }
+        }
+        let key = KeyPair::from_seed(&[0x42; 32]);
+        let t = Sha1::from_hex(T).unwrap();
+        let commit_shapes = |s: &Sha1| (*s == t || *s == sha(1)).then_some(blob(1).shape());
+        for body in [
+            format!(
+                "tree {T}\nparent {}\nauthor A <a> 1 +0000\ncommitter A <a> 2 +0000\n\nm",
+                sha(1)
+            ),
+            format!(
+                "tree {T}\nparent {}\nauthor A <a> 1 +0000\ncommitter A <a> 2 +0000\n\nm",
+                sha(4)
+            ),
+            format!("tree {T}\nauthor A <a> 1 +0000\ncommitter A <a> -2 +0000\n\nm"),
+            format!("tree {T}\nauthor  1 +0000\ncommitter A <a> 2 +0000\n\nm"),
+            "tree x\n\nm".to_owned(),
+        ] {
+            let translated = translate_commit(&OBJ, body.as_bytes(), commit_memo(), &key);
+            let checked = parse_commit(&OBJ, body.as_bytes()).and_then(|c| {
+                check_commit_fields(&OBJ, &c)?;
+                check_commit_children(&c.tree, &c.parents, commit_shapes).map(|_| ())
+            });
+            assert_eq!(translated.err(), checked.err(), "{body}");
+        }
+        let tag_shapes = |s: &Sha1| tag_memo()(s).map(|t| t.shape());
+        for body in [
+            format!("object {}\ntype commit\ntag v1\n\n", sha(1)),
+            format!("object {}\ntype tag\ntag c\n\n", sha(3)),
+            format!("object {}\ntype tag\ntag c\n\n", sha(4)),
+            format!("object {}\ntype tree\ntag t\n\n", sha(1)),
+            format!("object {}\ntype commit\ntag t\n\n", sha(7)),
+            format!("object {}\ntype commit\ntag a/b\n\n", sha(1)),
+        ] {
+            let translated = translate_tag(&OBJ, body.as_bytes(), tag_memo(), &key);
+            let checked = check_tag(&OBJ, body.as_bytes(), tag_shapes);
+            match (translated, checked) {
+                (Ok(t), Ok(c)) => assert_eq!(t.chain, c.chain),
+                (Err(t), Err(c)) => assert_eq!(t, c),
+                (t, c) => panic!("translation {t:?}, check {:?}", c.map(|c| c.chain)),
+            }
+        }
+    }
+
+    #[test]
+    fn blob_checks() {
+        let big = MAX_OBJECT_BYTES + 1;
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Blob, big)), ObjectKind::Blob, big),
+            Err(Refusal::BlobTooLarge {
+                object: OBJ,
+                kind: ObjectKind::Blob,
+                size: big
+            })
+        );
+        // The cap is checked on the header, before the kind.
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Tree, big)), ObjectKind::Tree, big)
+                .unwrap_err()
+                .name(),
+            "BlobTooLarge"
+        );
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Tree, 3)), ObjectKind::Tree, 3),
+            Err(Refusal::MissingObject { object: OBJ })
+        );
+        let over = chunk::CHUNK_THRESHOLD as u64 + 1;
+        assert_eq!(
+            check_blob(&OBJ, None, ObjectKind::Blob, over).unwrap().kind,
+            ObjectType::ChunkedBlob
+        );
+        assert_eq!(
+            check_blob(&OBJ, Some((ObjectKind::Blob, 2)), ObjectKind::Blob, 2).unwrap(),
+            Shape {
+                kind: ObjectType::Blob,
+                depth: 0
+            }
         );
     }
 

@@ -79,6 +79,17 @@ thread_local! {
     static HANDLE: RefCell<Cached> = const { RefCell::new(None) };
 }
 
+/// Drop this thread's handle, and those of every thread of the current
+/// rayon pool when called from one: the pages a handle mapped stay resident
+/// until its object store is dropped, and a handle holds its store.
+pub fn release_thread_handles() {
+    let forget = || HANDLE.with(|cell| cell.borrow_mut().take());
+    if rayon::current_thread_index().is_some() {
+        rayon::broadcast(|_| drop(forget()));
+    }
+    drop(forget());
+}
+
 /// Run `f` with this thread's handle on `repo`, opening it when the thread
 /// has none or has one on another repository.
 fn with_handle<T>(repo: &gix::ThreadSafeRepository, f: impl FnOnce(&gix::Repository) -> T) -> T {

@@ -406,6 +406,21 @@ fn finish_clone(
     gix::open(path).map_err(|e| mirror_err("open")(e.into()))
 }
 
+/// Bytes of delta bases each reading handle on the mirror caches (gix's
+/// default is 96 MiB per handle, and an import holds one per worker).
+pub const DELTA_BASE_CACHE: usize = 2 << 20;
+
+/// Open the mirror for reading objects from many threads, each handle's
+/// delta-base cache bounded by `cache` bytes (64 bases at most).
+pub fn open_for_reading(
+    path: &Path,
+    cache: usize,
+) -> Result<gix::ThreadSafeRepository, gix::Error> {
+    let options = gix::open::Options::default()
+        .config_overrides([format!("gitoxide.core.deltaBaseCacheLimit={cache}")]);
+    gix::ThreadSafeRepository::open_opts(path, options)
+}
+
 /// Clone a local repository the way git does for a local path: hard-link
 /// (or copy, across filesystems) its object files, which git never rewrites,
 /// then copy its heads and tags and record it as `origin` with the mirror

@@ -7,11 +7,13 @@
 //! 2. bring the staging mirror up to date with gix and record the bindings
 //!    after the first successful fetch;
 //! 3. walk every upstream ref's closure, stopping at objects the map already
-//!    knows, so a run with no upstream change reads nothing but the refs;
-//! 4. translate the new objects: blobs in parallel, then trees in waves of
-//!    equal height, commits in waves of equal generation, tags by chain
-//!    length; each worker reads the mirror through its own gix handle, and
-//!    every object is staged in one [`WriteBatch`];
+//!    knows, and decide every refusal on the way (`import/walk.rs`, the pre-pass):
+//!    which tips are importable, and which new objects they need;
+//! 4. translate the needed objects only (`import/translate.rs`): blobs in parallel,
+//!    then trees in waves of equal height, commits in waves of equal
+//!    generation, tags by chain length; each worker reads the mirror through
+//!    its own gix handle, and every object is staged in one
+//!    [`WriteBatch`](crate::mkit::store::WriteBatch);
 //! 5. commit the batch (objects durable and visible), retain the framed raw
 //!    commit and tag bytes, append the map, write the refs, the ref state and
 //!    the `normalized` stamp, and clear the crash marker.
@@ -24,34 +26,38 @@
 //! identical for any number of jobs: ids are content-addressed and every
 //! list written is sorted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::bridge::import::{self as rules, ImportOptions, Translated, check_object_size};
+use crate::bridge::import::{self as rules, ImportOptions, Translated};
 use crate::bridge::plan::import::ImportPlan;
 use crate::bridge::refusal::Refusal;
 use crate::durable;
-use crate::git::parse::{CommitRef, TagRef, parse_tree};
-use crate::git::sha1::{ObjectKind, Sha1, frame};
+use crate::git::parse::{CommitRef, TagRef};
+use crate::git::sha1::{ObjectKind, Sha1};
 use crate::git::source::{self, header as read_header, is_ancestor};
-use crate::git::staging::{StagingError, UpstreamRef};
+use crate::git::staging::{self, StagingError, UpstreamRef};
 use crate::mkit::Id;
-use crate::mkit::content;
 use crate::mkit::object::{Object, ObjectType};
 use crate::mkit::refs::RefError;
 use crate::mkit::repo::Repo;
 use crate::mkit::sign::KeyPair;
-use crate::mkit::store::{Prepared, StoreError, WriteBatch, prepare};
+use crate::mkit::store::StoreError;
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
 mod cache;
 mod dry;
+mod reopen;
 mod report;
 mod setup;
+mod translate;
 mod update;
+mod walk;
+
+use walk::Work;
 
 use setup::Pass;
 
@@ -297,13 +303,13 @@ pub fn import(repo: &Repo, req: &ImportRequest<'_>) -> Result<ImportOutcome, Imp
     let empty = state::Sha1ToBlake::new();
     let mut run = p.run(repo, req);
     let mapped = setup::map_upstream(req.remote, &p.fetched.refs);
-    let (graph, dropped) = setup::walk(&p, &mut run, &mapped, &empty, &mut notes)?;
+    let (work, dropped) = setup::walk(&p, &mut run, &mapped, &empty, &mut notes)?;
     rebuild |= dropped;
     laps.lap("walk");
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(interrupted(&p.state_dir, p.interrupted_before));
     }
-    let (translated, written) = write_objects(repo, req, &p, &mut run, &graph, &mut laps, rebuild)?;
+    let (translated, written) = write_objects(repo, req, &p, &mut run, &work, &mut laps, rebuild)?;
     let mut outcome = ImportOutcome {
         translated,
         written,
@@ -349,7 +355,7 @@ fn write_objects(
     req: &ImportRequest<'_>,
     p: &setup::Prepared,
     run: &mut Run<'_>,
-    graph: &Graph,
+    work: &Work,
     laps: &mut Laps,
     rebuild: bool,
 ) -> Result<(u64, u64), ImportError> {
@@ -358,21 +364,15 @@ fn write_objects(
         .batch()
         .with_threads(p.pool.current_num_threads());
     let mut raw = state::RawWriter::new(&p.state_dir);
-    // The original bytes of every new commit and tag are retained (framed),
+    // The original bytes of every commit and tag to translate are retained (framed),
     // in parallel and off the translation's sequential path.
     let fault = durable::fault::phase("raw");
-    p.pool.install(|| {
-        graph
-            .commits
-            .par_iter()
-            .map(|(s, b)| (s, ObjectKind::Commit, b))
-            .chain(graph.tags.par_iter().map(|(s, b)| (s, ObjectKind::Tag, b)))
-            .try_for_each(|(sha, kind, body)| raw.retain(sha, &frame(kind, body)).map(|_| ()))
-    })?;
+    p.pool
+        .install(|| translate::retain_raw(&p.mirror, work, &raw))?;
     drop(fault);
     laps.lap("raw");
     p.pool
-        .install(|| run.translate(graph, &batch, req.interrupt))
+        .install(|| run.translate(work, &batch, req.interrupt))
         .map_err(|e| match e {
             ImportError::Interrupted => interrupted(&p.state_dir, p.interrupted_before),
             e => e,
@@ -455,6 +455,20 @@ fn finish(
     state::clear_importing(&p.state_dir)?;
     crash_point("imported");
     Ok(())
+}
+
+/// The staging mirror of `state_dir`, opened for reading objects from the
+/// run's workers.
+fn open_mirror(state_dir: &Path) -> Result<gix::ThreadSafeRepository, ImportError> {
+    let path = staging::mirror_path(state_dir);
+    staging::open_for_reading(&path, staging::DELTA_BASE_CACHE)
+        .map_err(|source| ImportError::Mirror { path, source })
+}
+
+/// Drop the per-thread mirror handles of the current pool's threads (and of
+/// this thread), so that a mirror dropped after a phase releases its pages.
+fn release_thread_handles() {
+    source::release_thread_handles();
 }
 
 /// The error for a run stopped by its interrupt flag before the objects'
@@ -596,36 +610,6 @@ impl Laps {
     }
 }
 
-/// A translated tree and whether a historic mode was normalized in it.
-type TreeResult = Result<(Translated, bool), Refusal>;
-
-/// The new objects of a run, found by walking from the tips.
-#[derive(Default)]
-struct Graph {
-    blobs: Vec<Sha1>,
-    /// New trees with their new subtree children.
-    trees: Vec<(Sha1, Vec<Sha1>)>,
-    /// New commits with their raw body.
-    commits: Vec<(Sha1, Vec<u8>)>,
-    /// New tags with their raw body.
-    tags: Vec<(Sha1, Vec<u8>)>,
-    /// Parents of each new commit that parsed, as the walk read them.
-    parents: HashMap<Sha1, Vec<Sha1>>,
-    /// Target of each new tag that parsed.
-    tag_targets: HashMap<Sha1, Sha1>,
-    /// Already-mapped objects referenced by new ones (or tips), with their
-    /// kind and size in the mirror when it has them.
-    mapped: Vec<(Sha1, Option<(ObjectKind, u64)>)>,
-    /// Bodies of new trees read by the walk, up to [`TREE_BODY_BUDGET`].
-    tree_bodies: HashMap<Sha1, Vec<u8>>,
-    /// Bytes held in `tree_bodies`.
-    tree_body_bytes: usize,
-}
-
-/// Memory the walk may spend keeping tree bodies for the translation; trees
-/// beyond it are read again from the mirror.
-const TREE_BODY_BUDGET: usize = 256 << 20;
-
 struct Run<'a> {
     mirror: &'a gix::ThreadSafeRepository,
     /// The object store, where every map hit the walk uses must be.
@@ -722,153 +706,6 @@ impl Run<'_> {
         }))
     }
 
-    /// Walk from the tips through every object the map does not know; the
-    /// first map hit the store contradicts stops the walk and is returned.
-    fn walk(&mut self, tips: &[Sha1]) -> Result<Result<Graph, Disagreement>, ImportError> {
-        let mut graph = Graph::default();
-        let mut seen: HashSet<Sha1> = HashSet::new();
-        let mut stack: Vec<(Sha1, Option<ObjectKind>)> =
-            tips.iter().rev().map(|t| (*t, None)).collect();
-        while let Some((sha, hint)) = stack.pop() {
-            if !seen.insert(sha) {
-                continue;
-            }
-            if let Some(id) = self.map.get(&sha).copied() {
-                let header = read_header(self.mirror, &sha);
-                if let Some(disagreement) = self.check_hit(&sha, &id, header)? {
-                    return Ok(Err(disagreement));
-                }
-                graph.mapped.push((sha, header));
-                continue;
-            }
-            if hint == Some(ObjectKind::Blob) {
-                graph.blobs.push(sha);
-                continue;
-            }
-            let (kind, body) = match read_object(self.mirror, &sha) {
-                Ok(x) => x,
-                Err(refusal) => {
-                    self.refusals.insert(sha, refusal);
-                    continue;
-                }
-            };
-            match kind {
-                ObjectKind::Blob => graph.blobs.push(sha),
-                ObjectKind::Tree => {
-                    let mut subtrees = Vec::new();
-                    if let Ok(entries) = parse_tree(&body) {
-                        for e in entries.iter().rev() {
-                            match rules::map_mode(e.mode) {
-                                rules::ModeMapping::Canonical(m)
-                                | rules::ModeMapping::Normalized(m)
-                                    if m == crate::mkit::object::EntryMode::Tree =>
-                                {
-                                    subtrees.push(e.id);
-                                    stack.push((e.id, Some(ObjectKind::Tree)));
-                                }
-                                rules::ModeMapping::Canonical(_)
-                                | rules::ModeMapping::Normalized(_) => {
-                                    stack.push((e.id, Some(ObjectKind::Blob)));
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    graph.trees.push((sha, subtrees));
-                    // Kept for the translation, within a budget, so most
-                    // trees are inflated and hashed once.
-                    if graph.tree_body_bytes + body.len() <= TREE_BODY_BUDGET {
-                        graph.tree_body_bytes += body.len();
-                        graph.tree_bodies.insert(sha, body);
-                    }
-                }
-                ObjectKind::Commit => {
-                    if let Ok(c) = CommitRef::parse(&body) {
-                        stack.push((c.tree, Some(ObjectKind::Tree)));
-                        for p in c.parents.iter().rev() {
-                            stack.push((*p, Some(ObjectKind::Commit)));
-                        }
-                        graph.parents.insert(sha, c.parents);
-                    }
-                    graph.commits.push((sha, body));
-                }
-                ObjectKind::Tag => {
-                    if let Ok(t) = TagRef::parse(&body) {
-                        stack.push((t.object, None));
-                        graph.tag_targets.insert(sha, t.object);
-                    }
-                    graph.tags.push((sha, body));
-                }
-            }
-        }
-        Ok(Ok(graph))
-    }
-
-    /// The memo entry for an already-mapped object referenced by a new one:
-    /// its id from the map, its type (from the mirror's `header`, as the walk
-    /// read it) and depth from the mirror.
-    fn describe_mapped(
-        &self,
-        sha: &Sha1,
-        header: Option<(ObjectKind, u64)>,
-        heights: &mut HashMap<Sha1, usize>,
-    ) -> Option<Translated> {
-        let id = *self.map.get(sha)?;
-        let (kind, size) = header?;
-        let (kind, depth) = match kind {
-            ObjectKind::Blob => (rules::content_type(size), 0),
-            ObjectKind::Tree => (ObjectType::Tree, self.mapped_height(sha, heights)),
-            ObjectKind::Commit => (ObjectType::Commit, 0),
-            ObjectKind::Tag => (ObjectType::Tag, self.mapped_chain(sha)),
-        };
-        Some(Translated { id, kind, depth })
-    }
-
-    /// Height of a mapped tree, read from the mirror (memoized).
-    fn mapped_height(&self, sha: &Sha1, heights: &mut HashMap<Sha1, usize>) -> usize {
-        if let Some(h) = heights.get(sha) {
-            return *h;
-        }
-        let mut tallest = 0;
-        if let Ok((ObjectKind::Tree, body)) = read_object(self.mirror, sha)
-            && let Ok(entries) = parse_tree(&body)
-        {
-            let subtrees: Vec<Sha1> = entries
-                .iter()
-                .filter(|e| {
-                    matches!(
-                        rules::map_mode(e.mode),
-                        rules::ModeMapping::Canonical(crate::mkit::object::EntryMode::Tree)
-                            | rules::ModeMapping::Normalized(crate::mkit::object::EntryMode::Tree)
-                    )
-                })
-                .map(|e| e.id)
-                .collect();
-            for s in subtrees {
-                tallest = tallest.max(self.mapped_height(&s, heights));
-            }
-        }
-        heights.insert(*sha, tallest + 1);
-        tallest + 1
-    }
-
-    /// Chain length of a mapped tag, read from the mirror.
-    fn mapped_chain(&self, sha: &Sha1) -> usize {
-        let mut chain = 0;
-        let mut cur = *sha;
-        while chain <= rules::MAX_TAG_CHAIN {
-            let Ok((ObjectKind::Tag, body)) = read_object(self.mirror, &cur) else {
-                break;
-            };
-            chain += 1;
-            match TagRef::parse(&body) {
-                Ok(t) => cur = t.object,
-                Err(_) => break,
-            }
-        }
-        chain
-    }
-
     /// The refusal to report for `err`: a missing child that was itself
     /// refused reports the child's own refusal.
     fn resolve(&self, err: Refusal) -> Refusal {
@@ -894,304 +731,6 @@ impl Run<'_> {
             .cloned()
             .unwrap_or(Refusal::MissingObject { object: *tip }))
     }
-
-    /// Translate every new object, bottom-up, staging into `batch`.
-    fn translate(
-        &mut self,
-        graph: &Graph,
-        batch: &WriteBatch<'_>,
-        interrupt: &AtomicBool,
-    ) -> Result<(), ImportError> {
-        let mut heights = HashMap::new();
-        for (sha, header) in &graph.mapped {
-            if let Some(t) = self.describe_mapped(sha, *header, &mut heights) {
-                self.memo.insert(*sha, t);
-            }
-        }
-
-        // Blobs, in parallel. A failed write stops the run (rayon's collect
-        // into a `Result` stops at the first error); a refused object only
-        // refuses the refs that need it.
-        self.laps.restart();
-        self.progress.phase("blobs", graph.blobs.len() as u64);
-        let mirror = self.mirror;
-        let progress = self.progress;
-        let fault = durable::fault::phase("blobs");
-        let results: Vec<(Sha1, Result<Translated, Refusal>)> = graph
-            .blobs
-            .par_iter()
-            .map(|sha| {
-                if interrupt.load(Ordering::Relaxed) {
-                    return Ok((*sha, Err(Refusal::MissingObject { object: *sha })));
-                }
-                let read = (|| {
-                    // The header first, so an object over the 1 GiB cap is
-                    // refused before its content is read into memory.
-                    if let Some((kind, size)) = read_header(mirror, sha) {
-                        check_object_size(sha, kind, size)?;
-                    }
-                    let (kind, data) = read_object(mirror, sha)?;
-                    if kind != ObjectKind::Blob {
-                        return Err(Refusal::MissingObject { object: *sha });
-                    }
-                    Ok(data)
-                })();
-                let r = match read {
-                    Ok(data) => {
-                        progress.advance(0, data.len() as u64);
-                        staged(sha, content::stage_content(batch, &data))?.map(|id| Translated {
-                            id,
-                            kind: rules::content_type(data.len() as u64),
-                            depth: 0,
-                        })
-                    }
-                    Err(refusal) => Err(refusal),
-                };
-                progress.advance(1, 0);
-                Ok((*sha, r))
-            })
-            .collect::<Result<_, ImportError>>()?;
-        drop(fault);
-        self.absorb(results);
-
-        // Trees, in waves of equal height (children always in an earlier wave).
-        let tree_children: HashMap<Sha1, &Vec<Sha1>> =
-            graph.trees.iter().map(|(s, c)| (*s, c)).collect();
-        let mut level: HashMap<Sha1, usize> = HashMap::new();
-        for (sha, _) in &graph.trees {
-            tree_level(sha, &tree_children, &mut level);
-        }
-        let mut by_level: Vec<Vec<Sha1>> = Vec::new();
-        for (sha, _) in &graph.trees {
-            let l = level[sha];
-            if by_level.len() <= l {
-                by_level.resize(l + 1, Vec::new());
-            }
-            by_level[l].push(*sha);
-        }
-        self.laps.lap("blobs");
-        self.progress.phase("trees", graph.trees.len() as u64);
-        let fault = durable::fault::phase("trees");
-        for wave in &mut by_level {
-            wave.sort();
-            if interrupt.load(Ordering::Relaxed) {
-                return Err(ImportError::Interrupted);
-            }
-            let memo = &self.memo;
-            let options = self.options;
-            let results: Vec<(Sha1, TreeResult)> = wave
-                .par_iter()
-                .map(|sha| {
-                    let translated = (|| {
-                        let read;
-                        let body = match graph.tree_bodies.get(sha) {
-                            Some(body) => body,
-                            None => {
-                                read = read_object(mirror, sha)?.1;
-                                &read
-                            }
-                        };
-                        rules::translate_tree(sha, body, options, |c| memo.get(c).copied())
-                    })();
-                    let r = match translated {
-                        Ok(t) => {
-                            let (depth, normalized) = (t.depth, t.normalized);
-                            staged(sha, batch.add(&Object::Tree(t.tree)))?.map(|id| {
-                                (
-                                    Translated {
-                                        id,
-                                        kind: ObjectType::Tree,
-                                        depth,
-                                    },
-                                    normalized,
-                                )
-                            })
-                        }
-                        Err(refusal) => Err(refusal),
-                    };
-                    progress.advance(1, 0);
-                    Ok((*sha, r))
-                })
-                .collect::<Result<_, ImportError>>()?;
-            let mut plain = Vec::with_capacity(results.len());
-            for (sha, r) in results {
-                plain.push((
-                    sha,
-                    r.map(|(t, normalized)| {
-                        self.normalized |= normalized;
-                        t
-                    }),
-                ));
-            }
-            self.absorb(plain);
-        }
-
-        // Commits, in waves of equal generation.
-        let bodies: HashMap<Sha1, &Vec<u8>> = graph.commits.iter().map(|(s, b)| (*s, b)).collect();
-        let mut generation: HashMap<Sha1, usize> = HashMap::new();
-        let mut order: Vec<Sha1> = graph.commits.iter().map(|(s, _)| *s).collect();
-        order.sort();
-        for sha in &order {
-            commit_generation(sha, &graph.parents, &bodies, &mut generation);
-        }
-        let mut waves: Vec<Vec<Sha1>> = Vec::new();
-        for sha in &order {
-            let g = generation[sha];
-            if waves.len() <= g {
-                waves.resize(g + 1, Vec::new());
-            }
-            waves[g].push(*sha);
-        }
-        drop(fault);
-        let key = self.key;
-        // Blobs and trees are most of the files: publish them while the
-        // commit chain is computed.
-        batch.checkpoint();
-        self.laps.lap("trees");
-        self.progress.phase("commits", graph.commits.len() as u64);
-        let fault = durable::fault::phase("commits");
-        // Commit files are written by a thread of their own while the chain
-        // goes on: only ids travel along the chain.
-        std::thread::scope(|scope| -> Result<(), ImportError> {
-            let (tx, rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
-            let writer = scope.spawn(move || -> Result<(), StoreError> {
-                for chunk in rx {
-                    for p in &chunk {
-                        batch.add_prepared(p)?;
-                    }
-                }
-                Ok(())
-            });
-            let mut to_write = Vec::new();
-            for wave in &waves {
-                if interrupt.load(Ordering::Relaxed) {
-                    return Err(ImportError::Interrupted);
-                }
-                let memo = &self.memo;
-                let one = |sha: &Sha1| {
-                    let body = bodies[sha];
-                    let r = (|| {
-                        let c = rules::translate_commit(sha, body, |p| memo.get(p).copied(), key)?;
-                        prepare(&Object::Commit(c)).map_err(|e| Refusal::CorruptObject {
-                            object: *sha,
-                            detail: e.to_string(),
-                        })
-                    })();
-                    progress.advance(1, 0);
-                    (*sha, r)
-                };
-                // Linear stretches of history make waves of one or two
-                // commits: those are translated inline, where handing them to
-                // the pool would cost more than the work.
-                let results: Vec<(Sha1, Result<Prepared, Refusal>)> = if wave.len() < PARALLEL_WAVE
-                {
-                    wave.iter().map(one).collect()
-                } else {
-                    wave.par_iter().map(one).collect()
-                };
-                let mut settled = Vec::with_capacity(results.len());
-                for (sha, r) in results {
-                    settled.push((
-                        sha,
-                        r.map(|p| {
-                            let t = Translated {
-                                id: p.id(),
-                                kind: ObjectType::Commit,
-                                depth: 0,
-                            };
-                            to_write.push(p);
-                            t
-                        }),
-                    ));
-                }
-                self.absorb(settled);
-                if to_write.len() >= COMMIT_WRITE_CHUNK {
-                    // A send fails only once the writer has stopped on an
-                    // error, which its join below reports.
-                    let _ = tx.send(std::mem::take(&mut to_write));
-                }
-            }
-            drop(tx);
-            self.laps.lap("commits");
-            // The chain is done: the pool writes what is left while the
-            // writer drains its queue.
-            let rest = to_write
-                .par_iter()
-                .try_for_each(|p| batch.add_prepared(p).map(|_| ()));
-            match writer.join() {
-                Ok(written) => written?,
-                // A panic is a bug, not an input error: pass it on as is.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-            rest?;
-            Ok(())
-        })?;
-
-        drop(fault);
-        // Tags: each round translates the tags whose target is settled.
-        self.laps.lap("commit files");
-        self.progress.phase("tags", graph.tags.len() as u64);
-        let _fault = durable::fault::phase("tags");
-        let mut pending: Vec<&(Sha1, Vec<u8>)> = graph.tags.iter().collect();
-        pending.sort_by_key(|(s, _)| *s);
-        while !pending.is_empty() {
-            let (ready, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(sha, _)| {
-                graph.tag_targets.get(sha).is_none_or(|target| {
-                    !graph.tag_targets.contains_key(target)
-                        || self.memo.contains_key(target)
-                        || self.refusals.contains_key(target)
-                })
-            });
-            if ready.is_empty() {
-                // A cycle cannot occur in a content-addressed graph; refuse
-                // what is left rather than loop.
-                for (sha, _) in later {
-                    self.refusals
-                        .insert(*sha, Refusal::MissingObject { object: *sha });
-                }
-                break;
-            }
-            // Tags of one round never depend on each other.
-            let memo = &self.memo;
-            let results: Vec<(Sha1, Result<Translated, Refusal>)> = ready
-                .par_iter()
-                .map(|(sha, body)| {
-                    let r = match rules::translate_tag(sha, body, |t| memo.get(t).copied(), key) {
-                        Ok(t) => {
-                            let chain = t.chain;
-                            staged(sha, batch.add(&Object::Tag(t.tag)))?.map(|id| Translated {
-                                id,
-                                kind: ObjectType::Tag,
-                                depth: chain,
-                            })
-                        }
-                        Err(refusal) => Err(refusal),
-                    };
-                    progress.advance(1, 0);
-                    Ok((*sha, r))
-                })
-                .collect::<Result<_, ImportError>>()?;
-            self.absorb(results);
-            pending = later;
-        }
-        self.laps.lap("tags");
-        Ok(())
-    }
-
-    fn absorb(&mut self, results: Vec<(Sha1, Result<Translated, Refusal>)>) {
-        for (sha, r) in results {
-            match r {
-                Ok(t) => {
-                    self.memo.insert(sha, t);
-                    self.new_objects.push(sha);
-                }
-                Err(e) => {
-                    let e = self.resolve(e);
-                    self.refusals.insert(sha, e);
-                }
-            }
-        }
-    }
 }
 
 /// Sort out a store result for the object `sha` translated to: an I/O
@@ -1208,94 +747,6 @@ fn staged<T>(sha: &Sha1, r: Result<T, StoreError>) -> Result<Result<T, Refusal>,
             detail: e.to_string(),
         })),
     }
-}
-
-/// Wave index of a new tree: one more than its tallest new subtree.
-fn tree_level(
-    sha: &Sha1,
-    children: &HashMap<Sha1, &Vec<Sha1>>,
-    level: &mut HashMap<Sha1, usize>,
-) -> usize {
-    if let Some(l) = level.get(sha) {
-        return *l;
-    }
-    // Iterative post-order: trees can nest deeply.
-    let mut stack = vec![(*sha, false)];
-    while let Some((s, expanded)) = stack.pop() {
-        if level.contains_key(&s) {
-            continue;
-        }
-        let kids: &[Sha1] = children.get(&s).map_or(&[], |v| v.as_slice());
-        if expanded {
-            let l = kids
-                .iter()
-                .filter(|k| children.contains_key(*k))
-                .map(|k| level.get(k).map_or(0, |l| l + 1))
-                .max()
-                .unwrap_or(0);
-            level.insert(s, l);
-        } else {
-            stack.push((s, true));
-            for k in kids {
-                if children.contains_key(k) && !level.contains_key(k) {
-                    stack.push((*k, false));
-                }
-            }
-        }
-    }
-    level[sha]
-}
-
-/// Commit waves smaller than this are translated on the calling thread.
-const PARALLEL_WAVE: usize = 8;
-
-/// Commits handed to the commit writer at a time.
-const COMMIT_WRITE_CHUNK: usize = 64;
-
-/// Wave index of a new commit: one more than its latest new parent.
-fn commit_generation(
-    sha: &Sha1,
-    parents: &HashMap<Sha1, Vec<Sha1>>,
-    new: &HashMap<Sha1, &Vec<u8>>,
-    generation: &mut HashMap<Sha1, usize>,
-) -> usize {
-    if let Some(g) = generation.get(sha) {
-        return *g;
-    }
-    // Only new commits take part (an unparsable one too, so its children come
-    // in a later wave and report its refusal); mapped parents are settled.
-    let parents_of = |s: &Sha1| -> Vec<Sha1> {
-        parents.get(s).map_or_else(Vec::new, |ps| {
-            ps.iter()
-                .filter(|p| new.contains_key(*p))
-                .copied()
-                .collect()
-        })
-    };
-    // Iterative: histories are far deeper than the stack allows.
-    let mut stack = vec![(*sha, false)];
-    while let Some((s, expanded)) = stack.pop() {
-        if generation.contains_key(&s) {
-            continue;
-        }
-        let parents = parents_of(&s);
-        if expanded {
-            let g = parents
-                .iter()
-                .map(|p| generation.get(p).map_or(0, |g| g + 1))
-                .max()
-                .unwrap_or(0);
-            generation.insert(s, g);
-        } else {
-            stack.push((s, true));
-            for p in parents {
-                if !generation.contains_key(&p) {
-                    stack.push((p, false));
-                }
-            }
-        }
-    }
-    generation[sha]
 }
 
 /// True when `dir` may receive a fresh import: absent, or an empty directory.

@@ -25,6 +25,7 @@ mod jobs;
 mod local_export;
 mod mirror;
 mod never_panic;
+mod prefilter;
 mod pull_status;
 mod refs_keys;
 mod refusal_cache;

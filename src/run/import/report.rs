@@ -94,10 +94,10 @@ fn refused_below(
 ) -> Option<HashMap<Sha1, Refusal>> {
     let mut sub = p.run(repo, req);
     sub.progress = &NoProgress;
-    let graph = p.pool.install(|| sub.walk(tips)).ok()?.ok()?;
+    let work = p.pool.install(|| sub.walk(tips)).ok()?.ok()?;
     let batch = repo.store().dry_batch();
     p.pool
-        .install(|| sub.translate(&graph, &batch, req.interrupt))
+        .install(|| sub.translate(&work, &batch, req.interrupt))
         .ok()?;
     Some(sub.refusals)
 }

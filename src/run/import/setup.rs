@@ -17,7 +17,7 @@ use crate::mkit::repo::Repo;
 use crate::state::{self, Direction, RefState, StateError, StateLock};
 
 use super::{
-    Graph, ImportError, ImportRequest, Laps, MapVerdict, Run, check_bindings, crash_point,
+    ImportError, ImportRequest, Laps, MapVerdict, Run, check_bindings, crash_point,
     divergence_probe, map_verdict,
 };
 
@@ -118,13 +118,7 @@ pub(super) fn prepare(
         MapVerdict::Trusted => map,
         _ => state::Sha1ToBlake::new(),
     };
-    let mirror_path = staging::mirror_path(&state_dir);
-    let mirror = gix::open(&mirror_path)
-        .map_err(|source| ImportError::Mirror {
-            path: mirror_path.clone(),
-            source,
-        })?
-        .into_sync();
+    let mirror = super::open_mirror(&state_dir)?;
     // First contact (or a rebuild): is this upstream's content already in
     // the store under another key? Read-only, so it runs before the marker.
     if map.is_empty() {
@@ -221,7 +215,7 @@ pub(super) fn walk<'a>(
     mapped: &[Mapped],
     empty: &'a state::Sha1ToBlake,
     notes: &mut Vec<String>,
-) -> Result<(Graph, bool), ImportError> {
+) -> Result<(super::Work, bool), ImportError> {
     let mut reuse = super::cache::plan(p, mapped);
     let mut dropped = false;
     loop {
