@@ -32,7 +32,8 @@
 //!    `.mkit/attestations/` and published as a flat tree on the synthetic
 //!    chain `refs/mkit/attestations` (its objects go into the same pack). A
 //!    head whose recorded state is unchanged is not re-minted;
-//! 5. **stage**: the pack is indexed and the staging refs point at the new
+//! 5. **stage**: the pack is completed (its index was noted while it was
+//!    written) and the staging refs point at the new
 //!    tips (fork mode: under `refs/mkit-export/`, so the import's own refs
 //!    are untouched);
 //! 6. **plan and push** (`push_refs`): observe the destination when the
@@ -447,8 +448,7 @@ pub enum ExportError {
         /// What failed.
         message: String,
     },
-    /// The run's pack could not be written into staging, or gix's index of
-    /// it disagrees with our ids.
+    /// The run's pack or its index could not be written into staging.
     #[error(transparent)]
     Pack(#[from] PackError),
     /// The worker pool could not start.
@@ -835,9 +835,10 @@ fn staging_ref(name: &str, fork: bool) -> String {
     }
 }
 
-/// Index the run's pack, then point the staging refs at the new tips (and
-/// the attestations chain at its new commit) in one transaction; the pack's
-/// objects are reachable then, so gix's keep file can go.
+/// Complete the run's pack and its index, then point the staging refs at
+/// the new tips (and the attestations chain at its new commit) in one
+/// transaction; the pack's objects are reachable then, so the pack's keep
+/// file can go.
 fn stage(
     git: &Git,
     staging_path: &Path,
@@ -847,7 +848,7 @@ fn stage(
     minted: Option<&attest::Minted>,
 ) -> Result<(), ExportError> {
     let keep = sink.pack.finish(req.interrupt).map_err(|e| {
-        // gix's indexer stops with an error when the flag is set.
+        // Finishing the pack stops with an error when the flag is set.
         if req.interrupt.load(Ordering::Relaxed) {
             ExportError::Interrupted
         } else {
