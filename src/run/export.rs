@@ -906,7 +906,12 @@ fn push_refs(
     };
     let objects_dir = t.staging.join("objects");
     std::thread::scope(|scope| {
-        let sync = scope.spawn(|| sync_objects(&objects_dir));
+        // The direct route links only packs the writer fsynced (and fsyncs
+        // what else it places); a push flushes staging while it runs.
+        let sync = scope.spawn(|| match direct {
+            Some(_) => Ok(()),
+            None => sync_objects(&objects_dir),
+        });
         let pushed = (|| {
             let observed = if needs_observation {
                 let seen = t.git.ls_remote(t.staging, t.destination);
@@ -1335,6 +1340,10 @@ impl Sink {
 /// that a batch's compressed objects fit comfortably in memory.
 const CHUNK: usize = 512;
 
+/// Walk levels and translation waves smaller than this are read and
+/// translated on the calling thread.
+const INLINE_WAVE: usize = 16;
+
 impl Translator<'_> {
     /// The git id the map gives `id`, unless this run distrusted that entry.
     fn mapped(&self, id: &Id) -> Option<Sha1> {
@@ -1482,14 +1491,17 @@ impl Translator<'_> {
                     return Err(ExportError::Interrupted);
                 }
                 let this = &*self;
-                let results: Vec<(Id, Result<Visit, ExportError>)> = chunk
-                    .par_iter()
-                    .map(|id| {
-                        let r = this.visit(id);
-                        this.progress.advance(1, 0);
-                        (*id, r)
-                    })
-                    .collect();
+                let one = |id: &Id| {
+                    let r = this.visit(id);
+                    this.progress.advance(1, 0);
+                    (*id, r)
+                };
+                // A level of a long commit chain is a commit or two.
+                let results: Vec<(Id, Result<Visit, ExportError>)> = if chunk.len() < INLINE_WAVE {
+                    chunk.iter().map(one).collect()
+                } else {
+                    chunk.par_iter().map(one).collect()
+                };
                 let mut entries = Vec::new();
                 for (id, r) in results {
                     match r? {
@@ -1535,14 +1547,19 @@ impl Translator<'_> {
                     .filter_map(|id| inner.remove(id).map(|(o, d)| (*id, o, d)))
                     .collect();
                 let this = &*self;
-                let results: Vec<(Id, Result<Translation, ExportError>)> = items
-                    .into_par_iter()
-                    .map(|(id, obj, deps)| {
-                        let r = this.translate_one(&id, obj, &deps);
-                        this.progress.advance(1, 0);
-                        (id, r)
-                    })
-                    .collect();
+                let one = |(id, obj, deps): (Id, Object, Vec<Id>)| {
+                    let r = this.translate_one(&id, obj, &deps);
+                    this.progress.advance(1, 0);
+                    (id, r)
+                };
+                // Most waves of a long history are a commit or two: waking
+                // the pool for them costs more than translating them.
+                let results: Vec<(Id, Result<Translation, ExportError>)> =
+                    if items.len() < INLINE_WAVE {
+                        items.into_iter().map(one).collect()
+                    } else {
+                        items.into_par_iter().map(one).collect()
+                    };
                 let mut entries = Vec::new();
                 for (id, r) in results {
                     match r? {

@@ -344,7 +344,8 @@ impl PackWriter {
 
     /// Complete the pack (object count, trailer) and put it with its index
     /// into `objects/pack` as `pack-<checksum>.{keep,pack,idx}`, the index
-    /// last. Returns the `.keep` file that protects a new pack until refs
+    /// last, each fsynced before it is renamed into place and the directory
+    /// after. Returns the `.keep` file that protects a new pack until refs
     /// point into it (remove it then), if a new pack was placed. A pack
     /// already there under the same name (the same bytes) is left as is.
     pub fn finish(mut self, interrupt: &AtomicBool) -> Result<Option<PathBuf>, PackError> {
@@ -363,6 +364,9 @@ impl PackWriter {
         file.seek(SeekFrom::End(0))
             .and_then(|_| file.write_all(&checksum))
             .map_err(io_at("write", &path))?;
+        // Durable before its name appears (the index is fsynced too, then
+        // the directory): nothing else flushes the pack.
+        file.sync_data().map_err(io_at("fsync", &path))?;
         drop(file);
         let name = format!("pack-{}", Sha1(checksum).to_hex());
         std::fs::create_dir_all(&self.pack_dir).map_err(io_at("create", &self.pack_dir))?;
@@ -382,7 +386,10 @@ impl PackWriter {
                 .pack_dir
                 .join(format!("tmp_idx_mkit-bridge_{}_{name}", std::process::id()));
             let written = File::create(&tmp)
-                .and_then(|mut f| write_index(&mut self.entries, &checksum, &mut f))
+                .and_then(|mut f| {
+                    write_index(&mut self.entries, &checksum, &mut f)?;
+                    f.sync_all()
+                })
                 .map_err(io_at("write", &tmp))
                 .and_then(|_| {
                     std::fs::rename(&tmp, &index_path)
@@ -393,6 +400,9 @@ impl PackWriter {
             }
             written?;
         }
+        File::open(&self.pack_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at("fsync", &self.pack_dir))?;
         Ok(keep)
     }
 }
