@@ -1307,6 +1307,9 @@ struct Translator<'a> {
 struct Sink {
     repo: gix::Repository,
     pack: PackWriter,
+    /// Staging held no object when the run opened it (a fresh staging
+    /// repository): nothing to look up before appending.
+    empty: bool,
 }
 
 impl Sink {
@@ -1317,8 +1320,10 @@ impl Sink {
         })?;
         // Most lookups miss (new objects); never rescan the pack directory.
         repo.objects.refresh_never();
+        let objects = staging.join("objects");
         Ok(Sink {
-            pack: PackWriter::new(&staging.join("objects")),
+            empty: pack::holds_no_objects(&objects),
+            pack: PackWriter::new(&objects),
             repo,
         })
     }
@@ -1328,7 +1333,7 @@ impl Sink {
     fn absorb(&mut self, mut entries: Vec<PackEntry>) -> Result<(), ExportError> {
         entries.sort_by_key(|e| e.id);
         for e in &entries {
-            if !self.repo.has_object(gix::ObjectId::from(e.id.0)) {
+            if self.empty || !self.repo.has_object(gix::ObjectId::from(e.id.0)) {
                 self.pack.append(e)?;
             }
         }

@@ -144,6 +144,31 @@ fn entry_header(kind: ObjectKind, size: usize) -> Vec<u8> {
     out
 }
 
+/// Whether the object directory `objects_dir` certainly holds no object:
+/// nothing in it but `info/` without `alternates` and an empty `pack/`, as
+/// `git init` leaves it. Anything else, or anything unreadable, counts as
+/// holding objects.
+pub fn holds_no_objects(objects_dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(objects_dir) else {
+        return false;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else {
+            return false;
+        };
+        let name = entry.file_name();
+        let empty = match name.to_str() {
+            Some("pack") => std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none()),
+            Some("info") => !entry.path().join("alternates").exists(),
+            _ => false,
+        };
+        if !empty {
+            return false;
+        }
+    }
+    true
+}
+
 /// One object's line in the pack index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -490,7 +515,7 @@ mod index_tests {
 
     /// Objects of every kind and of sizes that take one to four bytes of
     /// entry header, in no particular id order.
-    fn objects() -> Vec<PackEntry> {
+    fn sample() -> Vec<PackEntry> {
         let mut out = Vec::new();
         for (i, len) in [0usize, 1, 15, 16, 2047, 2048, 70_000, 300_000]
             .into_iter()
@@ -562,7 +587,7 @@ mod index_tests {
 
     #[test]
     fn the_index_is_the_one_git_index_pack_writes() {
-        let entries = objects();
+        let entries = sample();
         let (dir, base, keep) = write_pack(&entries);
         let pack = base.with_extension("pack");
         let ours = std::fs::read(base.with_extension("idx")).unwrap();
@@ -616,7 +641,7 @@ mod index_tests {
 
     #[test]
     fn an_object_appended_twice_is_written_once() {
-        let entries = objects();
+        let entries = sample();
         let dir = tempfile::tempdir().unwrap();
         let objects = dir.path().join("objects");
         fs_create(&objects);
@@ -642,7 +667,7 @@ mod index_tests {
 
     #[test]
     fn the_same_pack_again_is_left_as_it_is() {
-        let entries = objects();
+        let entries = sample();
         let (dir, base, _) = write_pack(&entries);
         let objects = dir.path().join("objects");
         std::fs::remove_file(base.with_extension("keep")).unwrap();
@@ -672,7 +697,7 @@ mod index_tests {
         let objects = dir.path().join("objects");
         fs_create(&objects);
         let mut w = PackWriter::new(&objects);
-        for e in &objects() {
+        for e in &sample() {
             w.append(e).unwrap();
         }
         assert!(matches!(
@@ -813,6 +838,33 @@ mod index_tests {
             assert_eq!(file.pack_offset_at_index(at), e.offset);
             assert_eq!(file.crc32_at_index(at), Some(e.crc32));
         }
+    }
+
+    #[test]
+    fn only_an_untouched_object_directory_holds_no_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let odb = dir.path().join("objects");
+        assert!(!holds_no_objects(&odb), "missing");
+        fs_create(&odb.join("pack"));
+        fs_create(&odb.join("info"));
+        assert!(holds_no_objects(&odb));
+        std::fs::write(odb.join("info/alternates"), "/elsewhere\n").unwrap();
+        assert!(!holds_no_objects(&odb), "alternates");
+        std::fs::remove_file(odb.join("info/alternates")).unwrap();
+        fs_create(&odb.join("ab"));
+        assert!(!holds_no_objects(&odb), "a loose fan-out directory");
+        std::fs::remove_dir(odb.join("ab")).unwrap();
+        let mut w = PackWriter::new(&odb);
+        w.append(&sample()[0]).unwrap();
+        w.finish(&AtomicBool::new(false)).unwrap();
+        assert!(!holds_no_objects(&odb), "a pack");
+        // What `git init --bare` makes counts as empty too.
+        let bare = dir.path().join("bare.git");
+        git(
+            dir.path(),
+            &["init", "--bare", "--quiet", bare.to_str().unwrap()],
+        );
+        assert!(holds_no_objects(&bare.join("objects")));
     }
 
     #[test]
