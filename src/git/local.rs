@@ -50,6 +50,11 @@ pub const RECEIVE_HOOKS: [&str; 7] = [
     "push-to-checkout",
 ];
 
+/// Configuration for a `git update-ref --stdin` given full ids only: git
+/// would otherwise look each 40-hex id up as a ref name too, to warn about
+/// ambiguity (a dozen file lookups per id).
+pub const UNAMBIGUOUS: [&str; 2] = ["-c", "core.warnAmbiguousRefs=false"];
+
 /// The git push reason for a ref whose lease does not hold, as `git push
 /// --porcelain` words it.
 pub const STALE: &str = "[rejected] (stale info)";
@@ -409,7 +414,8 @@ impl LocalDest {
         }
         before_transaction();
         let mut c = git.command(Some(&self.git_dir));
-        c.args(["update-ref", "-m", "push", "--stdin"])
+        c.args(UNAMBIGUOUS)
+            .args(["update-ref", "-m", "push", "--stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -64,6 +64,7 @@
 
 mod attest;
 pub mod pack;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1228,7 +1229,8 @@ fn update_staging_refs(
 ) -> Result<(), ExportError> {
     use std::io::Write;
     let mut c = git.command(Some(staging));
-    c.args(["update-ref", "--stdin"])
+    c.args(local::UNAMBIGUOUS)
+        .args(["update-ref", "--stdin"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -1358,33 +1360,6 @@ impl Translator<'_> {
             .copied()
     }
 
-    /// Whether the walk may stop at `id` because the map knows it: the map
-    /// names a git object, staging holds it, and (when the referrer says what
-    /// `id` is) it is of that kind. Only the object's header is looked up,
-    /// and only for map hits at the boundary of the new history. A hit that
-    /// fails the check is distrusted: the object is translated again, and its
-    /// new pair appended to the map (where the later line wins).
-    fn trusted_hit(&mut self, id: &Id, expected: Option<gix::object::Kind>, sink: &Sink) -> bool {
-        let Some(sha) = self.mapped(id) else {
-            return false;
-        };
-        let kind = sink
-            .repo
-            .try_find_header(gix::ObjectId::from(sha.0))
-            .ok()
-            .flatten()
-            .map(|h| h.kind());
-        let trusted = match (kind, expected) {
-            (None, _) => false,
-            (Some(kind), Some(expected)) => kind == expected,
-            (Some(_), None) => true,
-        };
-        if !trusted {
-            self.distrusted.insert(*id);
-        }
-        trusted
-    }
-
     /// Read an object from the store. A missing or undecodable object is a
     /// refusal (it skips the refs that need it); an I/O failure or a file
     /// holding another object is fatal.
@@ -1462,79 +1437,6 @@ impl Translator<'_> {
             body.extend_from_slice(&data);
         }
         Ok(Ok(body))
-    }
-
-    /// Find every object the map does not know, from `tips`. Trees,
-    /// commits and tags are read breadth-first, one parallel read per level;
-    /// the leaves their referrers announce (a tree entry that is not a
-    /// directory, a tag of a blob) are not read on the way but collected and
-    /// then read, translated and written in one parallel pass, so the
-    /// content never waits for the commit chain. A leaf that turns out not
-    /// to be one is walked like the rest. The non-leaves are returned with
-    /// their children.
-    fn walk(&mut self, tips: &[Id], sink: &mut Sink) -> Result<Inner, ExportError> {
-        self.progress.phase("reading", 0);
-        let mut seen: HashSet<Id> = HashSet::new();
-        let mut frontier: Vec<Id> = Vec::new();
-        for t in tips {
-            if !self.trusted_hit(t, None, sink) && seen.insert(*t) {
-                frontier.push(*t);
-            }
-        }
-        let mut inner: Inner = HashMap::new();
-        let mut leaves: Vec<Id> = Vec::new();
-        while !frontier.is_empty() || !leaves.is_empty() {
-            // The frontier first, level by level; then the leaves at once.
-            let mut batch = if frontier.is_empty() {
-                std::mem::take(&mut leaves)
-            } else {
-                std::mem::take(&mut frontier)
-            };
-            batch.sort();
-            for chunk in batch.chunks(CHUNK) {
-                if self.interrupt.load(Ordering::Relaxed) {
-                    return Err(ExportError::Interrupted);
-                }
-                let this = &*self;
-                let one = |id: &Id| {
-                    let r = this.visit(id);
-                    this.progress.advance(1, 0);
-                    (*id, r)
-                };
-                // A level of a long commit chain is a commit or two.
-                let results: Vec<(Id, Result<Visit, ExportError>)> = if chunk.len() < INLINE_WAVE {
-                    chunk.iter().map(one).collect()
-                } else {
-                    chunk.par_iter().map(one).collect()
-                };
-                let mut entries = Vec::new();
-                for (id, r) in results {
-                    match r? {
-                        Visit::Leaf(entry) => {
-                            self.done.insert(id, entry.id);
-                            entries.push(entry);
-                        }
-                        Visit::Refused(refusal) => {
-                            self.refused.insert(id, refusal);
-                        }
-                        Visit::Inner(obj, deps) => {
-                            for (d, kind) in children(&obj) {
-                                if !self.trusted_hit(&d, kind, sink) && seen.insert(d) {
-                                    if kind == Some(gix::object::Kind::Blob) {
-                                        leaves.push(d);
-                                    } else {
-                                        frontier.push(d);
-                                    }
-                                }
-                            }
-                            inner.insert(id, (*obj, deps));
-                        }
-                    }
-                }
-                sink.absorb(entries)?;
-            }
-        }
-        Ok(inner)
     }
 
     /// Translate the waiting objects in waves: an object's wave is one more
