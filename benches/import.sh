@@ -24,13 +24,7 @@ command -v mkit >/dev/null || { echo "the reference mkit is not on PATH" >&2; ex
 [ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 1; }
 
 . "$here/benches/settle.sh"
-settle_wait
-work="$(mktemp -d)"
-trap 'settle_cleanup "$work"' EXIT
-mkdir -m 700 "$work/keys"
-printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"
-chmod 600 "$work/keys/import.key"
-key="$work/keys/import.key"
+bench_start
 
 # timed OUT CMD...: run CMD (in the current directory), append "wall_s rss_kb" to OUT.
 timed() {
