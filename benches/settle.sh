@@ -32,3 +32,16 @@ settle_cleanup() {
   sync
   date +%s > "$settle_stamp"
 }
+
+# The start of a whole-run benchmark: wait for the disk, make the run's work
+# directory (removed, and the removal stamped, on exit) and an importer key
+# in it. Sets $work and $key.
+bench_start() {
+  settle_wait
+  work="$(mktemp -d)"
+  trap 'settle_cleanup "$work"' EXIT
+  mkdir -m 700 "$work/keys"
+  printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"
+  chmod 600 "$work/keys/import.key"
+  key="$work/keys/import.key"
+}

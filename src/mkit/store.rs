@@ -345,9 +345,9 @@ impl std::fmt::Debug for WriteBatch<'_> {
 impl WriteBatch<'_> {
     /// Use at most `threads` threads for the batch's own work (by default
     /// one per core): its renames are spread over that many, and with one
-    /// the batch starts no thread at all, so checkpoints are left to
-    /// [`WriteBatch::commit`], which renames on the calling thread. A run
-    /// passes its `--jobs` here.
+    /// the batch starts no thread at all: a checkpoint publishes on the
+    /// thread that staged the object that made it due, and the commit
+    /// renames on the calling thread. A run passes its `--jobs` here.
     #[must_use]
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
@@ -454,9 +454,6 @@ impl WriteBatch<'_> {
     /// Start a checkpoint. Unless `wait`, give up at once when the previous
     /// one is still running (staging never blocks on the disk).
     fn start_checkpoint(&self, wait: bool) {
-        if self.threads <= 1 {
-            return;
-        }
         let mut slot = if wait {
             self.early.lock().unwrap_or_else(|p| p.into_inner())
         } else {
@@ -482,6 +479,11 @@ impl WriteBatch<'_> {
             std::sync::Arc::new(std::mem::take(&mut st.staged))
         };
         if staged.is_empty() {
+            return;
+        }
+        if self.threads <= 1 {
+            // No thread to spare: publish on the caller's.
+            *slot = Some(Early::Done(publish_staged(self.store, &staged, 1)));
             return;
         }
         let store = self.store.clone();
@@ -887,6 +889,29 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(store.read(id).unwrap(), blob(&(i as u32).to_le_bytes()));
         }
+    }
+
+    #[test]
+    fn a_one_thread_batch_checkpoints_on_the_staging_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let batch = store.batch().with_threads(1);
+        let n = CHECKPOINT_OBJECTS as u32;
+        let ids: Vec<Id> = (0..n)
+            .map(|i| batch.add_blob(&i.to_le_bytes()).unwrap())
+            .collect();
+        // Published by the time the staging call that made it due returns:
+        // on this thread, not on one of its own.
+        assert!(ids.iter().all(|id| store.contains(id)));
+        assert!(matches!(
+            *batch.early.lock().unwrap(),
+            Some(Early::Done(Ok(())))
+        ));
+        let later = batch.add_blob(b"after the checkpoint").unwrap();
+        assert!(!store.contains(&later));
+        let out = batch.commit().unwrap();
+        assert_eq!(out.written, u64::from(n) + 1);
+        assert!(store.contains(&later));
     }
 
     #[test]
