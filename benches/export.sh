@@ -12,12 +12,15 @@
 # goes through `/usr/bin/time` for the peak RSS. It checks that both mirrors
 # hold identical refs (`git for-each-ref`) and that ours passes `git fsck
 # --strict`, and prints one table (median wall times, ratios, peak RSS, git
-# objects in each mirror). Nothing is written outside a temp directory.
+# objects in each mirror and the size of its objects directory: a local
+# export writes its pack without compression, see spec/EXPORT.md). Nothing is
+# written outside a temp directory.
 set -euo pipefail
 usage="usage: benches/export.sh [-n RUNS] <mkit repository path>..."
 . "$(dirname "$0")/lib.sh"
 bench_prepare
 refs_of() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
+git_mb() { du -sm "$1/objects" | awk '{print $1}'; }
 git_objects() { git -C "$1" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}'; }
 
 for repo in "$@"; do
@@ -38,7 +41,8 @@ for repo in "$@"; do
     { echo "== $name: mirror refs differ"; head -20 "$w/refs.diff"; tail -3 "$w/theirs.t.err" "$w/ours.t.err"; } >&2
   fi
   git -C "$w/mirror-ours1" fsck --strict --no-progress >/dev/null 2>&1 || { same="$same, FSCK FAILS"; failed=1; }
-  bench_row "$w" "$name" "$n" "$same" "$(git_objects "$w/mirror-theirs1")" "$(git_objects "$w/mirror-ours1")"
+  bench_row "$w" "$name" "$n" "$same" "$(git_objects "$w/mirror-theirs1") ($(git_mb "$w/mirror-theirs1") MB)" \
+    "$(git_objects "$w/mirror-ours1") ($(git_mb "$w/mirror-ours1") MB)"
 done
 
-bench_report "| repository | mirror refs | reference | mkit-bridge | ratio | git objects (ref / ours) | peak RSS (ref / ours) | no-change re-run (ref / ours) |"
+bench_report "| repository | mirror refs | reference | mkit-bridge | ratio | git objects, size (ref / ours) | peak RSS (ref / ours) | no-change re-run (ref / ours) |"

@@ -50,6 +50,11 @@ pub const RECEIVE_HOOKS: [&str; 7] = [
     "push-to-checkout",
 ];
 
+/// Configuration for a `git update-ref --stdin` given full ids only: git
+/// would otherwise look each 40-hex id up as a ref name too, to warn about
+/// ambiguity (a dozen file lookups per id).
+pub const UNAMBIGUOUS: [&str; 2] = ["-c", "core.warnAmbiguousRefs=false"];
+
 /// The git push reason for a ref whose lease does not hold, as `git push
 /// --porcelain` words it.
 pub const STALE: &str = "[rejected] (stale info)";
@@ -273,28 +278,50 @@ impl LocalDest {
         &self,
         refs: &'r [RefPush],
     ) -> Result<HashMap<&'r str, Option<Sha1>>, PushError> {
+        self.values(refs.iter().map(|r| r.name.as_str()))
+    }
+
+    /// What `git ls-remote --refs` lists for `names` in the destination:
+    /// each present ref with its value (a symbolic ref followed to its
+    /// object, tags not peeled), read directly, without a transport.
+    pub fn observe<'r>(
+        &self,
+        names: impl Iterator<Item = &'r str>,
+    ) -> Result<HashMap<String, Sha1>, PushError> {
+        Ok(self
+            .values(names)?
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect())
+    }
+
+    /// The value of each of `names` in the destination, `None` when absent.
+    fn values<'r>(
+        &self,
+        names: impl Iterator<Item = &'r str>,
+    ) -> Result<HashMap<&'r str, Option<Sha1>>, PushError> {
         let failed = |message: String| PushError::Failed {
             action: "read destination refs",
             message,
         };
         let repo = gix::open(&self.git_dir).map_err(|e| failed(e.to_string()))?;
-        let mut out = HashMap::with_capacity(refs.len());
-        for r in refs {
+        let mut out = HashMap::new();
+        for name in names {
             let value = match repo
-                .try_find_reference(r.name.as_str())
-                .map_err(|e| failed(format!("{}: {e}", r.name)))?
+                .try_find_reference(name)
+                .map_err(|e| failed(format!("{name}: {e}")))?
             {
                 None => None,
                 Some(mut found) => {
                     let id = found
                         .follow_to_object()
-                        .map_err(|e| failed(format!("{}: {e}", r.name)))?;
+                        .map_err(|e| failed(format!("{name}: {e}")))?;
                     let mut bytes = [0u8; 20];
                     bytes.copy_from_slice(id.as_bytes());
                     Some(Sha1(bytes))
                 }
             };
-            out.insert(r.name.as_str(), value);
+            out.insert(name, value);
         }
         Ok(out)
     }
@@ -303,29 +330,37 @@ impl LocalDest {
     /// staging pack (`.pack`, `.rev` when present, then `.idx`) whose name
     /// the destination's `objects/pack` does not hold, and each loose
     /// staging object the destination has in no form. Files are hard-linked
-    /// when both repositories share a filesystem (after one `syncfs` of it,
-    /// so the linked data is durable before its name appears), else copied
-    /// to a `tmp_` name, fsynced and renamed into place. The touched
-    /// directories are fsynced at the end.
+    /// when both repositories share a filesystem, once their data is durable
+    /// (each pack file is fsynced, a no-op for the packs the export's writer
+    /// fsynced already; loose objects take one `syncfs` of the filesystem),
+    /// else copied to a `tmp_` name, fsynced and renamed into place. The
+    /// touched directories are fsynced at the end.
     pub fn place(&self, staging: &Path) -> Result<Placed, IoError> {
         let src_objects = staging.join("objects");
+        let src_pack = src_objects.join("pack");
         let dst_objects = self.git_dir.join("objects");
         let dst_pack = dst_objects.join("pack");
         let mut placed = Placed::default();
-        let mut link = durable::same_filesystem(&src_objects, &dst_objects);
-        if link && !durable::sync_filesystem(&src_objects)? {
-            // No filesystem-wide flush here: copy, fsyncing each file.
-            link = false;
-        }
-        let mut touched: Vec<PathBuf> = Vec::new();
-        for base in staging_packs(&src_objects.join("pack"))? {
+        let mut packs = Vec::new();
+        for base in staging_packs(&src_pack)? {
             if dst_pack.join(format!("{base}.idx")).exists() {
                 placed.present += 1;
-                continue;
+            } else {
+                packs.push(base);
             }
+        }
+        let loose = self.missing_loose(&src_objects)?;
+        let link = durable::same_filesystem(&src_objects, &dst_objects);
+        if link {
+            sync_pack_files(&src_pack, &packs)?;
+        }
+        // No filesystem-wide flush here: copy the loose objects, fsyncing each.
+        let loose_link = link && !loose.is_empty() && durable::sync_filesystem(&src_objects)?;
+        let mut touched: Vec<PathBuf> = Vec::new();
+        for base in packs {
             durable::create_dir_all_durable(&dst_pack)?;
-            for ext in ["pack", "rev", "idx"] {
-                let src = src_objects.join("pack").join(format!("{base}.{ext}"));
+            for ext in PACK_FILES {
+                let src = src_pack.join(format!("{base}.{ext}"));
                 if ext == "rev" && !src.exists() {
                     continue;
                 }
@@ -337,27 +372,15 @@ impl LocalDest {
                 touched.push(dst_pack.clone());
             }
         }
-        let loose = loose_objects(&src_objects)?;
-        if !loose.is_empty() {
-            let dest = gix::open(&self.git_dir).map_err(|e| {
-                IoError::new("open destination", &self.git_dir, std::io::Error::other(e))
-            })?;
-            for (fan, rest) in loose {
-                let hex = format!("{fan}{rest}");
-                let Ok(id) = gix::ObjectId::from_hex(hex.as_bytes()) else {
-                    continue;
-                };
-                if dest.has_object(id) {
-                    continue;
-                }
-                let dir = dst_objects.join(&fan);
-                durable::create_dir_all_durable(&dir)?;
-                let src = src_objects.join(&fan).join(&rest);
-                placed.copied |= !place_file(&src, &dir.join(&rest), link, "tmp_obj_mkit-bridge_")?;
-                placed.loose += 1;
-                if !touched.contains(&dir) {
-                    touched.push(dir);
-                }
+        for (fan, rest) in loose {
+            let dir = dst_objects.join(&fan);
+            durable::create_dir_all_durable(&dir)?;
+            let src = src_objects.join(&fan).join(&rest);
+            placed.copied |=
+                !place_file(&src, &dir.join(&rest), loose_link, "tmp_obj_mkit-bridge_")?;
+            placed.loose += 1;
+            if !touched.contains(&dir) {
+                touched.push(dir);
             }
         }
         for dir in &touched {
@@ -365,6 +388,25 @@ impl LocalDest {
         }
         placed.packs.sort();
         Ok(placed)
+    }
+
+    /// The loose staging objects (fan-out directory, rest of the name) the
+    /// destination has in no form, sorted.
+    fn missing_loose(&self, src_objects: &Path) -> Result<Vec<(String, String)>, IoError> {
+        let loose = loose_objects(src_objects)?;
+        if loose.is_empty() {
+            return Ok(loose);
+        }
+        let dest = gix::open(&self.git_dir).map_err(|e| {
+            IoError::new("open destination", &self.git_dir, std::io::Error::other(e))
+        })?;
+        Ok(loose
+            .into_iter()
+            .filter(|(fan, rest)| {
+                gix::ObjectId::from_hex(format!("{fan}{rest}").as_bytes())
+                    .is_ok_and(|id| !dest.has_object(id))
+            })
+            .collect())
     }
 
     /// Check that every new value is now in the destination, then move
@@ -394,7 +436,8 @@ impl LocalDest {
         }
         before_transaction();
         let mut c = git.command(Some(&self.git_dir));
-        c.args(["update-ref", "-m", "push", "--stdin"])
+        c.args(UNAMBIGUOUS)
+            .args(["update-ref", "-m", "push", "--stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -496,6 +539,25 @@ fn loose_objects(objects: &Path) -> Result<Vec<(String, String)>, IoError> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The files of a pack, in the order they are placed (the index last).
+const PACK_FILES: [&str; 3] = ["pack", "rev", "idx"];
+
+/// Flush the files of each pack in `packs` (`pack-<hash>` names in
+/// `pack_dir`) to disk, so a hard link to them is a link to durable data.
+fn sync_pack_files(pack_dir: &Path, packs: &[String]) -> Result<(), IoError> {
+    for base in packs {
+        for ext in PACK_FILES {
+            let path = pack_dir.join(format!("{base}.{ext}"));
+            match fs::File::open(&path) {
+                Ok(f) => f.sync_all().map_err(io_err("fsync", &path))?,
+                Err(e) if ext == "rev" && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(IoError::new("open", &path, e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Put `src` at `dst`: a hard link when `link` (an existing `dst` is the

@@ -15,11 +15,11 @@
 //!    when missing, a fresh one discards the map; fork mode: the import's own
 //!    mirror, which must exist, with the import's map);
 //! 3. **translate** (`translate_refs`): the union of the refs' closures
-//!    that the map does not know, in parallel: a breadth-first walk reads the
-//!    new trees, commits and tags level by level, then reads, translates and
-//!    compresses every new blob and chunked blob in one parallel pass; trees,
-//!    commits and tags follow in waves where every object's children are in
-//!    earlier waves. In fork mode the map is the import's, so every imported
+//!    that the map does not know, in parallel (`walk.rs`): a breadth-first
+//!    walk reads the new trees, commits and tags level by level while the
+//!    blobs and chunked blobs it finds are read, translated and compressed
+//!    in parallel batches; trees, commits and tags follow in waves where
+//!    every object's children are in earlier waves. In fork mode the map is the import's, so every imported
 //!    object keeps its original SHA-1 and is not written again (its bytes are
 //!    already in the import mirror): only local objects are translated. Each
 //!    git object is named by our collision-detecting SHA-1 and, unless
@@ -32,9 +32,10 @@
 //!    `.mkit/attestations/` and published as a flat tree on the synthetic
 //!    chain `refs/mkit/attestations` (its objects go into the same pack). A
 //!    head whose recorded state is unchanged is not re-minted;
-//! 5. **stage**: the pack is indexed and the staging refs point at the new
-//!    tips (fork mode: under `refs/mkit-export/`, so the import's own refs
-//!    are untouched);
+//! 5. **stage**: the pack is completed and made durable with the index its
+//!    writer noted on the way, and the staging refs point at the new tips
+//!    (fork mode: under `refs/mkit-export/`, so the import's own refs are
+//!    untouched);
 //! 6. **plan and push** (`push_refs`): observe the destination when the
 //!    mode needs it (`git ls-remote`; fork mode always), plan every ref with
 //!    the pure planner ([`crate::bridge::plan`]) and refuse the whole run on
@@ -43,8 +44,8 @@
 //!    `git push --atomic` with a lease per ref; a plain export to a local
 //!    bare repository with no receive-side policy takes the direct route
 //!    instead ([`crate::git::local`]: the staging packs placed, one
-//!    compare-and-swap ref transaction). The pack is flushed to disk
-//!    (`syncfs`) while the push runs;
+//!    compare-and-swap ref transaction). A push flushes staging to disk
+//!    (`syncfs`) while it runs;
 //! 7. **record** (`record`): only once the push has landed: the direction
 //!    (`export`, or the `import` → `fork` upgrade), the destination (plain:
 //!    bound on the first push; fork: the last one, for status only), the
@@ -63,6 +64,7 @@
 
 mod attest;
 pub mod pack;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -452,8 +454,7 @@ pub enum ExportError {
         #[source]
         source: gix::Error,
     },
-    /// The run's pack could not be written into staging, or gix's index of
-    /// it disagrees with our ids.
+    /// The run's pack or its index could not be written into staging.
     #[error(transparent)]
     Pack(#[from] PackError),
     /// The worker pool could not start.
@@ -858,10 +859,15 @@ fn translate_refs(
         done: HashMap::new(),
         refused: HashMap::new(),
         distrusted: HashSet::new(),
+        level: pack_level(req),
     };
     let tips: Vec<Id> = candidates.iter().map(|(_, _, id)| *id).collect();
     let fault = crate::durable::fault::phase("pack");
     let inner = pool.install(|| tr.walk(&tips, &mut sink))?;
+    // The content is written: its pack is completed as a job on the pool
+    // while the trees, commits and tags are translated into a second one.
+    let background = (pool.current_num_threads() > 1).then_some(pool);
+    sink.pack.seal(background, req.interrupt)?;
     laps.lap("walk");
     pool.install(|| tr.translate(inner, &mut sink))?;
     drop(fault);
@@ -885,6 +891,18 @@ fn translate_refs(
         skipped: skipped.into_iter().map(|(_, s)| s).collect(),
         sink,
     })
+}
+
+/// How the run's objects are deflated: stored for a plain export to a local
+/// path, whose pack the direct route places in the destination as it is
+/// (compressing is most of the work left there); zlib's fastest level for a
+/// URL or fork mode, whose objects `git push` sends on as they are.
+fn pack_level(req: &ExportRequest<'_>) -> pack::Level {
+    if !req.passthrough && remote::url_kind(req.dest) == UrlKind::Local {
+        pack::Level::Stored
+    } else {
+        pack::Level::Fast
+    }
 }
 
 /// The heads that get a `git-bridge/v1` attestation: every pushed head in
@@ -911,9 +929,10 @@ fn staging_ref(name: &str, fork: bool) -> String {
     }
 }
 
-/// Index the run's pack, then point the staging refs at the new tips (and
-/// the attestations chain at its new commit) in one transaction; the pack's
-/// objects are reachable then, so gix's keep file can go.
+/// Complete the run's pack and its index, then point the staging refs at
+/// the new tips (and the attestations chain at its new commit) in one
+/// transaction; the pack's objects are reachable then, so the pack's keep
+/// file can go.
 fn stage(
     git: &Git,
     staging_path: &Path,
@@ -922,9 +941,8 @@ fn stage(
     to_push: &[Tip],
     minted: Option<&attest::Minted>,
 ) -> Result<(), ExportError> {
-    let threads = (req.jobs > 0).then_some(req.jobs);
-    let keep = sink.pack.finish(req.interrupt, threads).map_err(|e| {
-        // gix's indexer stops with an error when the flag is set.
+    let keeps = sink.pack.finish(req.interrupt).map_err(|e| {
+        // Finishing the pack stops with an error when the flag is set.
         if req.interrupt.load(Ordering::Relaxed) {
             ExportError::Interrupted
         } else {
@@ -939,7 +957,7 @@ fn stage(
         updates.push((ATTESTATIONS_REF.to_owned(), m.commit));
     }
     update_staging_refs(git, staging_path, &updates)?;
-    if let Some(keep) = keep {
+    for keep in keeps {
         let _ = std::fs::remove_file(keep);
     }
     Ok(())
@@ -982,10 +1000,19 @@ fn push_refs(
     };
     let objects_dir = t.staging.join("objects");
     std::thread::scope(|scope| {
-        let sync = scope.spawn(|| sync_objects(&objects_dir));
+        // The direct route links only packs the writer fsynced (and fsyncs
+        // what else it places); a push flushes staging while it runs.
+        let sync = scope.spawn(|| match direct {
+            Some(_) => Ok(()),
+            None => sync_objects(&objects_dir),
+        });
         let pushed = (|| {
             let observed = if needs_observation {
-                let seen = t.git.ls_remote(t.staging, t.destination);
+                // The direct route reads the destination's refs itself.
+                let seen = match &direct {
+                    Some(dest) => dest.observe(pushes.iter().map(|(n, _, _)| n.as_str())),
+                    None => t.git.ls_remote(t.staging, t.destination),
+                };
                 if seen.is_err() && t.req.interrupt.load(Ordering::Relaxed) {
                     return Err(ExportError::Interrupted);
                 }
@@ -1299,7 +1326,8 @@ fn update_staging_refs(
 ) -> Result<(), ExportError> {
     use std::io::Write;
     let mut c = git.command(Some(staging));
-    c.args(["update-ref", "--stdin"])
+    c.args(local::UNAMBIGUOUS)
+        .args(["update-ref", "--stdin"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -1328,9 +1356,8 @@ fn update_staging_refs(
     Ok(())
 }
 
-/// Make the pack just written durable before anything records its objects.
-/// Linux: one `syncfs` ([`durable::sync_filesystem`]); elsewhere the pack
-/// stays as durable as gix leaves it.
+/// Flush staging to disk while a push runs (the run's pack is durable
+/// already: its writer fsyncs it). Linux: one `syncfs`; elsewhere nothing.
 fn sync_objects(objects_dir: &Path) -> Result<(), ExportError> {
     crate::durable::sync_filesystem(objects_dir)?;
     Ok(())
@@ -1365,6 +1392,8 @@ struct Translator<'a> {
     /// Map hits not trusted (staging lacks their git object, or holds it as
     /// another kind): walked and translated again like new objects.
     distrusted: HashSet<Id>,
+    /// How the run's pack is deflated.
+    level: pack::Level,
 }
 
 /// Where translated objects go: the run's pack in staging, skipping what
@@ -1372,6 +1401,9 @@ struct Translator<'a> {
 struct Sink {
     repo: gix::Repository,
     pack: PackWriter,
+    /// Staging held no object when the run opened it (a fresh staging
+    /// repository): nothing to look up before appending.
+    empty: bool,
 }
 
 impl Sink {
@@ -1382,8 +1414,10 @@ impl Sink {
         })?;
         // Most lookups miss (new objects); never rescan the pack directory.
         repo.objects.refresh_never();
+        let objects = staging.join("objects");
         Ok(Sink {
-            pack: PackWriter::new(&staging.join("objects")),
+            empty: pack::holds_no_objects(&objects),
+            pack: PackWriter::new(&objects),
             repo,
         })
     }
@@ -1393,7 +1427,7 @@ impl Sink {
     fn absorb(&mut self, mut entries: Vec<PackEntry>) -> Result<(), ExportError> {
         entries.sort_by_key(|e| e.id);
         for e in &entries {
-            if !source::contains(&self.repo, &e.id) {
+            if self.empty || !source::contains(&self.repo, &e.id) {
                 self.pack.append(e)?;
             }
         }
@@ -1405,6 +1439,10 @@ impl Sink {
 /// that a batch's compressed objects fit comfortably in memory.
 const CHUNK: usize = 512;
 
+/// Walk levels and translation waves smaller than this are read and
+/// translated on the calling thread.
+const INLINE_WAVE: usize = 16;
+
 impl Translator<'_> {
     /// The git id the map gives `id`, unless this run distrusted that entry.
     fn mapped(&self, id: &Id) -> Option<Sha1> {
@@ -1412,28 +1450,6 @@ impl Translator<'_> {
             .get(id)
             .filter(|_| !self.distrusted.contains(id))
             .copied()
-    }
-
-    /// Whether the walk may stop at `id` because the map knows it: the map
-    /// names a git object, staging holds it, and (when the referrer says what
-    /// `id` is) it is of that kind. Only the object's header is looked up,
-    /// and only for map hits at the boundary of the new history. A hit that
-    /// fails the check is distrusted: the object is translated again, and its
-    /// new pair appended to the map (where the later line wins).
-    fn trusted_hit(&mut self, id: &Id, expected: Option<ObjectKind>, sink: &Sink) -> bool {
-        let Some(sha) = self.mapped(id) else {
-            return false;
-        };
-        let kind = source::find_header(&sink.repo, &sha).map(|(kind, _)| kind);
-        let trusted = match (kind, expected) {
-            (None, _) => false,
-            (Some(kind), Some(expected)) => kind == expected,
-            (Some(_), None) => true,
-        };
-        if !trusted {
-            self.distrusted.insert(*id);
-        }
-        trusted
     }
 
     /// Read an object from the store. A missing or undecodable object is a
@@ -1471,7 +1487,12 @@ impl Translator<'_> {
             }
         };
         Ok(match exported {
-            Ok(ex) => Visit::Leaf(pack::compress(ex.id, ex.object.kind, &ex.object.body)?),
+            Ok(ex) => Visit::Leaf(pack::entry(
+                self.level,
+                ex.id,
+                ex.object.kind,
+                ex.object.body,
+            )?),
             Err(refusal) => Visit::Refused(refusal),
         })
     }
@@ -1515,76 +1536,6 @@ impl Translator<'_> {
         Ok(Ok(body))
     }
 
-    /// Find every object the map does not know, from `tips`. Trees,
-    /// commits and tags are read breadth-first, one parallel read per level;
-    /// the leaves their referrers announce (a tree entry that is not a
-    /// directory, a tag of a blob) are not read on the way but collected and
-    /// then read, translated and written in one parallel pass, so the
-    /// content never waits for the commit chain. A leaf that turns out not
-    /// to be one is walked like the rest. The non-leaves are returned with
-    /// their children.
-    fn walk(&mut self, tips: &[Id], sink: &mut Sink) -> Result<Inner, ExportError> {
-        self.progress.phase("reading", 0);
-        let mut seen: HashSet<Id> = HashSet::new();
-        let mut frontier: Vec<Id> = Vec::new();
-        for t in tips {
-            if !self.trusted_hit(t, None, sink) && seen.insert(*t) {
-                frontier.push(*t);
-            }
-        }
-        let mut inner: Inner = HashMap::new();
-        let mut leaves: Vec<Id> = Vec::new();
-        while !frontier.is_empty() || !leaves.is_empty() {
-            // The frontier first, level by level; then the leaves at once.
-            let mut batch = if frontier.is_empty() {
-                std::mem::take(&mut leaves)
-            } else {
-                std::mem::take(&mut frontier)
-            };
-            batch.sort();
-            for chunk in batch.chunks(CHUNK) {
-                if self.interrupt.load(Ordering::Relaxed) {
-                    return Err(ExportError::Interrupted);
-                }
-                let this = &*self;
-                let results: Vec<(Id, Result<Visit, ExportError>)> = chunk
-                    .par_iter()
-                    .map(|id| {
-                        let r = this.visit(id);
-                        this.progress.advance(1, 0);
-                        (*id, r)
-                    })
-                    .collect();
-                let mut entries = Vec::new();
-                for (id, r) in results {
-                    match r? {
-                        Visit::Leaf(entry) => {
-                            self.done.insert(id, entry.id);
-                            entries.push(entry);
-                        }
-                        Visit::Refused(refusal) => {
-                            self.refused.insert(id, refusal);
-                        }
-                        Visit::Inner(obj, deps) => {
-                            for (d, kind) in children(&obj) {
-                                if !self.trusted_hit(&d, kind, sink) && seen.insert(d) {
-                                    if kind == Some(ObjectKind::Blob) {
-                                        leaves.push(d);
-                                    } else {
-                                        frontier.push(d);
-                                    }
-                                }
-                            }
-                            inner.insert(id, (*obj, deps));
-                        }
-                    }
-                }
-                sink.absorb(entries)?;
-            }
-        }
-        Ok(inner)
-    }
-
     /// Translate the waiting objects in waves: an object's wave is one more
     /// than its latest waiting child's, so every child is settled first.
     fn translate(&mut self, mut inner: Inner, sink: &mut Sink) -> Result<(), ExportError> {
@@ -1600,14 +1551,19 @@ impl Translator<'_> {
                     .filter_map(|id| inner.remove(id).map(|(o, d)| (*id, o, d)))
                     .collect();
                 let this = &*self;
-                let results: Vec<(Id, Result<Translation, ExportError>)> = items
-                    .into_par_iter()
-                    .map(|(id, obj, deps)| {
-                        let r = this.translate_one(&id, obj, &deps);
-                        this.progress.advance(1, 0);
-                        (id, r)
-                    })
-                    .collect();
+                let one = |(id, obj, deps): (Id, Object, Vec<Id>)| {
+                    let r = this.translate_one(&id, obj, &deps);
+                    this.progress.advance(1, 0);
+                    (id, r)
+                };
+                // Most waves of a long history are a commit or two: waking
+                // the pool for them costs more than translating them.
+                let results: Vec<(Id, Result<Translation, ExportError>)> =
+                    if items.len() < INLINE_WAVE {
+                        items.into_iter().map(one).collect()
+                    } else {
+                        items.into_par_iter().map(one).collect()
+                    };
                 let mut entries = Vec::new();
                 for (id, r) in results {
                     match r? {
@@ -1633,7 +1589,12 @@ impl Translator<'_> {
         }
         let lookup = |c: &Id| self.done.get(c).copied().or_else(|| self.mapped(c));
         match export_object(id, obj, lookup, |_| None) {
-            Ok(ex) => Ok(Ok(pack::compress(ex.id, ex.object.kind, &ex.object.body)?)),
+            Ok(ex) => Ok(Ok(pack::entry(
+                self.level,
+                ex.id,
+                ex.object.kind,
+                ex.object.body,
+            )?)),
             Err(refusal) => Ok(Err(refusal)),
         }
     }
