@@ -62,7 +62,9 @@ fn upstream(dir: &Path) {
 }
 
 /// Run the bridge in `dir` with the thread probe on; returns the most
-/// threads seen at once and their names.
+/// threads seen at once and every thread name seen (a thread just started
+/// shows its parent's name until it sets its own, so the names of the
+/// busiest sample say less).
 fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>) {
     let probes = tempfile::tempdir().unwrap();
     let out = Command::new(common::bridge_bin())
@@ -79,6 +81,7 @@ fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>) {
     let text = fs::read_to_string(probes.path().join("threads")).unwrap();
     let mut lines = text.lines();
     let most: usize = lines.next().unwrap().parse().unwrap();
+    let _busiest = lines.next();
     let names = lines
         .next()
         .unwrap_or_default()
@@ -144,19 +147,16 @@ fn one_job_means_one_worker_in_every_phase() {
         .write_all(stream.as_bytes())
         .unwrap();
     assert!(child.wait().unwrap().success());
-    // gix indexes the received pack on one thread of its own
-    // (`gix-pack.traverse_deltas.0`, cut to 15 bytes by the kernel) while
-    // the main thread waits for it.
+    // gix indexes the received pack on threads of its own
+    // (`gix-pack.traverse_deltas.<i>`, cut to 15 bytes by the kernel), one
+    // with `--jobs 1`, while the main thread waits for it: a second would
+    // make four threads.
     let (most, names) = probed(&dst, &["fetch", "--jobs", "1", "--key", key]);
     assert!(most <= 3, "{most} threads: {names:?}");
     assert!(
         names
             .iter()
             .all(|n| n == "mkit-bridge" || n == "import-0" || n == "gix-pack.traver"),
-        "{names:?}"
-    );
-    assert!(
-        names.iter().filter(|n| n.starts_with("gix-")).count() <= 1,
         "{names:?}"
     );
 
@@ -179,10 +179,6 @@ fn one_job_means_one_worker_in_every_phase() {
         names
             .iter()
             .all(|n| n == "mkit-bridge" || n == "export-0" || n == "gix-pack.traver"),
-        "{names:?}"
-    );
-    assert!(
-        names.iter().filter(|n| n.starts_with("gix-")).count() <= 1,
         "{names:?}"
     );
 }
