@@ -47,10 +47,8 @@ pub fn probe(name: &str, value: impl FnOnce() -> String) {
 /// thread of its own lists `/proc/self/task` every 200 µs, and when the
 /// probe is dropped it writes `<dir>/<name>`: the most threads seen at once
 /// (itself not counted) on the first line, their names (`comm`) sorted on
-/// the second, and every name seen on the third. A sample can miss a thread
-/// that lives less than the interval; it never counts one that does not
-/// exist. (A thread just started shows its parent's name until it sets its
-/// own.)
+/// the second, and every name seen in any sample on the third. A sample can miss a thread that lives less than the
+/// interval; it never counts one that does not exist.
 #[derive(Debug)]
 pub struct ThreadProbe {
     #[cfg(feature = "test-hooks")]
@@ -96,7 +94,7 @@ impl Drop for ThreadProbe {
 #[cfg(feature = "test-hooks")]
 fn sample_threads(stop: &AtomicBool, out: &std::path::Path) {
     let mut most: Vec<String> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut ever = std::collections::BTreeSet::new();
     loop {
         let done = stop.load(std::sync::atomic::Ordering::Relaxed);
         let names: Vec<String> = std::fs::read_dir("/proc/self/task")
@@ -107,7 +105,7 @@ fn sample_threads(stop: &AtomicBool, out: &std::path::Path) {
             .map(|n| n.trim_end().to_owned())
             .filter(|n| n != "thread-probe")
             .collect();
-        seen.extend(names.iter().cloned());
+        ever.extend(names.iter().cloned());
         if names.len() > most.len() {
             most = names;
         }
@@ -117,9 +115,9 @@ fn sample_threads(stop: &AtomicBool, out: &std::path::Path) {
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
     most.sort();
-    let seen: Vec<String> = seen.into_iter().collect();
+    let ever: Vec<String> = ever.into_iter().collect();
     let _ = std::fs::write(
         out,
-        format!("{}\n{}\n{}\n", most.len(), most.join(" "), seen.join(" ")),
+        format!("{}\n{}\n{}\n", most.len(), most.join(" "), ever.join(" ")),
     );
 }
