@@ -984,11 +984,7 @@ fn push_refs(
     prior: &[RefState],
     outcome: &mut ExportOutcome,
 ) -> Result<Vec<(String, PushStatus)>, ExportError> {
-    let mode = t.req.mode();
     let recorded: HashMap<&str, Sha1> = prior.iter().map(|s| (s.name.as_str(), s.git)).collect();
-    let needs_observation = pushes
-        .iter()
-        .any(|(name, _, _)| plan::needs_observation(mode, recorded.get(name.as_str()).copied()));
     // A plain export to a local bare repository with no receive-side
     // policy skips `git push` (fork mode always pushes: its staging is the
     // import mirror, whose packs the destination mostly has under other
@@ -1007,56 +1003,7 @@ fn push_refs(
             None => sync_objects(&objects_dir),
         });
         let pushed = (|| {
-            let observed = if needs_observation {
-                // The direct route reads the destination's refs itself.
-                let seen = match &direct {
-                    Some(dest) => dest.observe(pushes.iter().map(|(n, _, _)| n.as_str())),
-                    None => t.git.ls_remote(t.staging, t.destination),
-                };
-                if seen.is_err() && t.req.interrupt.load(Ordering::Relaxed) {
-                    return Err(ExportError::Interrupted);
-                }
-                Some(seen?)
-            } else {
-                None
-            };
-            outcome.observed = observed.is_some();
-            let inputs: Vec<RefInput> = pushes
-                .iter()
-                .map(|(name, _, new)| {
-                    let seen = match &observed {
-                        None => Observation::Unknown,
-                        Some(o) => o
-                            .get(name)
-                            .map_or(Observation::Absent, |v| Observation::At(*v)),
-                    };
-                    let rec = if mode == Mode::Fork {
-                        None
-                    } else {
-                        recorded.get(name.as_str()).copied()
-                    };
-                    RefInput::new(name, rec, seen, *new)
-                })
-                .collect();
-            let planned = plan::plan(mode, &inputs, |old, new| {
-                t.git.is_ancestor(t.staging, old, new)
-            })?;
-            if let Some((d, refusal)) = planned.refused().next() {
-                return Err(refused(t.req, &d.name, refusal));
-            }
-            let refs: Vec<RefPush> = planned
-                .decisions
-                .iter()
-                .map(|d| RefPush {
-                    name: d.name.clone(),
-                    src: staging_ref(&d.name, t.req.passthrough),
-                    new: d.new,
-                    lease: match d.outcome {
-                        Ok(Action::Force) => Lease::Force,
-                        _ => Lease::Expect(d.expected),
-                    },
-                })
-                .collect();
+            let refs = plan_pushes(t, pushes, &recorded, direct.as_ref(), outcome)?;
             // From here on an interrupt waits for the push (a signal sent to
             // this process alone does not reach git), and the run records
             // what landed.
@@ -1102,6 +1049,74 @@ fn push_refs(
         synced?;
         Ok(statuses)
     })
+}
+
+/// Plan the refs of a push: observe the destination when some ref has no
+/// usable record (the direct route reads its refs itself, else `git
+/// ls-remote`), decide every ref with [`plan::plan`], stop on the first
+/// refused one, and give each ref its source and lease.
+fn plan_pushes(
+    t: &PushTarget<'_>,
+    pushes: &[Tip],
+    recorded: &HashMap<&str, Sha1>,
+    direct: Option<&local::LocalDest>,
+    outcome: &mut ExportOutcome,
+) -> Result<Vec<RefPush>, ExportError> {
+    let mode = t.req.mode();
+    let needs_observation = pushes
+        .iter()
+        .any(|(name, _, _)| plan::needs_observation(mode, recorded.get(name.as_str()).copied()));
+    let observed = if needs_observation {
+        // The direct route reads the destination's refs itself.
+        let seen = match direct {
+            Some(dest) => dest.observe(pushes.iter().map(|(n, _, _)| n.as_str())),
+            None => t.git.ls_remote(t.staging, t.destination),
+        };
+        if seen.is_err() && t.req.interrupt.load(Ordering::Relaxed) {
+            return Err(ExportError::Interrupted);
+        }
+        Some(seen?)
+    } else {
+        None
+    };
+    outcome.observed = observed.is_some();
+    let inputs: Vec<RefInput> = pushes
+        .iter()
+        .map(|(name, _, new)| {
+            let seen = match &observed {
+                None => Observation::Unknown,
+                Some(o) => o
+                    .get(name)
+                    .map_or(Observation::Absent, |v| Observation::At(*v)),
+            };
+            let rec = if mode == Mode::Fork {
+                None
+            } else {
+                recorded.get(name.as_str()).copied()
+            };
+            RefInput::new(name, rec, seen, *new)
+        })
+        .collect();
+    let planned = plan::plan(mode, &inputs, |old, new| {
+        t.git.is_ancestor(t.staging, old, new)
+    })?;
+    if let Some((d, refusal)) = planned.refused().next() {
+        return Err(refused(t.req, &d.name, refusal));
+    }
+    let refs: Vec<RefPush> = planned
+        .decisions
+        .iter()
+        .map(|d| RefPush {
+            name: d.name.clone(),
+            src: staging_ref(&d.name, t.req.passthrough),
+            new: d.new,
+            lease: match d.outcome {
+                Ok(Action::Force) => Lease::Force,
+                _ => Lease::Expect(d.expected),
+            },
+        })
+        .collect();
+    Ok(refs)
 }
 
 /// The run-stopping error for a refused ref.
