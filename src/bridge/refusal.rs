@@ -555,10 +555,10 @@ fn mode_name(mode: EntryMode) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn messages_are_lower_case_cite_a_spec_and_name_a_remedy() {
-        let o = Sha1([0xab; 20]);
-        let all = [
+    /// One refusal of every kind, each about `o` (the list this module's
+    /// message test and the record round trip in `record.rs` share).
+    pub(super) fn one_of_each(o: Sha1) -> Vec<Refusal> {
+        vec![
             Refusal::Sha256Upstream,
             Refusal::RefName {
                 name: b"refs/heads/a b".to_vec(),
@@ -581,7 +581,7 @@ mod tests {
             },
             Refusal::Gitlink {
                 object: o,
-                name: b"sub".to_vec(),
+                name: b"sub\xff".to_vec(),
             },
             Refusal::TreeEntryName {
                 object: o,
@@ -649,7 +649,13 @@ mod tests {
                 kind: ObjectKind::Tag,
                 error: ObjectError::TooManyParents(1),
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn messages_are_lower_case_cite_a_spec_and_name_a_remedy() {
+        let o = Sha1([0xab; 20]);
+        let all = one_of_each(o);
         for r in &all {
             let msg = r.to_string();
             let first = msg.chars().next().unwrap();

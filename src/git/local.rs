@@ -115,15 +115,8 @@ pub fn probe(git: &Git, dest: &str, target: &Path) -> Result<LocalDest, Fallback
         "--show-object-format",
     ])
     .stderr(Stdio::piped());
-    let out = c
-        .output()
-        .map_err(|e| Fallback::Unreadable(e.to_string()))?;
-    if !out.status.success() {
-        return Err(Fallback::Unreadable(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let stdout = probe_output(&mut c)?;
+    let text = String::from_utf8_lossy(&stdout);
     let mut lines = text.lines();
     let (Some(bare), Some(git_dir), Some(format)) = (lines.next(), lines.next(), lines.next())
     else {
@@ -144,16 +137,9 @@ pub fn probe(git: &Git, dest: &str, target: &Path) -> Result<LocalDest, Fallback
     }
     let mut c = git.command(Some(&git_dir));
     c.args(["config", "--list", "-z"]).stderr(Stdio::piped());
-    let out = c
-        .output()
-        .map_err(|e| Fallback::Unreadable(e.to_string()))?;
     // `config --list` exits 0 with nothing for an empty configuration.
-    if !out.status.success() {
-        return Err(Fallback::Unreadable(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ));
-    }
-    for entry in out.stdout.split(|b| *b == 0) {
+    let stdout = probe_output(&mut c)?;
+    for entry in stdout.split(|b| *b == 0) {
         let key = entry.split(|b| *b == b'\n').next().unwrap_or(&[]);
         let key = String::from_utf8_lossy(key).to_ascii_lowercase();
         if let Some(key) = blocking_key(&key) {
@@ -167,6 +153,20 @@ pub fn probe(git: &Git, dest: &str, target: &Path) -> Result<LocalDest, Fallback
         }
     }
     Ok(LocalDest { git_dir })
+}
+
+/// Run one of the probe's git commands: its standard output, or git's
+/// error text as the reason the destination is unreadable.
+fn probe_output(c: &mut std::process::Command) -> Result<Vec<u8>, Fallback> {
+    let out = c
+        .output()
+        .map_err(|e| Fallback::Unreadable(e.to_string()))?;
+    if !out.status.success() {
+        return Err(Fallback::Unreadable(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(out.stdout)
 }
 
 /// The configuration key (lowercased) that keeps the direct route away, if
@@ -435,22 +435,13 @@ impl LocalDest {
             }
         }
         before_transaction();
-        let mut c = git.command(Some(&self.git_dir));
-        c.args(UNAMBIGUOUS)
-            .args(["update-ref", "-m", "push", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(PushError::Spawn)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(batch.script().as_bytes())
-                .map_err(PushError::Spawn)?;
-        }
-        let out = child.wait_with_output().map_err(PushError::Spawn)?;
-        if !out.status.success() {
-            return Err(transaction_error(&String::from_utf8_lossy(&out.stderr)));
-        }
+        update_ref_stdin(
+            git,
+            &self.git_dir,
+            &["-m", "push"],
+            &batch.script(),
+            transaction_error,
+        )?;
         let mut gc = git.command(Some(&self.git_dir));
         gc.args(["maintenance", "run", "--auto", "--quiet"])
             .stdout(Stdio::null())
@@ -458,6 +449,39 @@ impl LocalDest {
         let _ = gc.status();
         Ok(())
     }
+}
+
+/// Run `git update-ref [extra] --stdin` in `dir` (full ids only: see
+/// [`UNAMBIGUOUS`]) with `script` on its standard input; when git fails,
+/// `failed` turns its error text into the error. The one runner of an
+/// `update-ref` transaction (the destination's refs here, the staging
+/// repository's in the export driver).
+pub fn update_ref_stdin(
+    git: &Git,
+    dir: &Path,
+    extra: &[&str],
+    script: &str,
+    failed: impl FnOnce(&str) -> PushError,
+) -> Result<(), PushError> {
+    let mut c = git.command(Some(dir));
+    c.args(UNAMBIGUOUS)
+        .arg("update-ref")
+        .args(extra)
+        .arg("--stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(PushError::Spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(PushError::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(PushError::Spawn)?;
+    if !out.status.success() {
+        return Err(failed(&String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
 }
 
 /// A failed transaction: a ref not at its expected value (`cannot lock ref

@@ -1339,36 +1339,16 @@ fn update_staging_refs(
     staging: &Path,
     refs: &[(String, Sha1)],
 ) -> Result<(), ExportError> {
-    use std::io::Write;
-    let mut c = git.command(Some(staging));
-    c.args(local::UNAMBIGUOUS)
-        .args(["update-ref", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c
-        .spawn()
-        .map_err(|e| ExportError::Git(PushError::Spawn(e)))?;
     let mut script = String::from("start\n");
     for (name, git_id) in refs {
         script.push_str(&format!("update {name} {}\n", git_id.to_hex()));
     }
     script.push_str("prepare\ncommit\n");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| ExportError::Git(PushError::Spawn(e)))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| ExportError::Git(PushError::Spawn(e)))?;
-    if !out.status.success() {
-        return Err(ExportError::Git(PushError::Failed {
-            action: "update-ref",
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }));
-    }
-    Ok(())
+    local::update_ref_stdin(git, staging, &[], &script, |stderr| PushError::Failed {
+        action: "update-ref",
+        message: stderr.trim().to_owned(),
+    })
+    .map_err(ExportError::Git)
 }
 
 /// Flush staging to disk while a push runs (the run's pack is durable

@@ -176,15 +176,18 @@ fn minted_envelope_round_trips_and_verifies() {
     let body = b"some object bytes";
     let subject = blake3_id(body);
     let predicate = attest::git_import_predicate(&Sha1([1; 20]), "refs/tags/v1", "/up");
-    let bytes = attest::mint(
-        &seed,
-        "refs/tags/v1",
-        &subject,
-        body,
-        PREDICATE_GIT_IMPORT,
-        &predicate,
-    )
-    .unwrap();
+    let mint = || {
+        attest::mint(
+            &seed,
+            "refs/tags/v1",
+            &subject,
+            body,
+            PREDICATE_GIT_IMPORT,
+            &predicate,
+        )
+        .unwrap()
+    };
+    let bytes = mint();
     let env = decode_envelope(&bytes).unwrap();
     assert_eq!(encode_envelope(&env).unwrap().as_bytes(), bytes.as_slice());
     let claim = verify_envelope(&bytes, &public(&seed)).unwrap();
@@ -195,16 +198,7 @@ fn minted_envelope_round_trips_and_verifies() {
     assert_eq!(claim.subjects[0].blake3, subject);
     assert_eq!(claim.subjects[0].name.as_deref(), Some("refs/tags/v1"));
     // Minting is deterministic.
-    let again = attest::mint(
-        &seed,
-        "refs/tags/v1",
-        &subject,
-        body,
-        PREDICATE_GIT_IMPORT,
-        &predicate,
-    )
-    .unwrap();
-    assert_eq!(again, bytes);
+    assert_eq!(mint(), bytes);
     // Not an object: refused before anything is signed.
     assert!(matches!(
         attest::mint(&seed, "x", &subject, body, PREDICATE_GIT_IMPORT, "[]"),

@@ -18,15 +18,8 @@ use mkit_bridge::mkit::repo::Repo;
 /// A git command isolated from the user's and system configuration.
 fn git(dir: &Path, home: &Path) -> Command {
     let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Up Stream")
-        .env("GIT_AUTHOR_EMAIL", "up@example.com")
-        .env("GIT_COMMITTER_NAME", "Up Stream")
-        .env("GIT_COMMITTER_EMAIL", "up@example.com")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000");
+    cmd.current_dir(dir).env("HOME", home);
+    common::up_stream_env(&mut cmd);
     cmd
 }
 

@@ -25,17 +25,7 @@ struct Fixture {
 }
 
 fn git_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Up Stream")
-        .env("GIT_AUTHOR_EMAIL", "up@example.com")
-        .env("GIT_COMMITTER_NAME", "Up Stream")
-        .env("GIT_COMMITTER_EMAIL", "up@example.com")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+    common::up_stream_env(Command::new("git").arg("-C").arg(dir).args(args))
         .output()
         .expect("spawn git")
 }

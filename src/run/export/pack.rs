@@ -622,9 +622,11 @@ impl Pending {
             }
             written?;
         }
-        File::open(&self.pack_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_at("fsync", &self.pack_dir))?;
+        crate::durable::sync_dir(&self.pack_dir).map_err(|e| PackError::Io {
+            action: "fsync",
+            path: e.path,
+            source: e.source,
+        })?;
         Ok(keep)
     }
 }
@@ -1059,18 +1061,19 @@ mod index_tests {
         assert!(left.is_empty(), "{left:?}");
     }
 
-    /// Parse a version 2 index: (fan-out, ids, CRCs, offset words, 64-bit
-    /// offsets, pack checksum), checking its own checksum.
-    fn parse(
-        idx: &[u8],
-    ) -> (
+    /// A parsed version 2 index: (fan-out, ids, CRCs, offset words, 64-bit
+    /// offsets, pack checksum).
+    type ParsedIndex = (
         Vec<u32>,
         Vec<[u8; 20]>,
         Vec<u32>,
         Vec<u32>,
         Vec<u64>,
         [u8; 20],
-    ) {
+    );
+
+    /// Parse a version 2 index ([`ParsedIndex`]), checking its own checksum.
+    fn parse(idx: &[u8]) -> ParsedIndex {
         let be32 = |at: usize| u32::from_be_bytes(idx[at..at + 4].try_into().unwrap());
         assert_eq!(&idx[..8], b"\xfftOc\0\0\0\x02");
         let fanout: Vec<u32> = (0..256).map(|i| be32(8 + 4 * i)).collect();

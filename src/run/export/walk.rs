@@ -99,17 +99,7 @@ impl Translator<'_> {
             sink.absorb(found)?;
             // Content that was not: walk its children in another round.
             for (id, obj, deps) in content.surprises {
-                for (d, kind) in children(&obj) {
-                    if !self.trusted_hit(&d, kind, &sink.repo, &mut chain.distrusted)
-                        && chain.seen.insert(d)
-                    {
-                        if kind == Some(ObjectKind::Blob) {
-                            blobs.push(d);
-                        } else {
-                            start.push(d);
-                        }
-                    }
-                }
+                self.enqueue_children(&mut chain, &sink.repo, &obj, &mut blobs, &mut start);
                 chain.inner.insert(id, (*obj, deps));
             }
         }
@@ -186,17 +176,7 @@ impl Translator<'_> {
                         Visit::Leaf(entry) => chain.content.push((id, entry)),
                         Visit::Refused(refusal) => chain.refused.push((id, refusal)),
                         Visit::Inner(obj, deps) => {
-                            for (d, kind) in children(&obj) {
-                                if !self.trusted_hit(&d, kind, repo, &mut chain.distrusted)
-                                    && chain.seen.insert(d)
-                                {
-                                    if kind == Some(ObjectKind::Blob) {
-                                        blobs.push(d);
-                                    } else {
-                                        frontier.push(d);
-                                    }
-                                }
-                            }
+                            self.enqueue_children(chain, repo, &obj, &mut blobs, &mut frontier);
                             chain.inner.insert(id, (*obj, deps));
                         }
                     }
@@ -208,6 +188,28 @@ impl Translator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Queue the children of `obj` that still need walking (not a trusted
+    /// map hit, not seen before): those announced as blobs in `blobs` for the
+    /// content task, the rest in `next` for the chain task.
+    fn enqueue_children(
+        &self,
+        chain: &mut Chain,
+        repo: &gix::Repository,
+        obj: &Object,
+        blobs: &mut Vec<Id>,
+        next: &mut Vec<Id>,
+    ) {
+        for (d, kind) in children(obj) {
+            if !self.trusted_hit(&d, kind, repo, &mut chain.distrusted) && chain.seen.insert(d) {
+                if kind == Some(ObjectKind::Blob) {
+                    blobs.push(d);
+                } else {
+                    next.push(d);
+                }
+            }
+        }
     }
 
     /// The content task: read, translate and compress the blobs in batches

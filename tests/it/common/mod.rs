@@ -295,6 +295,19 @@ pub fn git_cmd(dir: &Path) -> Command {
     cmd
 }
 
+/// Give a git command no system config, the upstream fixtures' author and
+/// committer (`Up Stream <up@example.com>`) and their pinned date
+/// (1700000000 +0000), so the commits it makes have fixed ids.
+pub fn up_stream_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Up Stream")
+        .env("GIT_AUTHOR_EMAIL", "up@example.com")
+        .env("GIT_COMMITTER_NAME", "Up Stream")
+        .env("GIT_COMMITTER_EMAIL", "up@example.com")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+}
+
 /// `git -C <dir> <args>` ([`git_cmd`]), which must succeed; its stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(run_ok(git_cmd(dir).args(args))).unwrap()
