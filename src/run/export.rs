@@ -542,6 +542,7 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
         &s.staging_path,
         &s.map,
         selection,
+        s.level,
         &mut s.laps,
     )?;
     s.outcome.translated = done.len() as u64;
@@ -633,6 +634,8 @@ struct Session {
     staging_path: PathBuf,
     map: BlakeToSha1,
     prior: Vec<RefState>,
+    /// How the run's pack frames its entries ([`pack_level`]).
+    level: pack::Level,
 }
 
 /// Check the destination URL and the state, select the refs, take the state
@@ -681,6 +684,7 @@ fn begin(repo: &Repo, req: &ExportRequest<'_>) -> Result<Session, ExportError> {
     }
     let (staging_path, map) = open_staging(&git, &state_dir, req.passthrough)?;
     let prior = state::load_ref_state(&state_dir)?;
+    let level = pack_level(&git, req, &destination.target);
     laps.lap("prepare");
     Ok(Session {
         cleanup,
@@ -696,6 +700,7 @@ fn begin(repo: &Repo, req: &ExportRequest<'_>) -> Result<Session, ExportError> {
         staging_path,
         map,
         prior,
+        level,
     })
 }
 
@@ -838,6 +843,7 @@ fn translate_refs(
     staging_path: &Path,
     map: &BlakeToSha1,
     selection: Vec<(String, Id)>,
+    level: pack::Level,
     laps: &mut Laps,
 ) -> Result<Translated, ExportError> {
     // Refs git cannot name are skipped before any work.
@@ -859,7 +865,7 @@ fn translate_refs(
         done: HashMap::new(),
         refused: HashMap::new(),
         distrusted: HashSet::new(),
-        level: pack_level(req),
+        level,
     };
     let tips: Vec<Id> = candidates.iter().map(|(_, _, id)| *id).collect();
     let fault = crate::durable::fault::phase("pack");
@@ -893,12 +899,16 @@ fn translate_refs(
     })
 }
 
-/// How the run's objects are deflated: stored for a plain export to a local
-/// path, whose pack the direct route places in the destination as it is
-/// (compressing is most of the work left there); zlib's fastest level for a
-/// URL or fork mode, whose objects `git push` sends on as they are.
-fn pack_level(req: &ExportRequest<'_>) -> pack::Level {
-    if !req.passthrough && remote::url_kind(req.dest) == UrlKind::Local {
+/// How the run's pack frames its entries: stored deflate blocks when the
+/// pack will be placed in the destination as it is (a plain export to a
+/// local bare repository the direct route takes, [`local::probe`]:
+/// compressing is most of the work left there); zlib's fastest level when
+/// `git push` carries it (a URL, fork mode, or a local repository whose
+/// receive-side policy needs a push), since a push sends entries on as they
+/// are stored. `push_refs` probes the destination again before writing;
+/// should the answer change in between, only the size of the pack does.
+fn pack_level(git: &Git, req: &ExportRequest<'_>, destination: &str) -> pack::Level {
+    if !req.passthrough && local::probe(git, req.dest, Path::new(destination)).is_ok() {
         pack::Level::Stored
     } else {
         pack::Level::Fast

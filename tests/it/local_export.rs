@@ -186,6 +186,33 @@ fn check_mirror(dir: &Path) {
     );
 }
 
+/// The deflate block type (0 stored, 1 fixed, 2 dynamic Huffman) of the
+/// first block of every entry in the packs of a repository, from the
+/// offsets `git verify-pack -v` lists.
+fn first_block_types(git_dir: &Path) -> Vec<u8> {
+    let mut types = Vec::new();
+    for name in packs(git_dir) {
+        let pack = git_dir.join(format!("objects/pack/{name}.pack"));
+        let bytes = fs::read(&pack).unwrap();
+        let listing = git(git_dir, &["verify-pack", "-v", pack.to_str().unwrap()]);
+        for line in listing.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 5 || f[0].len() != 40 {
+                continue;
+            }
+            // The entry header: type and size, 7 bits per byte after the first.
+            let mut at: usize = f[4].parse().unwrap();
+            while bytes[at] & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+            assert_eq!(bytes[at] & 0x0f, 8, "a zlib stream at {at} in {name}");
+            types.push((bytes[at + 2] >> 1) & 3);
+        }
+    }
+    types
+}
+
 /// The `pack-<hash>` names in a repository's `objects/pack`.
 fn packs(git_dir: &Path) -> BTreeSet<String> {
     fs::read_dir(git_dir.join("objects/pack"))
@@ -267,6 +294,15 @@ fn a_local_bare_destination_skips_git_push_and_matches_a_push_export() {
     let a = fs::metadata(staging(&repo).join(format!("objects/pack/{name}.pack"))).unwrap();
     let b = fs::metadata(local.join(format!("objects/pack/{name}.pack"))).unwrap();
     assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+    // Placed as it is, so written with stored blocks (no compression work);
+    // the pack a push carries is compressed.
+    let placed = first_block_types(&local);
+    assert!(
+        !placed.is_empty() && placed.iter().all(|t| *t == 0),
+        "{placed:?}"
+    );
+    let pushed = first_block_types(&staging(&twin));
+    assert!(pushed.iter().any(|t| *t != 0), "{pushed:?}");
 }
 
 #[test]
@@ -439,6 +475,10 @@ fn a_receive_hook_or_policy_keeps_git_push() {
     assert!(pushed(&w.git_log()));
     assert!(marker.exists(), "the pre-receive hook did not run");
     check_mirror(&hooked);
+    // The push carries the staging pack's entries as they are: compressed,
+    // though the destination is a local path.
+    let sent = first_block_types(&staging(&repo));
+    assert!(sent.iter().any(|t| *t != 0), "{sent:?}");
 
     // The same hook, not executable: git would not run it.
     let twin = w.stateless_copy(&repo, "twin");
