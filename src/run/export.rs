@@ -528,23 +528,13 @@ pub fn export(repo: &Repo, req: &ExportRequest<'_>) -> Result<ExportOutcome, Exp
             source,
         })?;
     let mut s = pool.install(|| begin(repo, req))?;
-    let selection = std::mem::take(&mut s.selection);
     let Translated {
         done,
         to_push,
         skipped,
         mut sink,
         distrusted,
-    } = translate_refs(
-        repo,
-        req,
-        &pool,
-        &s.staging_path,
-        &s.map,
-        selection,
-        s.level,
-        &mut s.laps,
-    )?;
+    } = translate_refs(repo, req, &pool, &mut s)?;
     s.outcome.translated = done.len() as u64;
     s.outcome.distrusted = distrusted;
     s.outcome.skipped = skipped;
@@ -840,12 +830,10 @@ fn translate_refs(
     repo: &Repo,
     req: &ExportRequest<'_>,
     pool: &rayon::ThreadPool,
-    staging_path: &Path,
-    map: &BlakeToSha1,
-    selection: Vec<(String, Id)>,
-    level: pack::Level,
-    laps: &mut Laps,
+    s: &mut Session,
 ) -> Result<Translated, ExportError> {
+    let selection = std::mem::take(&mut s.selection);
+    let (staging_path, map, level, laps) = (&s.staging_path, &s.map, s.level, &mut s.laps);
     // Refs git cannot name are skipped before any work.
     let mut candidates: Vec<(usize, String, Id)> = Vec::new();
     let mut skipped: Vec<(usize, SkippedRef)> = Vec::new();
