@@ -22,6 +22,10 @@
 //! Memory: one small [`Node`] per walked object, the bodies of the trees and
 //! tags on the current path (commits hold only their edges), and nothing of
 //! the table once the work lists are made.
+//!
+//! With two or more pool threads the bodies come from a read-ahead job
+//! ([`super::ahead`]) that reads, on another thread, exactly what the walk
+//! is about to read; the walk's logic and order are the same either way.
 
 use std::collections::HashMap;
 
@@ -363,7 +367,7 @@ impl Walker<'_, '_> {
     }
 
     /// Queue the settling of `sha`, read as `kind`, after its children
-    /// (settle it now when it has none).
+    /// (`edges`, as [`edges`] gives them; settle it now when it has none).
     fn expand(&mut self, sha: Sha1, kind: ObjectKind, body: Vec<u8>, edges: Edges) {
         match kind {
             ObjectKind::Blob => {
