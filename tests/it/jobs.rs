@@ -47,6 +47,15 @@ fn upstream(dir: &Path) {
     fast_import(dir, &stream);
 }
 
+/// A work directory holding [`upstream`] as `up.git` and an import key.
+fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up.git");
+    upstream(&up);
+    let key = common::import_key(work.path(), 7);
+    (work, up, key)
+}
+
 /// Feed `stream` to `git fast-import` in `dir`, which must succeed.
 fn fast_import(dir: &Path, stream: &str) {
     let mut child = Command::new("git")
@@ -102,10 +111,7 @@ fn probed_in(probes: &Path, dir: &Path, args: &[&str]) -> (usize, Vec<String>, V
 
 #[test]
 fn one_job_means_one_worker_in_every_phase() {
-    let work = tempfile::tempdir().unwrap();
-    let up = work.path().join("up.git");
-    upstream(&up);
-    let key = common::import_key(work.path(), 7);
+    let (work, up, key) = fixture();
     let dst = work.path().join("dst");
     let url = up.to_str().unwrap();
     let key = key.to_str().unwrap();
@@ -188,10 +194,7 @@ fn one_job_means_one_worker_in_every_phase() {
 
 #[test]
 fn the_probe_sees_every_worker() {
-    let work = tempfile::tempdir().unwrap();
-    let up = work.path().join("up.git");
-    upstream(&up);
-    let key = common::import_key(work.path(), 7);
+    let (work, up, key) = fixture();
     let dst = work.path().join("dst");
     let (most, names, _) = probed(
         work.path(),
@@ -222,10 +225,7 @@ fn the_probe_sees_every_worker() {
 /// worker (which reads for itself) makes.
 #[test]
 fn two_jobs_read_ahead_of_the_walk_on_the_pool() {
-    let work = tempfile::tempdir().unwrap();
-    let up = work.path().join("up.git");
-    upstream(&up);
-    let key = common::import_key(work.path(), 7);
+    let (work, up, key) = fixture();
     let mut stores = Vec::new();
     for jobs in ["1", "2"] {
         let probes = tempfile::tempdir().unwrap();
