@@ -90,6 +90,13 @@ pub fn release_thread_handles() {
     drop(forget());
 }
 
+/// Drop this thread's handle only: for a reader used by one thread (a
+/// recycling reader on a pool thread must not wait for the pool's other
+/// threads, which may be busy reading ahead for it).
+pub fn release_this_thread_handle() {
+    drop(HANDLE.with(|cell| cell.borrow_mut().take()));
+}
+
 /// Run `f` with this thread's handle on `repo`, opening it when the thread
 /// has none or has one on another repository.
 fn with_handle<T>(repo: &gix::ThreadSafeRepository, f: impl FnOnce(&gix::Repository) -> T) -> T {

@@ -48,6 +48,7 @@ use crate::mkit::sign::KeyPair;
 use crate::mkit::store::StoreError;
 use crate::state::{self, Binding, Direction, RefState, StateError};
 
+mod ahead;
 mod cache;
 mod dry;
 mod reopen;
@@ -842,7 +843,10 @@ pub const PROBE_DEPTH: usize = 32;
 /// commit in the store carries one of those `content_digest`s under a signer
 /// other than `ours` — the same upstream was already imported here under
 /// another key. Run on first contact only (an empty map): afterwards the
-/// pinned key and source already guarantee it.
+/// pinned key and source already guarantee it. Tips share most of their
+/// first-parent chains (a tag per release on the main line), so a commit
+/// already looked at with at least as many steps left ends a tip's chain:
+/// what follows it was digested then (the same set, each commit read once).
 fn divergence_probe(
     repo: &Repo,
     mirror: &gix::ThreadSafeRepository,
@@ -850,11 +854,17 @@ fn divergence_probe(
     ours: &[u8; 32],
 ) -> Result<(), ImportError> {
     let mut digests: HashMap<Id, Sha1> = HashMap::new();
+    // Per commit looked at: the most steps that were left after it.
+    let mut left: HashMap<Sha1, usize> = HashMap::new();
     for tip in tips {
         let mut cur = tip.target;
         let mut peeled = 0;
         let mut walked = 0;
         while walked < PROBE_DEPTH {
+            let steps = PROBE_DEPTH - walked;
+            if left.get(&cur).is_some_and(|l| *l >= steps) {
+                break;
+            }
             let Ok((kind, body)) = source::read_within(mirror, &cur, rules::MAX_OBJECT_BYTES)
             else {
                 break;
@@ -868,6 +878,7 @@ fn divergence_probe(
                     }
                 }
                 ObjectKind::Commit => {
+                    left.insert(cur, steps);
                     walked += 1;
                     digests.insert(rules::framed_digest(ObjectKind::Commit, &body), cur);
                     match CommitRef::parse(&body)

@@ -47,6 +47,15 @@ fn upstream(dir: &Path) {
     fast_import(dir, &stream);
 }
 
+/// A work directory holding [`upstream`] as `up.git` and an import key.
+fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up.git");
+    upstream(&up);
+    let key = common::import_key(work.path(), 7);
+    (work, up, key)
+}
+
 /// Feed `stream` to `git fast-import` in `dir`, which must succeed.
 fn fast_import(dir: &Path, stream: &str) {
     let mut child = Command::new("git")
@@ -69,11 +78,15 @@ fn fast_import(dir: &Path, stream: &str) {
 /// Run the bridge in `dir` with the thread probe on; returns the most
 /// threads seen at once, their names, and every name any sample saw.
 fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>, Vec<String>) {
-    let probes = tempfile::tempdir().unwrap();
+    probed_in(tempfile::tempdir().unwrap().path(), dir, args)
+}
+
+/// [`probed`], the probes written in `probes`.
+fn probed_in(probes: &Path, dir: &Path, args: &[&str]) -> (usize, Vec<String>, Vec<String>) {
     let out = Command::new(common::bridge_bin())
         .current_dir(dir)
         .args(args)
-        .env("MKIT_BRIDGE_PROBE_DIR", probes.path())
+        .env("MKIT_BRIDGE_PROBE_DIR", probes)
         .output()
         .unwrap();
     assert!(
@@ -81,7 +94,7 @@ fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>, Vec<String>) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = fs::read_to_string(probes.path().join("threads")).unwrap();
+    let text = fs::read_to_string(probes.join("threads")).unwrap();
     let mut lines = text.lines();
     let most: usize = lines.next().unwrap().parse().unwrap();
     let mut words = || -> Vec<String> {
@@ -98,10 +111,7 @@ fn probed(dir: &Path, args: &[&str]) -> (usize, Vec<String>, Vec<String>) {
 
 #[test]
 fn one_job_means_one_worker_in_every_phase() {
-    let work = tempfile::tempdir().unwrap();
-    let up = work.path().join("up.git");
-    upstream(&up);
-    let key = common::import_key(work.path(), 7);
+    let (work, up, key) = fixture();
     let dst = work.path().join("dst");
     let url = up.to_str().unwrap();
     let key = key.to_str().unwrap();
@@ -184,10 +194,7 @@ fn one_job_means_one_worker_in_every_phase() {
 
 #[test]
 fn the_probe_sees_every_worker() {
-    let work = tempfile::tempdir().unwrap();
-    let up = work.path().join("up.git");
-    upstream(&up);
-    let key = common::import_key(work.path(), 7);
+    let (work, up, key) = fixture();
     let dst = work.path().join("dst");
     let (most, names, _) = probed(
         work.path(),
@@ -209,5 +216,67 @@ fn the_probe_sees_every_worker() {
     assert!(
         (4..=7).contains(&most),
         "main, 3 workers, and at most a checkpoint (with one renamer) and the writer: {most} {names:?}"
+    );
+}
+
+/// With two workers the walk's reading runs on the second one
+/// (`import/ahead.rs`): every object the walk expands is served by the
+/// read-ahead job, no thread is added, and the store is the one a single
+/// worker (which reads for itself) makes.
+#[test]
+fn two_jobs_read_ahead_of_the_walk_on_the_pool() {
+    let (work, up, key) = fixture();
+    let mut stores = Vec::new();
+    for jobs in ["1", "2"] {
+        let probes = tempfile::tempdir().unwrap();
+        let dst = work.path().join(format!("dst{jobs}"));
+        let (most, names, ever) = probed_in(
+            probes.path(),
+            work.path(),
+            &[
+                "import",
+                "--jobs",
+                jobs,
+                "--key",
+                key.to_str().unwrap(),
+                up.to_str().unwrap(),
+                dst.to_str().unwrap(),
+            ],
+        );
+        let read_ahead = fs::read_to_string(probes.path().join("read-ahead")).ok();
+        if jobs == "1" {
+            assert_eq!(read_ahead, None, "one worker reads for itself");
+            assert!(most <= 3, "{most} threads: {names:?}");
+        } else {
+            let read_ahead = read_ahead.expect("a read-ahead probe");
+            let counts: Vec<usize> = read_ahead
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            // 3 commits, and their trees (the root and 40 directories each).
+            assert!(counts[0] >= 3 * 41, "{read_ahead}");
+            assert_eq!(counts[1], 0, "{read_ahead}");
+            let workers: std::collections::BTreeSet<&String> =
+                ever.iter().filter(|n| n.starts_with("import-")).collect();
+            assert!(workers.len() <= 2, "{ever:?}");
+            // No thread of its own: the store's checkpoint (its renamer and
+            // the commit-file writer show their parents' names) is the only
+            // other name.
+            assert!(
+                ever.iter().all(|n| {
+                    ["mkit-bridge", "import-0", "import-1", "checkpoint"].contains(&n.as_str())
+                }),
+                "{ever:?}"
+            );
+            assert!(most <= 6, "{most} threads: {names:?}");
+        }
+        stores.push((
+            common::files_under(&dst.join(".mkit/objects")),
+            common::mkit_refs(&dst),
+        ));
+    }
+    assert!(
+        stores[0] == stores[1],
+        "stores differ between --jobs 1 and 2"
     );
 }

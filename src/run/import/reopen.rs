@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::bridge::refusal::Refusal;
 use crate::git::sha1::{ObjectKind, Sha1};
-use crate::git::staging;
+use crate::git::{source, staging};
 
 use super::{read_header, read_object, release_thread_handles};
 
@@ -20,6 +20,9 @@ use super::{read_header, read_object, release_thread_handles};
 pub(super) struct PhaseMirror<'m> {
     fresh: Option<gix::ThreadSafeRepository>,
     shared: &'m gix::ThreadSafeRepository,
+    /// Only this thread read through it: dropping it releases this
+    /// thread's handle, not every pool thread's.
+    one_thread: bool,
 }
 
 impl<'m> PhaseMirror<'m> {
@@ -31,7 +34,18 @@ impl<'m> PhaseMirror<'m> {
             .path()
             .parent()
             .and_then(|dir| staging::open_for_reading(dir, cache).ok());
-        PhaseMirror { fresh, shared }
+        PhaseMirror {
+            fresh,
+            shared,
+            one_thread: false,
+        }
+    }
+
+    /// [`PhaseMirror::open`] for a reader on one thread.
+    fn open_for_thread(shared: &'m gix::ThreadSafeRepository, cache: usize) -> PhaseMirror<'m> {
+        let mut phase = PhaseMirror::open(shared, cache);
+        phase.one_thread = true;
+        phase
     }
 
     /// The mirror to read through.
@@ -43,7 +57,11 @@ impl<'m> PhaseMirror<'m> {
 impl Drop for PhaseMirror<'_> {
     fn drop(&mut self) {
         if self.fresh.take().is_some() {
-            release_thread_handles();
+            if self.one_thread {
+                source::release_this_thread_handle();
+            } else {
+                release_thread_handles();
+            }
         }
     }
 }
@@ -53,8 +71,10 @@ impl Drop for PhaseMirror<'_> {
 pub(super) const REOPEN_AFTER: usize = 16_384;
 
 /// A reader for one thread that opens the mirror again every `every`
-/// objects, for long sequential reads (the walk, the refusal report's
-/// tracing, the divergence probe).
+/// objects, for long sequential reads (the walk and its read-ahead, the
+/// refusal report's tracing, the divergence probe). Dropping an opening
+/// releases only this thread's handle on it: no other thread reads through
+/// it, and the walk's read-ahead job keeps the pool's other thread busy.
 pub(super) struct Recycling<'m> {
     shared: &'m gix::ThreadSafeRepository,
     cache: usize,
@@ -83,7 +103,7 @@ impl<'m> Recycling<'m> {
         if slot.is_none() || n.is_multiple_of(self.every) {
             // The old one first: its pages go before the new one maps any.
             *slot = None;
-            *slot = Some(PhaseMirror::open(self.shared, self.cache));
+            *slot = Some(PhaseMirror::open_for_thread(self.shared, self.cache));
         }
         f(slot.as_ref().map_or(self.shared, PhaseMirror::get))
     }

@@ -22,6 +22,10 @@
 //! Memory: one small [`Node`] per walked object, the bodies of the trees and
 //! tags on the current path (commits hold only their edges), and nothing of
 //! the table once the work lists are made.
+//!
+//! With two or more pool threads the bodies come from a read-ahead job
+//! ([`super::ahead`]) that reads, on another thread, exactly what the walk
+//! is about to read; the walk's logic and order are the same either way.
 
 use std::collections::HashMap;
 
@@ -33,6 +37,7 @@ use crate::git::parse::{CommitRef, TagRef, parse_tree};
 use crate::git::sha1::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, ObjectType};
 
+use super::ahead::{Ahead, Edges, Taker};
 use super::reopen::{PhaseMirror, REOPEN_AFTER, Recycling};
 use super::{Disagreement, ImportError, Run, read_object};
 use crate::git::staging;
@@ -156,7 +161,7 @@ struct PendingCommit {
 /// reaches them, each with the kind it is expected to be: a tree's entries
 /// in stored order (gitlinks and unknown modes lead nowhere), a commit's
 /// parents then its tree, a tag's target.
-fn edges(kind: ObjectKind, body: &[u8]) -> Vec<(Sha1, Option<ObjectKind>)> {
+pub(super) fn edges(kind: ObjectKind, body: &[u8]) -> Edges {
     match kind {
         ObjectKind::Blob => Vec::new(),
         ObjectKind::Tree => parse_tree(body).map_or_else(
@@ -193,6 +198,8 @@ fn edges(kind: ObjectKind, body: &[u8]) -> Vec<(Sha1, Option<ObjectKind>)> {
 /// The walk's state.
 struct Walker<'r, 'a> {
     run: &'r mut Run<'a>,
+    /// What the read-ahead job read for the walk, when one runs.
+    ahead: Option<Taker<'r>>,
     nodes: HashMap<Sha1, Node>,
     stack: Vec<Frame>,
     /// The tip being walked.
@@ -219,8 +226,37 @@ impl Run<'_> {
         self.memo.clear();
         self.refusals.clear();
         self.normalized = false;
+        // With a second pool thread, a job there reads ahead of the walk
+        // (`import/ahead.rs`); the walk itself stays on this thread.
+        let read_ahead =
+            rayon::current_thread_index().is_some() && rayon::current_num_threads() >= 2;
+        let walked = if read_ahead {
+            let ahead = Ahead::default();
+            let (mirror, map) = (self.mirror, self.map);
+            rayon::in_place_scope(|scope| {
+                scope.spawn(|_| ahead.run(mirror, map, tips));
+                // However the walk ends, the job stops before the scope
+                // waits for it.
+                let _stop = Stop(&ahead);
+                self.walk_tips(tips, Some(&ahead))
+            })
+        } else {
+            self.walk_tips(tips, None)
+        };
+        // The walk's readers released only their own threads' handles.
+        super::release_thread_handles();
+        walked
+    }
+
+    /// The walk proper, taking what `ahead` read when it can.
+    fn walk_tips(
+        &mut self,
+        tips: &[Sha1],
+        ahead: Option<&Ahead>,
+    ) -> Result<Result<Work, Disagreement>, ImportError> {
         let mut w = Walker {
             run: self,
+            ahead: ahead.map(Ahead::taker),
             nodes: HashMap::new(),
             stack: Vec::new(),
             group: 0,
@@ -251,9 +287,23 @@ impl Run<'_> {
             }
         }
         drop(reader);
+        if let Some(taker) = &w.ahead {
+            taker.stop_job();
+            let (served, missed) = (taker.served, taker.missed);
+            crate::run::hooks::probe("read-ahead", || format!("served {served} missed {missed}"));
+        }
         let marks = std::mem::take(&mut w.marks);
         w.mark(marks);
         Ok(Ok(w.work()))
+    }
+}
+
+/// Stops the read-ahead job when dropped.
+struct Stop<'a>(&'a Ahead);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -300,21 +350,25 @@ impl Walker<'_, '_> {
             self.settle_leaf(sha, Stage::Blob, verdict);
             return Ok(None);
         }
-        let (kind, body) = match reader.object(&sha) {
+        let (read, known) = match self.ahead.as_mut().and_then(|a| a.take(&sha)) {
+            Some((read, edges)) => (read, Some(edges)),
+            None => (reader.object(&sha), None),
+        };
+        let (kind, body) = match read {
             Ok(x) => x,
             Err(refusal) => {
                 self.settle_leaf(sha, Stage::Ready, Err(refusal));
                 return Ok(None);
             }
         };
-        self.expand(sha, kind, body);
+        let edges = known.unwrap_or_else(|| edges(kind, &body));
+        self.expand(sha, kind, body, edges);
         Ok(None)
     }
 
     /// Queue the settling of `sha`, read as `kind`, after its children
-    /// (settle it now when it has none).
-    fn expand(&mut self, sha: Sha1, kind: ObjectKind, body: Vec<u8>) {
-        let edges = edges(kind, &body);
+    /// (`edges`, as [`edges`] gives them; settle it now when it has none).
+    fn expand(&mut self, sha: Sha1, kind: ObjectKind, body: Vec<u8>, edges: Edges) {
         match kind {
             ObjectKind::Blob => {
                 let len = body.len() as u64;
