@@ -10,9 +10,11 @@
 //! entered). So a job on the run's pool walks the same graph the same way,
 //! reads what the walk will read, and queues the results (body and edges)
 //! in that order, a batch at a time; the walk takes them from the front
-//! instead of reading. Blobs are not read ahead: the walk only looks up
-//! their headers, which it does itself (that keeps the two threads about
-//! equally busy: on gitoxide each has some 1 s of CPU of a 2 s walk).
+//! instead of reading. For a blob the walk needs only its header (type and
+//! size), which the job looks up too and queues in the same order. So the
+//! walk's own reader maps nothing of the pack while the job runs: two
+//! readers mapping the same pack would keep its pages resident twice (on
+//! redis that was 180 MB of peak RSS against 92 MB for one reader).
 //!
 //! Nothing the walk decides depends on the read-ahead: every result is
 //! checked to be for the object the walk asks for, and on a mismatch, or
@@ -63,6 +65,22 @@ const EDGE_BYTES: usize = std::mem::size_of::<(Sha1, Option<ObjectKind>)>();
 /// again).
 pub(super) type Read = (Result<(ObjectKind, Vec<u8>), Refusal>, Edges);
 
+/// A blob's header as the mirror gives it (`None`: the walk reads the
+/// object itself to learn why not).
+pub(super) type Header = Option<(ObjectKind, u64)>;
+
+/// One queued result: an object read for expansion, or a blob's header.
+pub(super) enum Item {
+    Object(Read),
+    Header(Header),
+}
+
+impl From<Read> for Item {
+    fn from(read: Read) -> Item {
+        Item::Object(read)
+    }
+}
+
 /// Where the job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -79,15 +97,18 @@ enum Status {
 /// Results in the order the walk asks for them, and their body bytes.
 #[derive(Default)]
 struct Batch {
-    items: VecDeque<(Sha1, Read)>,
+    items: VecDeque<(Sha1, Item)>,
     bytes: usize,
 }
 
 impl Batch {
-    fn push(&mut self, sha: Sha1, read: Read) {
-        let body = read.0.as_ref().map_or(0, |(_, body)| body.len());
-        self.bytes += body + read.1.len() * EDGE_BYTES;
-        self.items.push_back((sha, read));
+    fn push(&mut self, sha: Sha1, item: impl Into<Item>) {
+        let item = item.into();
+        if let Item::Object(read) = &item {
+            let body = read.0.as_ref().map_or(0, |(_, body)| body.len());
+            self.bytes += body + read.1.len() * EDGE_BYTES;
+        }
+        self.items.push_back((sha, item));
     }
 }
 
@@ -123,7 +144,7 @@ impl Default for Ahead {
 /// The walk's end of the queue: what it took and has not used yet.
 pub(super) struct Taker<'a> {
     ahead: &'a Ahead,
-    taken: VecDeque<(Sha1, Read)>,
+    taken: VecDeque<(Sha1, Item)>,
     /// Reads the job served, and reads the walk had to do itself.
     pub(super) served: usize,
     pub(super) missed: usize,
@@ -134,7 +155,11 @@ impl Taker<'_> {
     /// yourself (the job has not started in time, has stopped, or read
     /// another object, and then it is stopped).
     pub(super) fn take(&mut self, sha: &Sha1) -> Option<Read> {
-        let read = self.next(sha);
+        let read = match self.next(sha) {
+            Some(Item::Object(read)) => Some(read),
+            Some(Item::Header(_)) => self.out_of_step(),
+            None => None,
+        };
         match read {
             Some(_) => self.served += 1,
             None => self.missed += 1,
@@ -142,23 +167,43 @@ impl Taker<'_> {
         read
     }
 
+    /// The header of the blob the walk reaches next, when the job looked it
+    /// up; `None` as for [`Taker::take`].
+    pub(super) fn take_header(&mut self, sha: &Sha1) -> Option<Header> {
+        let header = match self.next(sha) {
+            Some(Item::Header(header)) => Some(header),
+            Some(Item::Object(_)) => self.out_of_step(),
+            None => None,
+        };
+        match header {
+            Some(_) => self.served += 1,
+            None => self.missed += 1,
+        }
+        header
+    }
+
+    /// The job and the walk disagree: a bug, not an input. Stop reading
+    /// ahead.
+    fn out_of_step<T>(&mut self) -> Option<T> {
+        self.taken.clear();
+        self.ahead.cancel();
+        None
+    }
+
     /// Stop the job: the walk reads nothing more.
     pub(super) fn stop_job(&self) {
         self.ahead.cancel();
     }
 
-    fn next(&mut self, sha: &Sha1) -> Option<Read> {
+    fn next(&mut self, sha: &Sha1) -> Option<Item> {
         if self.taken.is_empty() {
             self.taken = self.ahead.take_all()?;
         }
-        let (next, read) = self.taken.pop_front()?;
+        let (next, item) = self.taken.pop_front()?;
         if next == *sha {
-            return Some(read);
+            return Some(item);
         }
-        // Out of step: a bug, not an input. Stop reading ahead.
-        self.taken.clear();
-        self.ahead.cancel();
-        None
+        self.out_of_step()
     }
 }
 
@@ -189,7 +234,7 @@ impl Ahead {
 
     /// Everything the job has queued, waiting for it when there is nothing
     /// yet; `None` once it has stopped (or has not started in time).
-    fn take_all(&self) -> Option<VecDeque<(Sha1, Read)>> {
+    fn take_all(&self) -> Option<VecDeque<(Sha1, Item)>> {
         let mut q = self.lock();
         let deadline = Instant::now() + START_WAIT;
         loop {
@@ -259,8 +304,8 @@ impl Ahead {
 
     /// Add a result to `batch`, handing it over when it is full or the walk
     /// waits; false when the job is to stop.
-    fn add(&self, batch: &mut Batch, sha: Sha1, read: Read) -> bool {
-        batch.push(sha, read);
+    fn add(&self, batch: &mut Batch, sha: Sha1, item: impl Into<Item>) -> bool {
+        batch.push(sha, item);
         if batch.items.len() >= BATCH || self.walk_waits.load(Ordering::Relaxed) {
             return self.put(batch);
         }
@@ -301,7 +346,10 @@ impl Ahead {
                 continue;
             }
             if hint == Some(ObjectKind::Blob) {
-                // The walk looks its header up itself.
+                // All the walk asks of a blob.
+                if !self.add(&mut batch, sha, Item::Header(reader.header(&sha))) {
+                    return;
+                }
                 continue;
             }
             let read = reader.object(&sha);
@@ -382,6 +430,30 @@ mod tests {
         more.push(sha(3), body(1));
         assert!(!ahead.put(&mut more));
         assert_eq!(ahead.lock().status, Status::Cancelled);
+    }
+
+    #[test]
+    fn blob_headers_come_in_the_walks_order_and_a_kind_mismatch_stops_the_job() {
+        let ahead = Ahead::default();
+        let _job = ahead.start().unwrap();
+        let mut batch = Batch::default();
+        let header = Some((ObjectKind::Blob, 7));
+        assert!(ahead.add(&mut batch, sha(1), body(3)));
+        assert!(ahead.add(&mut batch, sha(2), Item::Header(header)));
+        assert!(ahead.add(&mut batch, sha(3), Item::Header(None)));
+        assert!(ahead.add(&mut batch, sha(4), Item::Header(header)));
+        assert_eq!(batch.bytes, 3, "a header counts no body bytes");
+        assert!(ahead.put(&mut batch));
+        let mut taker = ahead.taker();
+        assert!(taker.take(&sha(1)).is_some());
+        assert_eq!(taker.take_header(&sha(2)), Some(header));
+        // The mirror had no header: the walk is told so, and reads itself.
+        assert_eq!(taker.take_header(&sha(3)), Some(None));
+        // The walk expects an object where the job queued a header: out of
+        // step, the job stops.
+        assert!(taker.take(&sha(4)).is_none());
+        assert_eq!(ahead.lock().status, Status::Cancelled);
+        assert_eq!((taker.served, taker.missed), (3, 1));
     }
 
     #[test]

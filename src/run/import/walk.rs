@@ -340,7 +340,11 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         if hint == Some(ObjectKind::Blob) {
-            let verdict = match reader.header(&sha) {
+            let header = match self.ahead.as_mut().and_then(|a| a.take_header(&sha)) {
+                Some(header) => header,
+                None => reader.header(&sha),
+            };
+            let verdict = match header {
                 Some(header) => rules::check_blob(&sha, Some(header), header.0, header.1),
                 // No header: what reading it says (missing, corrupt...).
                 None => reader.object(&sha).and_then(|(kind, data)| {
