@@ -31,7 +31,13 @@ key="$work/keys/import.key"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-timed() { local out="$1"; shift; sync; /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true; cat "$out.one" >> "$out"; }
+# A non-zero exit is timed too; GNU time's line about it goes to OUT.err.
+timed() {
+  local out="$1"; shift; sync
+  /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true
+  grep '^Command ' "$out.one" >> "$out.err" || true
+  grep -v '^Command ' "$out.one" >> "$out"
+}
 mkit_refs() { (cd "$1/.mkit" && find refs -type f | sort | while read -r f; do echo "$f $(cat "$f")"; done); }
 git_refs() { git -C "$1" for-each-ref --format='%(refname) %(objectname)'; }
 cell() { printf '%.2f / %.2f s (%s x), %d / %d MB' "$(col 1 "$1")" "$(col 1 "$2")" \

@@ -28,11 +28,15 @@ bench_prepare() {
 }
 
 # timed OUT CMD...: run CMD (in the current directory), append "wall_s rss_kb" to OUT.
+# A run that exits non-zero (a refused default branch, a checkout both tools
+# refuse) is still timed: GNU time's "Command exited with non-zero status"
+# line goes to OUT.err, not into the figures.
 timed() {
   local out="$1"; shift
   sync
   /usr/bin/time -f '%e %M' -o "$out.one" "$@" >/dev/null 2>>"$out.err" || true
-  cat "$out.one" >> "$out"
+  grep '^Command ' "$out.one" >> "$out.err" || true
+  grep -v '^Command ' "$out.one" >> "$out"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }
