@@ -20,13 +20,7 @@ old="$(realpath "$1")"; new="$(realpath "$2")"; shift 2
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ -x /usr/bin/time ] || { echo "/usr/bin/time (GNU time) is needed" >&2; exit 1; }
 . "$here/benches/settle.sh"
-settle_wait
-work="$(mktemp -d)"
-trap 'settle_cleanup "$work"' EXIT
-mkdir -m 700 "$work/keys"
-printf '\x42%.0s' $(seq 32) > "$work/keys/import.key"
-chmod 600 "$work/keys/import.key"
-key="$work/keys/import.key"
+bench_start
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}' "$2" | median; }

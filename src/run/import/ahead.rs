@@ -166,11 +166,7 @@ impl Taker<'_> {
             Some(Item::Header(_)) => self.out_of_step(),
             None => None,
         };
-        match read {
-            Some(_) => self.served += 1,
-            None => self.missed += 1,
-        }
-        read
+        self.count(read)
     }
 
     /// The header of the blob the walk reaches next, when the job looked it
@@ -181,11 +177,16 @@ impl Taker<'_> {
             Some(Item::Object(_)) => self.out_of_step(),
             None => None,
         };
-        match header {
+        self.count(header)
+    }
+
+    /// Count `got` as served by the job, or missed.
+    fn count<T>(&mut self, got: Option<T>) -> Option<T> {
+        match got {
             Some(_) => self.served += 1,
             None => self.missed += 1,
         }
-        header
+        got
     }
 
     /// The job and the walk disagree: a bug, not an input. Stop reading
