@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::bridge::refusal::Refusal;
+use crate::bridge::refusal::{Refusal, Refusals};
 use crate::git::parse::{CommitRef, TagRef, parse_tree};
 use crate::git::{ObjectKind, Sha1};
 use crate::mkit::Id;
@@ -278,7 +278,7 @@ pub struct Skipped<'a> {
 /// ref's position); every skipped ref is in exactly one cause.
 pub fn trace(
     skipped: &[Skipped<'_>],
-    refusals: &HashMap<Sha1, Refusal>,
+    refusals: &Refusals,
     objects: &impl ObjectSource,
 ) -> Vec<Cause> {
     let mut tracer = Tracer {
@@ -406,7 +406,7 @@ enum Link {
 }
 
 struct Tracer<'a, S> {
-    refusals: &'a HashMap<Sha1, Refusal>,
+    refusals: &'a Refusals,
     objects: &'a S,
     keys: Vec<CauseKey>,
     key_index: HashMap<CauseKey, usize>,
@@ -824,7 +824,7 @@ mod tests {
         let base = db.commit(ok_root, &[], 100, "base");
         // `a/b/prn.h` arrives in c1 and stays in c2 and c3 (whose trees
         // differ, so every level is another tree object each time).
-        let mut refusals = HashMap::new();
+        let mut refusals = Refusals::new();
         let mut chain = vec![base];
         let mut firsts = Vec::new();
         for i in 0..3 {
@@ -893,8 +893,7 @@ mod tests {
             kind: ObjectKind::Commit,
             timestamp: -5,
         };
-        let refusals: HashMap<Sha1, Refusal> =
-            [(bad, r.clone()), (child, r.clone())].into_iter().collect();
+        let refusals: Refusals = [(bad, r.clone()), (child, r.clone())].into_iter().collect();
         let name = Refusal::RefName {
             name: b"refs/heads/a+b".to_vec(),
             reason: "byte '+'".into(),
@@ -938,7 +937,7 @@ mod tests {
     fn a_moved_entry_continues_the_cause_of_its_first_path() {
         let mut db = Db::default();
         let blob = db.put(ObjectKind::Blob, b"x".to_vec());
-        let mut refusals = HashMap::new();
+        let mut refusals = Refusals::new();
         let rule = crate::mkit::object::NameRule::WindowsDevice;
         // c1 adds old/prn.h; c2 moves the directory to new/; c3 removes it;
         // the tip c4 only inherits.
@@ -1006,7 +1005,7 @@ mod tests {
     fn independent_introductions_of_one_path_are_one_cause_with_two_commits() {
         let mut db = Db::default();
         let sub = Sha1([7; 20]);
-        let mut refusals = HashMap::new();
+        let mut refusals = Refusals::new();
         let mut tips = Vec::new();
         for i in 0..2 {
             let other = db.put(ObjectKind::Blob, format!("{i}").into_bytes());

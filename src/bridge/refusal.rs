@@ -12,6 +12,9 @@
 //! refusal the token is its variant name, so the `REFUSALS.txt` golden
 //! vectors compare directly.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::git::parse::ParseError;
 use crate::git::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, NameRule, ObjectError, ObjectType};
@@ -551,9 +554,138 @@ fn mode_name(mode: EntryMode) -> &'static str {
     }
 }
 
+/// The refusal recorded for each refused object of a run.
+///
+/// A refusal spreads upward: the tree that holds a refused entry, every tree
+/// above it and every commit that reaches it are refused with that same
+/// refusal (git.git's history holds about 100,000 such objects for two
+/// causes). The table keeps each distinct refusal once and lets objects
+/// share it, so an entry costs an id and a pointer, not a copy of the
+/// refusal and its text.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals {
+    by_object: HashMap<Sha1, Arc<Refusal>>,
+}
+
+impl Refusals {
+    /// An empty table.
+    pub fn new() -> Refusals {
+        Refusals::default()
+    }
+
+    /// The refusal recorded for `object`.
+    pub fn get(&self, object: &Sha1) -> Option<&Refusal> {
+        self.by_object.get(object).map(|r| &**r)
+    }
+
+    /// Whether `object` is refused.
+    pub fn contains_key(&self, object: &Sha1) -> bool {
+        self.by_object.contains_key(object)
+    }
+
+    /// Record `refusal` for `object`, replacing any earlier one.
+    pub fn insert(&mut self, object: Sha1, refusal: Refusal) {
+        self.by_object.insert(object, Arc::new(refusal));
+    }
+
+    /// Record `refusal` for `object` unless one is recorded already.
+    pub fn insert_if_absent(&mut self, object: Sha1, refusal: &Refusal) {
+        self.by_object
+            .entry(object)
+            .or_insert_with(|| Arc::new(refusal.clone()));
+    }
+
+    /// Record for `object` the refusal recorded for `from`, shared; false
+    /// (and nothing recorded) when `from` has none.
+    pub fn share(&mut self, object: Sha1, from: &Sha1) -> bool {
+        match self.by_object.get(from) {
+            Some(r) => {
+                let r = Arc::clone(r);
+                self.by_object.insert(object, r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Add every entry of `other` whose object has none here.
+    pub fn absorb(&mut self, other: Refusals) {
+        for (object, refusal) in other.by_object {
+            self.by_object.entry(object).or_insert(refusal);
+        }
+    }
+
+    /// Forget every refusal.
+    pub fn clear(&mut self) {
+        self.by_object.clear();
+    }
+
+    /// How many objects are refused.
+    pub fn len(&self) -> usize {
+        self.by_object.len()
+    }
+
+    /// Whether no object is refused.
+    pub fn is_empty(&self) -> bool {
+        self.by_object.is_empty()
+    }
+}
+
+impl std::ops::Index<&Sha1> for Refusals {
+    type Output = Refusal;
+
+    /// The refusal recorded for `object`; panics when there is none (callers
+    /// index only objects they found refused).
+    fn index(&self, object: &Sha1) -> &Refusal {
+        self.get(object)
+            .unwrap_or_else(|| panic!("no refusal is recorded for {object}"))
+    }
+}
+
+impl FromIterator<(Sha1, Refusal)> for Refusals {
+    fn from_iter<I: IntoIterator<Item = (Sha1, Refusal)>>(iter: I) -> Refusals {
+        Refusals {
+            by_object: iter.into_iter().map(|(o, r)| (o, Arc::new(r))).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_share_one_copy_and_keep_the_first() {
+        let (a, b, c, d) = (Sha1([1; 20]), Sha1([2; 20]), Sha1([3; 20]), Sha1([4; 20]));
+        let gitlink = Refusal::Gitlink {
+            object: a,
+            name: b"sub".to_vec(),
+        };
+        let mut t = Refusals::new();
+        assert!(t.is_empty());
+        t.insert(a, gitlink.clone());
+        // `b` takes `a`'s refusal, the same allocation, not a copy.
+        assert!(t.share(b, &a));
+        assert_eq!(t.get(&b), Some(&gitlink));
+        assert!(std::ptr::eq(t.get(&a).unwrap(), t.get(&b).unwrap()));
+        // Nothing to share from: nothing recorded.
+        assert!(!t.share(c, &d));
+        assert!(!t.contains_key(&c));
+        // The first refusal stays.
+        let missing = Refusal::MissingObject { object: d };
+        t.insert_if_absent(a, &missing);
+        assert_eq!(t[&a], gitlink);
+        t.insert_if_absent(c, &missing);
+        assert_eq!(t.get(&c), Some(&missing));
+        // Absorbing another table adds only what is new.
+        let other: Refusals = [(a, missing.clone()), (d, missing.clone())]
+            .into_iter()
+            .collect();
+        t.absorb(other);
+        assert_eq!((t.len(), &t[&a], &t[&d]), (4, &gitlink, &missing));
+        t.clear();
+        assert!(t.is_empty() && t.get(&a).is_none());
+    }
 
     /// One refusal of every kind, each about `o` (the list this module's
     /// message test and the record round trip in `record.rs` share).

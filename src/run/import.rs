@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use crate::bridge::import::{self as rules, ImportOptions, Translated};
 use crate::bridge::plan::import::ImportPlan;
-use crate::bridge::refusal::Refusal;
+use crate::bridge::refusal::{Refusal, Refusals};
 use crate::durable;
 use crate::git::parse::{CommitRef, TagRef};
 use crate::git::sha1::{ObjectKind, Sha1};
@@ -622,7 +622,7 @@ struct Run<'a> {
     /// Everything known about translated (or mapped and referenced) objects.
     memo: HashMap<Sha1, Translated>,
     /// Objects that cannot be translated, with the refusal to report.
-    refusals: HashMap<Sha1, Refusal>,
+    refusals: Refusals,
     /// Some tree had a historic mode spelling normalized.
     normalized: bool,
     /// Objects translated in this run, in no particular order.
@@ -707,15 +707,15 @@ impl Run<'_> {
         }))
     }
 
-    /// The refusal to report for `err`: a missing child that was itself
-    /// refused reports the child's own refusal.
-    fn resolve(&self, err: Refusal) -> Refusal {
+    /// Record `err` as `sha`'s refusal: a missing child that was itself
+    /// refused shares the child's own refusal.
+    fn refuse(&mut self, sha: Sha1, err: Refusal) {
         if let Refusal::MissingObject { object } = &err
-            && let Some(inner) = self.refusals.get(object)
+            && self.refusals.share(sha, object)
         {
-            return inner.clone();
+            return;
         }
-        err
+        self.refusals.insert(sha, err);
     }
 
     /// The mkit id a ref tip translated to, or why it cannot be imported.
@@ -856,6 +856,9 @@ fn divergence_probe(
     let mut digests: HashMap<Id, Sha1> = HashMap::new();
     // Per commit looked at: the most steps that were left after it.
     let mut left: HashMap<Sha1, usize> = HashMap::new();
+    // Through openings of its own: the pack and index pages the probe maps
+    // (tens of MB on git.git) go when it ends, not at the end of the run.
+    let reader = reopen::Recycling::new(mirror, staging::DELTA_BASE_CACHE, reopen::REOPEN_AFTER);
     for tip in tips {
         let mut cur = tip.target;
         let mut peeled = 0;
@@ -865,8 +868,7 @@ fn divergence_probe(
             if left.get(&cur).is_some_and(|l| *l >= steps) {
                 break;
             }
-            let Ok((kind, body)) = source::read_within(mirror, &cur, rules::MAX_OBJECT_BYTES)
-            else {
+            let Ok((kind, body)) = reader.object_within(&cur, rules::MAX_OBJECT_BYTES) else {
                 break;
             };
             match kind {
@@ -893,6 +895,7 @@ fn divergence_probe(
             }
         }
     }
+    drop(reader);
     if digests.is_empty() {
         return Ok(());
     }

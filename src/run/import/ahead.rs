@@ -109,10 +109,18 @@ struct Batch {
 
 impl Batch {
     fn push(&mut self, sha: Sha1, item: impl Into<Item>) {
-        let item = item.into();
-        if let Item::Object(read) = &item {
-            let body = read.0.as_ref().map_or(0, |(_, body)| body.len());
-            self.bytes += body + read.1.len() * EDGE_BYTES;
+        let mut item = item.into();
+        if let Item::Object(read) = &mut item {
+            // A decoded body can come with room to spare (the pack reader
+            // sizes its buffer for the delta base): queued, only its length
+            // is worth keeping.
+            let body = read.0.as_mut().map_or(0, |(_, body)| {
+                if body.capacity() > body.len() + body.len() / 8 + 64 {
+                    body.shrink_to_fit();
+                }
+                body.capacity()
+            });
+            self.bytes += body + read.1.capacity() * EDGE_BYTES;
         }
         self.items.push_back((sha, item));
     }
@@ -411,6 +419,24 @@ mod tests {
 
     fn body(n: usize) -> Read {
         (Ok((ObjectKind::Tree, vec![0; n])), Vec::new())
+    }
+
+    #[test]
+    fn a_queued_body_costs_its_length_not_its_buffer() {
+        // The pack reader hands bodies over in buffers sized for their
+        // delta bases: 1 MiB of room for 100 bytes.
+        let mut data = Vec::with_capacity(1 << 20);
+        data.resize(100, 7u8);
+        let mut batch = Batch::default();
+        batch.push(sha(1), (Ok((ObjectKind::Tree, data)), Vec::new()));
+        assert!(batch.bytes < 1024, "{} bytes counted", batch.bytes);
+        match &batch.items[0].1 {
+            Item::Object((Ok((_, body)), _)) => {
+                assert_eq!(body, &vec![7u8; 100]);
+                assert!(body.capacity() < 1024, "{} bytes held", body.capacity());
+            }
+            _ => panic!("not the object pushed"),
+        }
     }
 
     #[test]

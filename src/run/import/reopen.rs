@@ -113,6 +113,15 @@ impl<'m> Recycling<'m> {
         self.with(|m| read_object(m, sha))
     }
 
+    /// [`source::read_within`] through the current opening.
+    pub(super) fn object_within(
+        &self,
+        sha: &Sha1,
+        max: u64,
+    ) -> Result<(ObjectKind, Vec<u8>), source::ReadError> {
+        self.with(|m| source::read_within(m, sha, max))
+    }
+
     /// [`read_header`] through the current opening.
     pub(super) fn header(&self, sha: &Sha1) -> Option<(ObjectKind, u64)> {
         self.with(|m| read_header(m, sha))

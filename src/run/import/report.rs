@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::bridge::cause::{self, Cause, Skipped};
 use crate::bridge::import::MAX_OBJECT_BYTES;
-use crate::bridge::refusal::Refusal;
+use crate::bridge::refusal::Refusals;
 use crate::git::Sha1;
 use crate::git::source;
 use crate::mkit::repo::Repo;
@@ -64,12 +64,7 @@ pub(super) fn causes(
         let tips: Vec<Sha1> = reuse.answered.keys().copied().collect();
         crate::run::hooks::probe("refusal-causes", || "traced after a walk".to_owned());
         match refused_below(repo, req, p, &tips) {
-            Some(more) => {
-                let all = refusals.to_mut();
-                for (sha, refusal) in more {
-                    all.entry(sha).or_insert(refusal);
-                }
-            }
+            Some(more) => refusals.to_mut().absorb(more),
             None => warnings.push(
                 "cannot walk the history of the refused refs again; the refusal causes are \
                  traced from what this run walked"
@@ -91,7 +86,7 @@ fn refused_below(
     req: &ImportRequest<'_>,
     p: &Prepared,
     tips: &[Sha1],
-) -> Option<HashMap<Sha1, Refusal>> {
+) -> Option<Refusals> {
     let mut sub = p.run(repo, req);
     sub.progress = &NoProgress;
     let work = p.pool.install(|| sub.walk(tips)).ok()?.ok()?;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::bridge::import::{self as rules, ImportOptions, RefMapping};
-use crate::bridge::refusal::Refusal;
+use crate::bridge::refusal::{Refusal, Refusals};
 use crate::git::Sha1;
 use crate::git::staging::{self, FetchOutcome, StagingError, UpstreamRef};
 use crate::mkit::repo::Repo;
@@ -177,7 +177,7 @@ impl Prepared {
             },
             progress: req.progress,
             memo: HashMap::new(),
-            refusals: HashMap::new(),
+            refusals: Refusals::new(),
             normalized: false,
             new_objects: Vec::new(),
             laps: Laps::default(),
@@ -227,7 +227,7 @@ pub(super) fn walk<'a>(
         match p.pool.install(|| run.walk(&tips))? {
             Ok(graph) => {
                 for (tip, refusal) in &reuse.answered {
-                    run.refusals.entry(*tip).or_insert_with(|| refusal.clone());
+                    run.refusals.insert_if_absent(*tip, refusal);
                 }
                 crate::run::hooks::probe("refusal-cache", || {
                     format!("answered {}", reuse.answered.len())

@@ -317,10 +317,7 @@ impl<'a> Run<'a> {
                     self.memo.insert(sha, t);
                     self.new_objects.push(sha);
                 }
-                Err(e) => {
-                    let e = self.resolve(e);
-                    self.refusals.insert(sha, e);
-                }
+                Err(e) => self.refuse(sha, e),
             }
         }
     }

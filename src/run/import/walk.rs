@@ -100,7 +100,7 @@ enum Verdict {
 struct Node {
     stage: Stage,
     verdict: Verdict,
-    /// [`MAPPED`], [`TAG_PARSED`], [`MARKED`].
+    /// [`MAPPED`], [`TAG_PARSED`], [`MARKED`], [`REACHED`].
     flags: u8,
     /// Wave within the stage: tree height, commit generation, tag round.
     wave: u32,
@@ -114,6 +114,8 @@ const MAPPED: u8 = 1;
 const TAG_PARSED: u8 = 2;
 /// Reached from an importable tip although first reached from a refused one.
 const MARKED: u8 = 4;
+/// In `Walker::reached` for the tip being walked.
+const REACHED: u8 = 8;
 
 impl Node {
     fn new(stage: Stage, wave: u32, group: u32) -> Node {
@@ -210,6 +212,8 @@ struct Walker<'r, 'a> {
     reached: Vec<Sha1>,
     /// Those reached by importable tips.
     marks: Vec<Sha1>,
+    /// The longest `reached` at the end of a tip (a test probe).
+    most_reached: usize,
     /// Heights of mapped trees.
     heights: HashMap<Sha1, usize>,
 }
@@ -263,6 +267,7 @@ impl Run<'_> {
             importable: Vec::with_capacity(tips.len()),
             reached: Vec::new(),
             marks: Vec::new(),
+            most_reached: 0,
             heights: HashMap::new(),
         };
         for (k, tip) in tips.iter().enumerate().rev() {
@@ -292,6 +297,8 @@ impl Run<'_> {
             let (served, missed) = (taker.served, taker.missed);
             crate::run::hooks::probe("read-ahead", || format!("served {served} missed {missed}"));
         }
+        let most = w.most_reached;
+        crate::run::hooks::probe("walk-reached", || most.to_string());
         let marks = std::mem::take(&mut w.marks);
         w.mark(marks);
         Ok(Ok(w.work()))
@@ -428,9 +435,14 @@ impl Walker<'_, '_> {
         if node.group < self.group
             && !self.importable[node.group as usize]
             && node.stage != Stage::Ready
-            && node.flags & MARKED == 0
+            && node.flags & (MARKED | REACHED) == 0
             && matches!(node.verdict, Verdict::Passed { .. })
         {
+            // Once per tip: a shared object is reached again from every
+            // new object above it.
+            if let Some(n) = self.nodes.get_mut(&sha) {
+                n.flags |= REACHED;
+            }
             self.reached.push(sha);
         }
     }
@@ -494,6 +506,12 @@ impl Walker<'_, '_> {
         let node = self.nodes.get(tip);
         let ok = node
             .is_some_and(|n| n.flags & MAPPED != 0 || matches!(n.verdict, Verdict::Passed { .. }));
+        self.most_reached = self.most_reached.max(self.reached.len());
+        for sha in &self.reached {
+            if let Some(n) = self.nodes.get_mut(sha) {
+                n.flags &= !REACHED;
+            }
+        }
         if ok {
             self.marks.append(&mut self.reached);
         } else {
@@ -540,19 +558,21 @@ impl Walker<'_, '_> {
         let verdict = match verdict {
             Ok(shape) => passed(shape),
             Err(refusal) => {
-                let refusal = match &refusal {
+                let shared = match &refusal {
                     Refusal::MissingObject { object } => match self.nodes.get(object) {
                         Some(c)
                             if c.verdict == Verdict::Refused
                                 && (c.stage, c.wave, *object) < (node.stage, node.wave, sha) =>
                         {
-                            self.run.refusals.get(object).cloned().unwrap_or(refusal)
+                            self.run.refusals.share(sha, object)
                         }
-                        _ => refusal,
+                        _ => false,
                     },
-                    _ => refusal,
+                    _ => false,
                 };
-                self.run.refusals.insert(sha, refusal);
+                if !shared {
+                    self.run.refusals.insert(sha, refusal);
+                }
                 Verdict::Refused
             }
         };
