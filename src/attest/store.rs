@@ -58,6 +58,86 @@ pub fn save(mkit_dir: &Path, subject: &Id, envelope: &[u8]) -> Result<(Id, PathB
     Ok((att_id, path))
 }
 
+/// [`save`] for many envelopes, `(subject, envelope)` pairs, sharing the
+/// durability points instead of flushing each file and directory: every new
+/// envelope is written under a temp name, one flush makes them all durable,
+/// each is linked into place (never replacing a file), and one more flush
+/// makes the links and any new directory durable (where the filesystem has
+/// no filesystem-wide flush, each file and directory is flushed instead).
+/// An import of ripgrep attests 288 heads: three fsyncs each before. Returns
+/// each envelope's attestation id and path, in order. On an error the temps
+/// are removed; envelopes already linked stay (each is whole and durable).
+pub fn save_all(
+    mkit_dir: &Path,
+    envelopes: &[(Id, Vec<u8>)],
+) -> Result<Vec<(Id, PathBuf)>, AttestError> {
+    let mut saved = Vec::with_capacity(envelopes.len());
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut pending = std::collections::HashSet::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    let result = (|| -> Result<(), AttestError> {
+        for (subject, envelope) in envelopes {
+            let att_id = attestation_id(envelope);
+            let path = envelope_path(mkit_dir, subject, &att_id);
+            if envelope.len() > MAX_ENVELOPE_SIZE {
+                return Err(AttestError::TooLarge {
+                    path: path.display().to_string(),
+                    len: envelope.len() as u64,
+                    max: MAX_ENVELOPE_SIZE,
+                });
+            }
+            saved.push((att_id, path.clone()));
+            if pending.contains(&path) || path.is_file() {
+                continue;
+            }
+            let dir = durable::parent_or_dot(&path).to_path_buf();
+            make_dir(&dir, &mut dirs)?;
+            let (mut file, tmp) = durable::create_temp(&path, ENVELOPE_FILE_MODE)?;
+            pending.insert(path.clone());
+            staged.push((tmp.clone(), path));
+            dirs.insert(dir);
+            durable::fault::check()
+                .and_then(|()| std::io::Write::write_all(&mut file, envelope))
+                .map_err(io_err("write", &tmp))?;
+        }
+        if staged.is_empty() {
+            return Ok(());
+        }
+        durable::flush_files(mkit_dir, staged.iter().map(|(tmp, _)| tmp.as_path()))?;
+        for (tmp, path) in &staged {
+            match fs::hard_link(tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(IoError::new("link into place", path, e).into()),
+            }
+        }
+        durable::flush_dirs(mkit_dir, dirs.iter().map(PathBuf::as_path))?;
+        Ok(())
+    })();
+    for (tmp, _) in &staged {
+        let _ = fs::remove_file(tmp);
+    }
+    result.map(|()| saved)
+}
+
+/// Create `dir` and any missing parent, recording in `dirs` each directory
+/// that gained an entry (made durable by the caller's last flush).
+fn make_dir(dir: &Path, dirs: &mut std::collections::BTreeSet<PathBuf>) -> Result<(), IoError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = durable::parent_or_dot(dir);
+    make_dir(parent, dirs)?;
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            dirs.insert(parent.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(IoError::new("create directory", dir, e)),
+    }
+}
+
 /// Every envelope stored about `subject`, sorted by attestation id; empty
 /// when there is none. Files whose name is not `<64 hex>.dsse` are ignored
 /// (temp files, strays); an envelope over the size cap is an error.
@@ -142,6 +222,56 @@ mod tests {
             .collect();
         assert_eq!(listed, ids);
         assert!(list(dir.path(), &Id([8; 32])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn save_all_writes_what_save_writes_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (one, all) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (s1, s2) = (Id([1; 32]), Id([2; 32]));
+        let items = vec![
+            (s1, b"first".to_vec()),
+            (s2, b"second".to_vec()),
+            // The same envelope twice, and one saved before the batch.
+            (s1, b"first".to_vec()),
+            (s2, b"earlier".to_vec()),
+        ];
+        save(all.path(), &s2, b"earlier").unwrap();
+        let saved = save_all(all.path(), &items).unwrap();
+        for ((subject, envelope), (id, path)) in items.iter().zip(&saved) {
+            assert_eq!(
+                (id, path),
+                (&save(one.path(), subject, envelope).unwrap().0, path)
+            );
+            assert_eq!(path, &envelope_path(all.path(), subject, id));
+            assert_eq!(fs::read(path).unwrap(), *envelope);
+            let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, ENVELOPE_FILE_MODE);
+        }
+        // Byte for byte the tree one `save` at a time makes: no temp left.
+        let tree = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+            let mut out = Vec::new();
+            for subject in [s1, s2] {
+                for e in fs::read_dir(subject_dir(root, &subject)).unwrap() {
+                    let p = e.unwrap().path();
+                    out.push((
+                        p.strip_prefix(root).unwrap().to_owned(),
+                        fs::read(&p).unwrap(),
+                    ));
+                }
+            }
+            out.sort();
+            out
+        };
+        assert_eq!(tree(all.path()), tree(one.path()));
+        assert_eq!(tree(all.path()).len(), 3);
+        // Too large: refused, nothing left behind.
+        let big = vec![(Id([3; 32]), vec![b'x'; MAX_ENVELOPE_SIZE + 1])];
+        assert!(matches!(
+            save_all(all.path(), &big),
+            Err(AttestError::TooLarge { .. })
+        ));
+        assert!(!subject_dir(all.path(), &Id([3; 32])).exists());
     }
 
     #[test]

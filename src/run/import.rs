@@ -560,20 +560,26 @@ fn mint_import_attestations(
         .iter()
         .filter(|r| previous.get(&r.upstream).is_none_or(|p| p.mkit != r.mkit))
         .collect();
-    changed.par_iter().try_for_each(|r| {
-        let bytes = repo.store().read_bytes(&r.mkit)?;
-        let predicate = attest::git_import_predicate(&r.git, &r.mkit_ref, identity);
-        let envelope = attest::mint_with_key(
-            key,
-            &r.mkit_ref,
-            &r.mkit,
-            &bytes,
-            attest::PREDICATE_GIT_IMPORT,
-            &predicate,
-        )?;
-        attest::store::save(repo.mkit_dir(), &r.mkit, &envelope)?;
-        Ok::<(), ImportError>(())
-    })?;
+    let envelopes = changed
+        .par_iter()
+        .map(|r| {
+            let bytes = repo.store().read_bytes(&r.mkit)?;
+            let predicate = attest::git_import_predicate(&r.git, &r.mkit_ref, identity);
+            let envelope = attest::mint_with_key(
+                key,
+                &r.mkit_ref,
+                &r.mkit,
+                &bytes,
+                attest::PREDICATE_GIT_IMPORT,
+                &predicate,
+            )?;
+            Ok::<_, ImportError>((r.mkit, envelope))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // One pair of durability points for all of them.
+    let fault = durable::fault::phase("attestations");
+    attest::store::save_all(repo.mkit_dir(), &envelopes)?;
+    drop(fault);
     Ok(changed.len() as u64)
 }
 

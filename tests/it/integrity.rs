@@ -17,6 +17,9 @@ use mkit_bridge::mkit::repo::Repo;
 
 /// sysexits `EX_IOERR`.
 const IOERR: i32 = 74;
+/// An attestation that cannot be written exits as any file the run cannot
+/// create (sysexits `EX_CANTCREAT`).
+const CANTCREAT: i32 = 73;
 
 struct Env {
     work: tempfile::TempDir,
@@ -292,7 +295,7 @@ fn a_poisoned_import_map_is_rebuilt_to_the_ids_of_a_clean_import() {
 
 /// The phases of an import's write order, each with the action and the path
 /// (relative to the repository) its injected failure must name.
-const IMPORT_PHASES: [(&str, &str, &str); 8] = [
+const IMPORT_PHASES: [(&str, &str, &str); 9] = [
     ("raw", "cannot write", ".mkit/git/upstream/raw/"),
     ("blobs", "cannot write object", ".mkit/objects/"),
     ("trees", "cannot write object", ".mkit/objects/"),
@@ -300,6 +303,7 @@ const IMPORT_PHASES: [(&str, &str, &str); 8] = [
     ("tags", "cannot write object", ".mkit/objects/"),
     ("map", "cannot append to", ".mkit/git/upstream/map"),
     ("refs", "cannot write", ".mkit/refs/"),
+    ("attestations", "cannot write", ".mkit/attestations/"),
     (
         "ref-state",
         "cannot write",
@@ -328,15 +332,21 @@ fn a_failed_write_at_any_import_phase_is_fatal_and_the_next_fetch_converges() {
         copy_dir(&before, &repo);
         let out = e.fetch(&repo, Some(phase));
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(IOERR), "{phase}: {err}");
+        let code = if phase == "attestations" {
+            CANTCREAT
+        } else {
+            IOERR
+        };
+        assert_eq!(out.status.code(), Some(code), "{phase}: {err}");
         // Paths as the run saw them: relative to the repository it ran in.
         let named = format!("{action} ./{path}");
         assert!(err.contains(&named), "{phase}: wanted {named:?} in {err}");
         assert!(err.contains("No space left on device"), "{phase}: {err}");
         assert!(!err.contains("CorruptObject"), "{phase}: {err}");
-        if phase == "ref-state" {
-            // Refs are written before the ref state (the durability order):
-            // they already hold the new, complete history.
+        if phase == "attestations" || phase == "ref-state" {
+            // Refs are written before the attestations and the ref state
+            // (the durability order): they already hold the new, complete
+            // history.
             assert_eq!(imported_refs(&repo), want, "{phase}");
         } else {
             assert_eq!(all_refs(&repo), refs_before, "{phase}: no ref moved");
