@@ -50,9 +50,15 @@ for repo in "$@"; do
   for i in $(seq "$runs"); do
     for j in 1 2; do
       sync
-      /usr/bin/time -f '%e %U %S %M' -o "$w/one" \
-        "$ours" import "$repo" "$w/j$j-$i" --key "$key" --quiet --jobs "$j" >/dev/null 2>>"$w/err"
-      awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$w/one" >> "$w/j$j"
+      # A refused checkout (exit 1, after the refs are imported) still
+      # times the import; any other failure stops the script.
+      if ! /usr/bin/time -f '%e %U %S %M' -o "$w/one" \
+        "$ours" import "$repo" "$w/j$j-$i" --key "$key" --quiet --jobs "$j" >/dev/null 2>"$w/last"; then
+        grep -q "check out" "$w/last" || { cat "$w/last" >&2; exit 1; }
+      fi
+      cat "$w/last" >> "$w/err"
+      # GNU time puts "Command exited with non-zero status" first then.
+      tail -n 1 "$w/one" | awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' >> "$w/j$j"
       if [ "$drop" = 1 ] && [ "$i" -gt 1 ]; then rm -rf "$w/j$j-$i"; fi
     done
   done
