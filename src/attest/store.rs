@@ -41,15 +41,7 @@ pub fn envelope_path(mkit_dir: &Path, subject: &Id, att_id: &Id) -> PathBuf {
 /// Store `envelope` as an attestation about `subject`, durably; returns its
 /// attestation id and path. An envelope already stored is left as it is.
 pub fn save(mkit_dir: &Path, subject: &Id, envelope: &[u8]) -> Result<(Id, PathBuf), AttestError> {
-    let att_id = attestation_id(envelope);
-    let path = envelope_path(mkit_dir, subject, &att_id);
-    if envelope.len() > MAX_ENVELOPE_SIZE {
-        return Err(AttestError::TooLarge {
-            path: path.display().to_string(),
-            len: envelope.len() as u64,
-            max: MAX_ENVELOPE_SIZE,
-        });
-    }
+    let (att_id, path) = place(mkit_dir, subject, envelope)?;
     if path.is_file() {
         return Ok((att_id, path));
     }
@@ -77,15 +69,7 @@ pub fn save_all(
     let mut dirs = std::collections::BTreeSet::new();
     let result = (|| -> Result<(), AttestError> {
         for (subject, envelope) in envelopes {
-            let att_id = attestation_id(envelope);
-            let path = envelope_path(mkit_dir, subject, &att_id);
-            if envelope.len() > MAX_ENVELOPE_SIZE {
-                return Err(AttestError::TooLarge {
-                    path: path.display().to_string(),
-                    len: envelope.len() as u64,
-                    max: MAX_ENVELOPE_SIZE,
-                });
-            }
+            let (att_id, path) = place(mkit_dir, subject, envelope)?;
             saved.push((att_id, path.clone()));
             if pending.contains(&path) || path.is_file() {
                 continue;
@@ -118,6 +102,21 @@ pub fn save_all(
         let _ = fs::remove_file(tmp);
     }
     result.map(|()| saved)
+}
+
+/// The attestation id of `envelope` and where it goes; refused when it is
+/// over the size cap.
+fn place(mkit_dir: &Path, subject: &Id, envelope: &[u8]) -> Result<(Id, PathBuf), AttestError> {
+    let att_id = attestation_id(envelope);
+    let path = envelope_path(mkit_dir, subject, &att_id);
+    if envelope.len() > MAX_ENVELOPE_SIZE {
+        return Err(AttestError::TooLarge {
+            path: path.display().to_string(),
+            len: envelope.len() as u64,
+            max: MAX_ENVELOPE_SIZE,
+        });
+    }
+    Ok((att_id, path))
 }
 
 /// Create `dir` and any missing parent, recording in `dirs` each directory
