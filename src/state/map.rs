@@ -46,8 +46,10 @@ pub const MAP_FILE: &str = "map";
 pub const MAP_LINE_LEN: usize = 64 + 1 + 40;
 
 /// Largest single `write(2)` an append issues; bigger batches are split at
-/// line boundaries.
-pub const APPEND_WRITE_MAX: usize = 16 << 20;
+/// line boundaries. It is also the most an append holds in memory (its
+/// lines are formatted into one buffer of at most this size), so it stays
+/// small: an export of 14,000 objects would otherwise format 1.5 MB at once.
+pub const APPEND_WRITE_MAX: usize = 256 << 10;
 
 /// Files at most this long are read in one piece and parsed on one thread.
 const SMALL_FILE: u64 = 2 << 20;
