@@ -44,7 +44,7 @@ fn upstream(dir: &Path) {
             writeln!(stream, "data {}\n{body}", body.len()).unwrap();
         }
     }
-    fast_import(dir, &stream);
+    common::fast_import(dir, &stream);
 }
 
 /// A work directory holding [`upstream`] as `up.git` and an import key.
@@ -54,25 +54,6 @@ fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     upstream(&up);
     let key = common::import_key(work.path(), 7);
     (work, up, key)
-}
-
-/// Feed `stream` to `git fast-import` in `dir`, which must succeed.
-fn fast_import(dir: &Path, stream: &str) {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["fast-import", "--quiet"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stream.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Run the bridge in `dir` with the thread probe on; returns the most
@@ -148,7 +129,7 @@ fn one_job_means_one_worker_in_every_phase() {
     let mut stream = String::from("commit refs/heads/main\n");
     stream.push_str("committer A <a@example.com> 1600000000 +0000\ndata 2\nc9\n");
     stream.push_str("from refs/heads/main^0\nM 100644 inline new\ndata 4\nnew\n");
-    fast_import(&up, &stream);
+    common::fast_import(&up, &stream);
     // gix indexes the received pack on one thread of its own
     // (`gix-pack.traverse_deltas.0`, cut to 15 bytes by the kernel) while
     // the main thread waits for it.

@@ -80,6 +80,25 @@ pub fn bridge_import(upstream: &Path, repo: &Path, key: &Path) -> Vec<u8> {
     )
 }
 
+/// Feed `stream` to `git fast-import` in `dir`, which must succeed.
+pub fn fast_import(dir: &Path, stream: &str) {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 /// Read a golden vector file.
 pub fn read_golden(dir: &Path, rel: &str) -> Vec<u8> {
     std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read golden {rel}: {e}"))
