@@ -125,6 +125,16 @@ pub fn append_map(state: &Path, pairs: &[(Id, Sha1)]) -> Result<()> {
     append_lines(state, pairs.len(), pairs.iter().map(|(b, s)| (b, s)))
 }
 
+/// [`append_map`] for `count` pairs that are not in one slice, in order
+/// (no copy of a large table is needed to write it).
+pub fn append_map_from<'a>(
+    state: &Path,
+    count: usize,
+    pairs: impl Iterator<Item = (&'a Id, &'a Sha1)>,
+) -> Result<()> {
+    append_lines(state, count, pairs)
+}
+
 /// Append pairs given in import orientation, (sha1, blake3); the file stays
 /// blake3-first.
 pub fn append_map_import(state: &Path, pairs: &[(Sha1, Id)]) -> Result<()> {
