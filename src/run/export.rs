@@ -1185,10 +1185,12 @@ fn record(
             state::pin_binding(state_dir, Binding::Dest, r.dest_identity)?;
         }
     }
-    let mut pairs: Vec<(Id, Sha1)> = done.iter().map(|(k, v)| (*k, *v)).collect();
-    pairs.sort();
+    // The run's new pairs in id order, written from the table itself.
+    let mut ids: Vec<&Id> = done.keys().collect();
+    ids.sort_unstable();
     let fault = crate::durable::fault::phase("map");
-    state::append_map(state_dir, &pairs)?;
+    let pairs = ids.iter().filter_map(|id| done.get_key_value(*id));
+    state::append_map_from(state_dir, ids.len(), pairs)?;
     drop(fault);
     let pushed: HashSet<&str> = pushes.iter().map(|(n, _, _)| n.as_str()).collect();
     let mut merged: Vec<RefState> = prior
@@ -1602,7 +1604,7 @@ impl Translator<'_> {
     /// read one by one, they would leave the other workers idle), and
     /// translated as they come, so the run holds a read-ahead of decoded
     /// objects, never a wave or the history.
-    fn translate(&mut self, graph: walk::Graph, sink: &mut Sink) -> Result<(), ExportError> {
+    fn translate(&mut self, mut graph: walk::Graph, sink: &mut Sink) -> Result<(), ExportError> {
         let waves = graph.waves();
         self.progress.phase("translating", graph.len() as u64);
         let mut ahead = waves.iter().flatten().copied();

@@ -373,6 +373,8 @@ pub struct PackWriter {
     sealed: Vec<std::sync::mpsc::Receiver<Result<Option<PathBuf>, PackError>>>,
     /// The keep files of packs sealed on this thread.
     keeps: Vec<PathBuf>,
+    /// A reusable buffer for short entries copied from a spill.
+    copy_buf: Vec<u8>,
 }
 
 /// A [`PackError::Io`] maker for `action` on `path`.
@@ -429,6 +431,7 @@ impl PackWriter {
             written: HashSet::new(),
             sealed: Vec::new(),
             keeps: Vec::new(),
+            copy_buf: Vec::new(),
         }
     }
 
@@ -474,11 +477,12 @@ impl PackWriter {
         if self.written.contains(&s.id) {
             return Ok(false);
         }
+        let mut buf = std::mem::take(&mut self.copy_buf);
         let body = self.body()?;
-        crate::durable::fault::check()
-            .and_then(|()| body.flush())
-            .and_then(|()| spill.copy_into(s, body.get_mut()))
-            .map_err(io_at("write", &self.body_path))?;
+        let copied =
+            crate::durable::fault::check().and_then(|()| spill.copy_into(s, body, &mut buf));
+        self.copy_buf = buf;
+        copied.map_err(io_at("write", &self.body_path))?;
         self.noted(s.id, s.crc32, s.len);
         Ok(true)
     }

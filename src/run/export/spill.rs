@@ -212,25 +212,41 @@ impl Spill {
         }
     }
 
-    /// Append the bytes of `s` to `out` at its current position.
-    pub fn copy_into(&self, s: &Spilled, out: &mut File) -> io::Result<()> {
+    /// Append the bytes of `s` to `out`: a short entry through `buf` (one
+    /// read, then the writer's buffer), a long one file to file by the
+    /// kernel once `out` is flushed (`copy_file_range`, else through memory).
+    pub fn copy_into(
+        &self,
+        s: &Spilled,
+        out: &mut BufWriter<File>,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let mut at = s.at;
         let end = s.at + s.len;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        while at < end {
-            let want = usize::try_from(end - at).unwrap_or(usize::MAX);
-            match rustix::fs::copy_file_range(&self.file, Some(&mut at), &*out, None, want) {
-                Ok(0) => break,
-                Ok(_) => {}
-                // Not supported here: copy through memory below.
-                Err(_) => break,
+        if s.len > ONE_WRITE {
+            out.flush()?;
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            while at < end {
+                let want = usize::try_from(end - at).unwrap_or(usize::MAX);
+                match rustix::fs::copy_file_range(
+                    &self.file,
+                    Some(&mut at),
+                    out.get_ref(),
+                    None,
+                    want,
+                ) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    // Not supported here: copy through memory below.
+                    Err(_) => break,
+                }
             }
         }
-        let mut buf = vec![0u8; usize::try_from((end - at).min(ONE_WRITE)).unwrap_or(0)];
         while at < end {
-            let n = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
-            self.file.read_exact_at(&mut buf[..n], at)?;
-            out.write_all(&buf[..n])?;
+            let n = usize::try_from((end - at).min(ONE_WRITE)).unwrap_or(0);
+            buf.resize(n, 0);
+            self.file.read_exact_at(buf, at)?;
+            out.write_all(buf)?;
             at += n as u64;
         }
         Ok(())
@@ -358,11 +374,12 @@ mod tests {
             staged.push((s, framed));
         }
         let out_path = dir.path().join("out");
-        let mut out = File::create(&out_path).unwrap();
+        let mut out = BufWriter::new(File::create(&out_path).unwrap());
         out.write_all(b"head").unwrap();
         let mut want = b"head".to_vec();
+        let mut buf = Vec::new();
         for (s, framed) in staged.iter().rev() {
-            spill.copy_into(s, &mut out).unwrap();
+            spill.copy_into(s, &mut out, &mut buf).unwrap();
             want.extend_from_slice(framed);
         }
         drop(out);

@@ -83,21 +83,28 @@ impl Graph {
 
     /// Mark `id` seen; false when it was already.
     fn see(&mut self, id: &Id) -> bool {
-        let n = self.number(id) as usize;
-        !std::mem::replace(&mut self.seen[n], true)
+        let n = self.number(id);
+        self.see_number(n)
+    }
+
+    /// Mark the object numbered `n` seen; false when it was already.
+    fn see_number(&mut self, n: u32) -> bool {
+        !std::mem::replace(&mut self.seen[n as usize], true)
     }
 
     /// Record `id` as waiting for translation, with `kids` (its children,
-    /// in its own order) and its decoded body `obj` (shelved).
+    /// in its own order) and its decoded body `obj` (shelved). Returns
+    /// where the children's numbers start in `edges` (`None` when `id` was
+    /// waiting already).
     fn wait(
         &mut self,
         id: &Id,
         kids: &[(Id, Option<ObjectKind>)],
         obj: &Object,
-    ) -> Result<(), PackError> {
+    ) -> Result<Option<usize>, PackError> {
         let n = self.number(id) as usize;
         if self.inner_at[n] != NOT_INNER {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(shelf) = &mut self.shelf {
             shelf.put(obj)?;
@@ -106,12 +113,13 @@ impl Graph {
         if self.starts.is_empty() {
             self.starts.push(0);
         }
+        let first = self.edges.len();
         for (kid, _) in kids {
             let k = self.number(kid);
             self.edges.push(k);
         }
         self.starts.push(self.edges.len() as u32);
-        Ok(())
+        Ok(Some(first))
     }
 
     /// How many objects wait.
@@ -121,17 +129,21 @@ impl Graph {
 
     /// The waiting objects (by place in `inner`) cut into waves: an
     /// object's wave is one more than its latest waiting child's, so every
-    /// child is settled first; each wave sorted by id.
-    pub(super) fn waves(&self) -> Vec<Vec<u32>> {
+    /// child is settled first; each wave sorted by id. The edges are not
+    /// needed afterwards, and are dropped.
+    pub(super) fn waves(&mut self) -> Vec<Vec<u32>> {
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.sort_unstable_by_key(|&p| self.inner[p as usize]);
-        crate::dag::levels(&order, |&p| {
+        let waves = crate::dag::levels(&order, |&p| {
             let (a, b) = (self.starts[p as usize], self.starts[p as usize + 1]);
             self.edges[a as usize..b as usize]
                 .iter()
                 .map(|&k| self.inner_at[k as usize])
                 .filter(|&at| at != NOT_INNER)
-        })
+        });
+        self.edges = Vec::new();
+        self.inner_at = Vec::new();
+        waves
     }
 
     /// The walk is over: list the waiting objects' ids by place, make the
@@ -334,9 +346,15 @@ impl Translator<'_> {
         next: &mut Vec<Id>,
     ) -> Result<(), PackError> {
         let kids = children(&decoded.obj);
-        chain.graph.wait(id, &kids, &decoded.obj)?;
-        for (d, kind) in kids {
-            if !self.trusted_hit(&d, kind, repo, &mut chain.distrusted) && chain.graph.see(&d) {
+        let first = chain.graph.wait(id, &kids, &decoded.obj)?;
+        for (i, (d, kind)) in kids.into_iter().enumerate() {
+            // The child's number, noted by `wait` (one lookup per child).
+            let n = match first {
+                Some(f) => chain.graph.edges[f + i],
+                None => chain.graph.number(&d),
+            };
+            if !self.trusted_hit(&d, kind, repo, &mut chain.distrusted) && chain.graph.see_number(n)
+            {
                 if kind == Some(ObjectKind::Blob) {
                     blobs.push(d);
                 } else {
