@@ -31,26 +31,11 @@ const DECODED_BOUND: u64 = 512;
 
 /// A linear history of [`COMMITS`] commits in a bare repository at `dir`.
 fn upstream(dir: &Path) {
-    common::run_ok(
-        Command::new("git")
-            .args(["init", "-q", "--bare", "-b", "main"])
-            .arg(dir),
-    );
-    let mut stream = String::new();
-    for c in 0..COMMITS {
-        writeln!(stream, "commit refs/heads/main").unwrap();
-        writeln!(
-            stream,
-            "committer A <a@example.com> {} +0000",
-            1_500_000_000 + c
-        )
-        .unwrap();
-        writeln!(stream, "data 4\nc{:03}", c % 1000).unwrap();
+    common::linear_history(dir, COMMITS, |c, stream| {
         let body = hex::encode(common::pseudo_random(1500 + c, c as u64));
         writeln!(stream, "M 100644 inline d{}/f{c}", c % 8).unwrap();
         writeln!(stream, "data {}\n{body}", body.len()).unwrap();
-    }
-    common::fast_import(dir, &stream);
+    });
 }
 
 /// Export `repo` to `dest` with an entry budget of `held` bytes; returns
@@ -71,6 +56,12 @@ fn export(repo: &Path, dest: &str, held: u64) -> BTreeMap<String, u64> {
             (k.to_owned(), v.parse().unwrap())
         })
         .collect()
+}
+
+/// `dest` has the refs of `other` and passes `git fsck --strict`.
+fn same_mirror(dest: &Path, other: &Path) {
+    assert_eq!(common::git_refs(dest), common::git_refs(other));
+    common::git(dest, &["fsck", "--strict", "--no-progress"]);
 }
 
 #[test]
@@ -117,15 +108,7 @@ fn export_holds_a_bounded_part_of_the_history_and_the_pack_does_not_depend_on_it
         ours.keys()
     );
     assert!(ours == packs(&held_dest), "the packs differ");
-    assert_eq!(
-        common::git_refs(&spilled_dest),
-        common::git_refs(&held_dest)
-    );
-    common::run_ok(Command::new("git").arg("-C").arg(&spilled_dest).args([
-        "fsck",
-        "--strict",
-        "--no-progress",
-    ]));
+    same_mirror(&spilled_dest, &held_dest);
     let count = common::git(&spilled_dest, &["rev-list", "--count", "main"]);
     assert_eq!(count.trim(), COMMITS.to_string());
 
@@ -139,13 +122,5 @@ fn export_holds_a_bounded_part_of_the_history_and_the_pack_does_not_depend_on_it
     let url = format!("file://{}", pushed_dest.display());
     let pushed = export(&work.path().join("repo-pushed"), &url, 4096);
     assert!(pushed["spilled"] > 0, "{pushed:?}");
-    assert_eq!(
-        common::git_refs(&pushed_dest),
-        common::git_refs(&spilled_dest)
-    );
-    common::run_ok(Command::new("git").arg("-C").arg(&pushed_dest).args([
-        "fsck",
-        "--strict",
-        "--no-progress",
-    ]));
+    same_mirror(&pushed_dest, &spilled_dest);
 }

@@ -22,29 +22,13 @@ use crate::common;
 /// A git upstream with more objects than a store checkpoint holds (2,048),
 /// so checkpoints and parallel renames would happen.
 fn upstream(dir: &Path) {
-    common::run_ok(
-        Command::new("git")
-            .args(["init", "-q", "--bare", "-b", "main"])
-            .arg(dir),
-    );
-    let mut stream = String::new();
-    for c in 0..3 {
-        writeln!(stream, "commit refs/heads/main").unwrap();
-        writeln!(
-            stream,
-            "committer A <a@example.com> {} +0000",
-            1_500_000_000 + c
-        )
-        .unwrap();
-        // Later commits of one stream continue the branch by themselves.
-        writeln!(stream, "data 2\nc{c}").unwrap();
+    common::linear_history(dir, 3, |c, stream| {
         for f in 0..1200 {
             let body = format!("file {f} version {c}\n");
             writeln!(stream, "M 100644 inline d{}/f{f}", f % 40).unwrap();
             writeln!(stream, "data {}\n{body}", body.len()).unwrap();
         }
-    }
-    common::fast_import(dir, &stream);
+    });
 }
 
 /// A work directory holding [`upstream`] as `up.git` and an import key.
