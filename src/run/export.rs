@@ -19,7 +19,9 @@
 //!    walk reads the new trees, commits and tags level by level while the
 //!    blobs and chunked blobs it finds are read, translated and compressed
 //!    in parallel batches; trees, commits and tags follow in waves where
-//!    every object's children are in earlier waves. In fork mode the map is the import's, so every imported
+//!    every object's children are in earlier waves, their bodies read back
+//!    from the walk's scratch shelf (memory bounded by design, `spill.rs`,
+//!    EXPORT.md "Memory"). In fork mode the map is the import's, so every imported
 //!    object keeps its original SHA-1 and is not written again (its bytes are
 //!    already in the import mirror): only local objects are translated. Each
 //!    git object is named by our collision-detecting SHA-1 and, unless

@@ -17,6 +17,13 @@
 //! order. What the chain task itself finds to be content (a referrer that
 //! said otherwise) is appended after the batches. A blob that turns out to
 //! be a tree, commit or tag is walked in a further round, like the first.
+//!
+//! The trees, commits and tags found are not kept decoded: the walk notes
+//! their ids and, by number, their children ([`Graph`]), and puts their
+//! bodies on a scratch shelf ([`super::spill::Shelf`]) that the translation
+//! reads back when their wave comes. Batches' pack entries past a small
+//! budget wait in a scratch file ([`super::spill::Spill`]). So what a walk
+//! holds does not grow with the history but by a few bytes an object.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
