@@ -19,7 +19,9 @@
 //!    walk reads the new trees, commits and tags level by level while the
 //!    blobs and chunked blobs it finds are read, translated and compressed
 //!    in parallel batches; trees, commits and tags follow in waves where
-//!    every object's children are in earlier waves. In fork mode the map is the import's, so every imported
+//!    every object's children are in earlier waves, their bodies read back
+//!    from the walk's scratch shelf (memory bounded by design, `spill.rs`,
+//!    EXPORT.md "Memory"). In fork mode the map is the import's, so every imported
 //!    object keeps its original SHA-1 and is not written again (its bytes are
 //!    already in the import mirror): only local objects are translated. Each
 //!    git object is named by our collision-detecting SHA-1 and, unless
@@ -64,6 +66,7 @@
 
 mod attest;
 pub mod pack;
+mod spill;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -95,6 +98,7 @@ use crate::git::local;
 use crate::git::push::{Git, Lease, PushError, PushStatus, RefPush};
 pub use crate::run::progress::{NoProgress, Progress};
 use pack::{PackEntry, PackError, PackWriter};
+use spill::{Spill, Staged};
 
 /// The state name `export` uses when none is given (the reference's).
 pub const DEFAULT_REMOTE: &str = "mirror";
@@ -854,18 +858,30 @@ fn translate_refs(
         refused: HashMap::new(),
         distrusted: HashSet::new(),
         level,
+        spill: Spill::new(
+            staging_path,
+            crate::run::hooks::tunable("MKIT_BRIDGE_EXPORT_HELD_BYTES", spill::HELD_BYTES),
+        )?,
     };
     let tips: Vec<Id> = candidates.iter().map(|(_, _, id)| *id).collect();
     let fault = crate::durable::fault::phase("pack");
-    let inner = pool.install(|| tr.walk(&tips, &mut sink))?;
+    let graph = pool.install(|| tr.walk(&tips, &mut sink))?;
+    let waiting = graph.len();
     // The content is written: its pack is completed as a job on the pool
     // while the trees, commits and tags are translated into a second one.
     let background = (pool.current_num_threads() > 1).then_some(pool);
     sink.pack.seal(background, req.interrupt)?;
     laps.lap("walk");
-    pool.install(|| tr.translate(inner, &mut sink))?;
+    pool.install(|| tr.translate(graph, &mut sink))?;
     drop(fault);
     laps.lap("translate");
+    crate::run::hooks::probe("export-memory", || {
+        let (held, spilled) = tr.spill.peaks();
+        format!(
+            "waiting {waiting}\ndecoded {}\nheld {held}\nspilled {spilled}\n",
+            DECODED.peak()
+        )
+    });
     crate::run::hooks::pause_point("translated", req.interrupt);
     if req.interrupt.load(Ordering::Relaxed) {
         return Err(ExportError::Interrupted);
@@ -1171,10 +1187,12 @@ fn record(
             state::pin_binding(state_dir, Binding::Dest, r.dest_identity)?;
         }
     }
-    let mut pairs: Vec<(Id, Sha1)> = done.iter().map(|(k, v)| (*k, *v)).collect();
-    pairs.sort();
+    // The run's new pairs in id order, written from the table itself.
+    let mut ids: Vec<&Id> = done.keys().collect();
+    ids.sort_unstable();
     let fault = crate::durable::fault::phase("map");
-    state::append_map(state_dir, &pairs)?;
+    let pairs = ids.iter().filter_map(|id| done.get_key_value(*id));
+    state::append_map_from(state_dir, ids.len(), pairs)?;
     drop(fault);
     let pushed: HashSet<&str> = pushes.iter().map(|(n, _, _)| n.as_str()).collect();
     let mut merged: Vec<RefState> = prior
@@ -1359,19 +1377,40 @@ fn sync_objects(objects_dir: &Path) -> Result<(), ExportError> {
 /// What reading one new object gave.
 enum Visit {
     /// A blob or chunked blob, translated (and compressed) at once.
-    Leaf(PackEntry),
+    Leaf(Staged),
     /// A tree, commit or tag, waiting for its children.
-    Inner(Box<Object>, Vec<Id>),
+    Inner(Decoded),
     /// The object cannot be exported.
     Refused(ExportRefusal),
 }
 
-/// The objects waiting for translation: each object and its children.
-type Inner = HashMap<Id, (Object, Vec<Id>)>;
+/// The decoded trees, commits and tags a run holds at once (counted in
+/// test-hooks builds, reported as the probe `export-decoded`): a walk level
+/// or a translation read-ahead at most, whatever the history's size.
+static DECODED: crate::run::hooks::Gauge = crate::run::hooks::Gauge::new();
 
-/// One object's translation: the compressed git object, or why it cannot
-/// be exported.
-type Translation = Result<PackEntry, ExportRefusal>;
+/// A decoded tree, commit or tag, counted by [`DECODED`] while it lives.
+struct Decoded {
+    obj: Box<Object>,
+    _held: crate::run::hooks::Held,
+}
+
+/// A waiting object read back for its wave: its id and body, or why it
+/// cannot be read.
+type ReadBack = (Id, Result<Decoded, ExportRefusal>);
+
+impl Decoded {
+    fn new(obj: Object) -> Decoded {
+        Decoded {
+            obj: Box::new(obj),
+            _held: DECODED.hold(),
+        }
+    }
+}
+
+/// One object's translation: the git object staged for the pack, or why
+/// it cannot be exported.
+type Translation = Result<Staged, ExportRefusal>;
 
 struct Translator<'a> {
     store: &'a Store,
@@ -1387,12 +1426,16 @@ struct Translator<'a> {
     distrusted: HashSet<Id>,
     /// How the run's pack is deflated.
     level: pack::Level,
+    /// Where the pack entries of a batch wait for their turn.
+    spill: Spill,
 }
 
 /// Where translated objects go: the run's pack in staging, skipping what
 /// staging already holds.
 struct Sink {
     repo: gix::Repository,
+    /// The staging repository, where the run's scratch files go too.
+    root: PathBuf,
     pack: PackWriter,
     /// Staging held no object when the run opened it (a fresh staging
     /// repository): nothing to look up before appending.
@@ -1411,6 +1454,7 @@ impl Sink {
         Ok(Sink {
             empty: pack::holds_no_objects(&objects),
             pack: PackWriter::new(&objects),
+            root: staging.to_path_buf(),
             repo,
         })
     }
@@ -1426,6 +1470,26 @@ impl Sink {
         }
         Ok(())
     }
+
+    /// [`Sink::absorb`] for entries staged in `spill`: each one settled
+    /// there as it is appended (or found in staging already).
+    fn absorb_staged(
+        &mut self,
+        mut entries: Vec<Staged>,
+        spill: &Spill,
+    ) -> Result<(), ExportError> {
+        entries.sort_by_key(Staged::id);
+        for e in entries {
+            if self.empty || !source::contains(&self.repo, &e.id()) {
+                match &e {
+                    Staged::Held(entry) => self.pack.append(entry)?,
+                    Staged::Spilled(s) => self.pack.append_spilled(s, spill)?,
+                };
+            }
+            spill.settle(&e);
+        }
+        Ok(())
+    }
 }
 
 /// Objects per parallel batch: enough to keep every worker busy, few enough
@@ -1435,6 +1499,10 @@ const CHUNK: usize = 512;
 /// Walk levels and translation waves smaller than this are read and
 /// translated on the calling thread.
 const INLINE_WAVE: usize = 16;
+
+/// Trees, commits and tags read again per parallel batch, ahead of their
+/// waves: at most this many are held decoded at once in the translation.
+const READ_AHEAD: usize = 64;
 
 impl Translator<'_> {
     /// The git id the map gives `id`, unless this run distrusted that entry.
@@ -1473,19 +1541,15 @@ impl Translator<'_> {
                 Err(refusal) => Err(refusal),
             },
             obj => {
+                // A remix or delta refuses here.
                 return Ok(match dependencies(id, &obj) {
-                    Ok(deps) => Visit::Inner(Box::new(obj), deps),
+                    Ok(_) => Visit::Inner(Decoded::new(obj)),
                     Err(refusal) => Visit::Refused(refusal),
                 });
             }
         };
         Ok(match exported {
-            Ok(ex) => Visit::Leaf(pack::entry(
-                self.level,
-                ex.id,
-                ex.object.kind,
-                ex.object.body,
-            )?),
+            Ok(ex) => Visit::Leaf(self.stage(ex)?),
             Err(refusal) => Visit::Refused(refusal),
         })
     }
@@ -1529,65 +1593,120 @@ impl Translator<'_> {
         Ok(Ok(body))
     }
 
-    /// Translate the waiting objects in waves: an object's wave is one more
-    /// than its latest waiting child's, so every child is settled first.
-    fn translate(&mut self, mut inner: Inner, sink: &mut Sink) -> Result<(), ExportError> {
-        let waves = waves(&inner);
-        self.progress.phase("translating", inner.len() as u64);
-        for wave in waves {
-            for chunk in wave.chunks(CHUNK) {
-                if self.interrupt.load(Ordering::Relaxed) {
-                    return Err(ExportError::Interrupted);
-                }
-                let items: Vec<(Id, Object, Vec<Id>)> = chunk
-                    .iter()
-                    .filter_map(|id| inner.remove(id).map(|(o, d)| (*id, o, d)))
-                    .collect();
-                let this = &*self;
-                let one = |(id, obj, deps): (Id, Object, Vec<Id>)| {
-                    let r = this.translate_one(&id, obj, &deps);
-                    this.progress.advance(1, 0);
-                    (id, r)
-                };
-                // Most waves of a long history are a commit or two: waking
-                // the pool for them costs more than translating them.
-                let results: Vec<(Id, Result<Translation, ExportError>)> =
-                    if items.len() < INLINE_WAVE {
-                        items.into_iter().map(one).collect()
-                    } else {
-                        items.into_par_iter().map(one).collect()
-                    };
-                let mut entries = Vec::new();
-                for (id, r) in results {
-                    match r? {
-                        Ok(entry) => {
-                            self.done.insert(id, entry.id);
-                            entries.push(entry);
-                        }
-                        Err(refusal) => {
-                            self.refused.insert(id, refusal);
-                        }
-                    }
-                }
-                sink.absorb(entries)?;
+    /// The pack entry of `ex`, deflated at the run's level and staged.
+    fn stage(&self, ex: crate::bridge::export::Exported) -> Result<Staged, ExportError> {
+        let entry = pack::entry(self.level, ex.id, ex.object.kind, ex.object.body)?;
+        Ok(self.spill.stage(entry)?)
+    }
+
+    /// Translate the waiting objects wave by wave ([`walk::Graph::waves`]),
+    /// each wave in chunks of [`CHUNK`] appended in id order. Their bodies
+    /// are read back from the walk's shelf, [`READ_AHEAD`] at a time in
+    /// parallel, ahead of the waves (most waves of a long history are a commit or two:
+    /// read one by one, they would leave the other workers idle), and
+    /// translated as they come, so the run holds a read-ahead of decoded
+    /// objects, never a wave or the history.
+    fn translate(&mut self, mut graph: walk::Graph, sink: &mut Sink) -> Result<(), ExportError> {
+        let waves = graph.waves();
+        self.progress.phase("translating", graph.len() as u64);
+        let mut ahead = waves.iter().flatten().copied();
+        let mut read: std::collections::VecDeque<ReadBack> = std::collections::VecDeque::new();
+        for unit in waves.iter().flat_map(|w| w.chunks(CHUNK)) {
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(ExportError::Interrupted);
             }
+            let mut entries = Vec::with_capacity(unit.len());
+            let mut left = unit.len();
+            while left > 0 {
+                if read.is_empty() {
+                    let places: Vec<u32> = ahead.by_ref().take(READ_AHEAD).collect();
+                    read.extend(self.read_again(&graph, &places)?);
+                }
+                let take = left.min(read.len());
+                if take == 0 {
+                    break;
+                }
+                let items: Vec<ReadBack> = read.drain(..take).collect();
+                entries.extend(self.translate_items(items)?);
+                left -= take;
+            }
+            sink.absorb_staged(entries, &self.spill)?;
         }
         Ok(())
     }
 
-    fn translate_one(&self, id: &Id, obj: Object, deps: &[Id]) -> Result<Translation, ExportError> {
+    /// The bodies of the waiting objects at `places`, from the shelf (or,
+    /// for one that is not there, the store), in parallel unless they are
+    /// few.
+    fn read_again(
+        &self,
+        graph: &walk::Graph,
+        places: &[u32],
+    ) -> Result<Vec<ReadBack>, ExportError> {
+        let one = |&at: &u32| {
+            let id = graph.inner[at as usize];
+            let shelved = match &graph.shelf {
+                Some(shelf) => shelf.take(at as usize)?,
+                None => None,
+            };
+            let obj = match shelved {
+                Some(obj) => Ok(obj),
+                None => self.read(&id)?,
+            };
+            Ok((id, obj.map(Decoded::new)))
+        };
+        if places.len() < INLINE_WAVE {
+            places.iter().map(one).collect()
+        } else {
+            places.par_iter().map(one).collect()
+        }
+    }
+
+    /// Translate objects of one wave; returns their staged entries.
+    fn translate_items(&mut self, items: Vec<ReadBack>) -> Result<Vec<Staged>, ExportError> {
+        let this = &*self;
+        let one = |(id, decoded): ReadBack| {
+            let r = match decoded {
+                Ok(d) => this.translate_one(&id, *d.obj),
+                Err(refusal) => Ok(Err(refusal)),
+            };
+            this.progress.advance(1, 0);
+            (id, r)
+        };
+        // Most waves of a long history are a commit or two: waking the
+        // pool for them costs more than translating them.
+        let results: Vec<(Id, Result<Translation, ExportError>)> = if items.len() < INLINE_WAVE {
+            items.into_iter().map(one).collect()
+        } else {
+            items.into_par_iter().map(one).collect()
+        };
+        let mut entries = Vec::new();
+        for (id, r) in results {
+            match r? {
+                Ok(entry) => {
+                    self.done.insert(id, entry.id());
+                    entries.push(entry);
+                }
+                Err(refusal) => {
+                    self.refused.insert(id, refusal);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn translate_one(&self, id: &Id, obj: Object) -> Result<Translation, ExportError> {
+        let deps = match dependencies(id, &obj) {
+            Ok(deps) => deps,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         // A refused child refuses the object with the child's own reason.
         if let Some(refusal) = deps.iter().find_map(|d| self.refused.get(d)) {
             return Ok(Err(refusal.clone()));
         }
         let lookup = |c: &Id| self.done.get(c).copied().or_else(|| self.mapped(c));
         match export_object(id, obj, lookup, |_| None) {
-            Ok(ex) => Ok(Ok(pack::entry(
-                self.level,
-                ex.id,
-                ex.object.kind,
-                ex.object.body,
-            )?)),
+            Ok(ex) => Ok(Ok(self.stage(ex)?)),
             Err(refusal) => Ok(Err(refusal)),
         }
     }
@@ -1639,43 +1758,5 @@ fn children(obj: &Object) -> Vec<(Id, Option<ObjectKind>)> {
             vec![(t.target, kind)]
         }
         _ => Vec::new(),
-    }
-}
-
-/// Group the waiting objects into waves (sorted within each, for a stable
-/// order): wave 0 holds those with no waiting child.
-fn waves(inner: &Inner) -> Vec<Vec<Id>> {
-    let mut keys: Vec<Id> = inner.keys().copied().collect();
-    keys.sort();
-    crate::dag::levels(&keys, |id| {
-        inner
-            .get(id)
-            .map_or(&[][..], |(_, d)| d.as_slice())
-            .iter()
-            .copied()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(b: u8) -> Id {
-        Id([b; 32])
-    }
-
-    #[test]
-    fn waves_put_children_first() {
-        let blob = || Object::Blob(crate::mkit::object::Blob { data: vec![] });
-        let mut inner: Inner = HashMap::new();
-        // 3 -> 2 -> 1, 3 -> 1, 4 alone; 9 is outside (mapped or a leaf).
-        inner.insert(id(1), (blob(), vec![id(9)]));
-        inner.insert(id(2), (blob(), vec![id(1)]));
-        inner.insert(id(3), (blob(), vec![id(2), id(1)]));
-        inner.insert(id(4), (blob(), vec![]));
-        assert_eq!(
-            waves(&inner),
-            vec![vec![id(1), id(4)], vec![id(2)], vec![id(3)]]
-        );
     }
 }

@@ -42,6 +42,18 @@ pub fn probe(name: &str, value: impl FnOnce() -> String) {
     let _ = (name, value);
 }
 
+/// A size a test may set (test-hooks builds only): the value of the
+/// environment variable `name` when it is set and a number, else `default`.
+/// Without the feature, always `default`.
+pub fn tunable(name: &str, default: usize) -> usize {
+    #[cfg(feature = "test-hooks")]
+    if let Some(v) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
+    let _ = name;
+    default
+}
+
 /// Counts the process's threads while it lives, for a test (test-hooks
 /// builds, with `MKIT_BRIDGE_PROBE_DIR` set; otherwise it is nothing): a
 /// thread of its own lists `/proc/self/task` every 200 µs, and when the
@@ -120,4 +132,72 @@ fn sample_threads(stop: &AtomicBool, out: &std::path::Path) {
         out,
         format!("{}\n{}\n{}\n", most.len(), most.join(" "), ever.join(" ")),
     );
+}
+
+/// How many things of one kind a run holds at once, for a test (counted in
+/// test-hooks builds only; otherwise it and its [`Held`] are nothing):
+/// [`Gauge::hold`] counts one more until its guard is dropped, and
+/// [`Gauge::peak`] is the most held at once so far.
+#[derive(Debug)]
+pub struct Gauge {
+    #[cfg(feature = "test-hooks")]
+    now: std::sync::atomic::AtomicUsize,
+    #[cfg(feature = "test-hooks")]
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Gauge::new()
+    }
+}
+
+impl Gauge {
+    /// A gauge at zero.
+    pub const fn new() -> Gauge {
+        Gauge {
+            #[cfg(feature = "test-hooks")]
+            now: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(feature = "test-hooks")]
+            peak: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Count one more, until the guard is dropped.
+    #[inline]
+    pub fn hold(&'static self) -> Held {
+        #[cfg(feature = "test-hooks")]
+        {
+            use std::sync::atomic::Ordering;
+            let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+            self.peak.fetch_max(now, Ordering::Relaxed);
+            Held { gauge: self }
+        }
+        #[cfg(not(feature = "test-hooks"))]
+        Held {}
+    }
+
+    /// The most held at once so far (0 without the feature).
+    pub fn peak(&self) -> usize {
+        #[cfg(feature = "test-hooks")]
+        return self.peak.load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(feature = "test-hooks"))]
+        0
+    }
+}
+
+/// One thing counted by a [`Gauge`] while this lives.
+#[derive(Debug)]
+pub struct Held {
+    #[cfg(feature = "test-hooks")]
+    gauge: &'static Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        #[cfg(feature = "test-hooks")]
+        self.gauge
+            .now
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

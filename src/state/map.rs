@@ -46,8 +46,10 @@ pub const MAP_FILE: &str = "map";
 pub const MAP_LINE_LEN: usize = 64 + 1 + 40;
 
 /// Largest single `write(2)` an append issues; bigger batches are split at
-/// line boundaries.
-pub const APPEND_WRITE_MAX: usize = 16 << 20;
+/// line boundaries. It is also the most an append holds in memory (its
+/// lines are formatted into one buffer of at most this size), so it stays
+/// small: an export of 14,000 objects would otherwise format 1.5 MB at once.
+pub const APPEND_WRITE_MAX: usize = 256 << 10;
 
 /// Files at most this long are read in one piece and parsed on one thread.
 const SMALL_FILE: u64 = 2 << 20;
@@ -121,6 +123,16 @@ pub fn discard_map(state: &Path) -> Result<()> {
 /// nothing, not even create the file.
 pub fn append_map(state: &Path, pairs: &[(Id, Sha1)]) -> Result<()> {
     append_lines(state, pairs.len(), pairs.iter().map(|(b, s)| (b, s)))
+}
+
+/// [`append_map`] for `count` pairs that are not in one slice, in order
+/// (no copy of a large table is needed to write it).
+pub fn append_map_from<'a>(
+    state: &Path,
+    count: usize,
+    pairs: impl Iterator<Item = (&'a Id, &'a Sha1)>,
+) -> Result<()> {
+    append_lines(state, count, pairs)
 }
 
 /// Append pairs given in import orientation, (sha1, blake3); the file stays

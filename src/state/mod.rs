@@ -42,7 +42,7 @@ pub use lock::{
     DEFAULT_LOCK_TIMEOUT, StateLock, lock_path, lock_state, lock_state_default, try_lock_state,
 };
 pub use map::{
-    append_map, append_map_import, discard_map, load_map, load_map_inverse,
+    append_map, append_map_from, append_map_import, discard_map, load_map, load_map_inverse,
     load_map_inverse_checked, map_is_intact,
 };
 pub use raw::{RawWriter, has_raw, raw_path, read_raw, retain_raw};

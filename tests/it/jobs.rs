@@ -22,29 +22,13 @@ use crate::common;
 /// A git upstream with more objects than a store checkpoint holds (2,048),
 /// so checkpoints and parallel renames would happen.
 fn upstream(dir: &Path) {
-    common::run_ok(
-        Command::new("git")
-            .args(["init", "-q", "--bare", "-b", "main"])
-            .arg(dir),
-    );
-    let mut stream = String::new();
-    for c in 0..3 {
-        writeln!(stream, "commit refs/heads/main").unwrap();
-        writeln!(
-            stream,
-            "committer A <a@example.com> {} +0000",
-            1_500_000_000 + c
-        )
-        .unwrap();
-        // Later commits of one stream continue the branch by themselves.
-        writeln!(stream, "data 2\nc{c}").unwrap();
+    common::linear_history(dir, 3, |c, stream| {
         for f in 0..1200 {
             let body = format!("file {f} version {c}\n");
             writeln!(stream, "M 100644 inline d{}/f{f}", f % 40).unwrap();
             writeln!(stream, "data {}\n{body}", body.len()).unwrap();
         }
-    }
-    fast_import(dir, &stream);
+    });
 }
 
 /// A work directory holding [`upstream`] as `up.git` and an import key.
@@ -54,25 +38,6 @@ fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     upstream(&up);
     let key = common::import_key(work.path(), 7);
     (work, up, key)
-}
-
-/// Feed `stream` to `git fast-import` in `dir`, which must succeed.
-fn fast_import(dir: &Path, stream: &str) {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["fast-import", "--quiet"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stream.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Run the bridge in `dir` with the thread probe on; returns the most
@@ -148,7 +113,7 @@ fn one_job_means_one_worker_in_every_phase() {
     let mut stream = String::from("commit refs/heads/main\n");
     stream.push_str("committer A <a@example.com> 1600000000 +0000\ndata 2\nc9\n");
     stream.push_str("from refs/heads/main^0\nM 100644 inline new\ndata 4\nnew\n");
-    fast_import(&up, &stream);
+    common::fast_import(&up, &stream);
     // gix indexes the received pack on one thread of its own
     // (`gix-pack.traverse_deltas.0`, cut to 15 bytes by the kernel) while
     // the main thread waits for it.

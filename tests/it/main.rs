@@ -6,6 +6,7 @@ mod common;
 mod attest;
 mod checkout;
 mod differential;
+mod export_memory;
 mod export_props;
 mod export_run;
 mod fixtures;

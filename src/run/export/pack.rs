@@ -202,7 +202,10 @@ const STORED_BLOCK: usize = 65_535;
 /// then the zlib stream (for a stored entry: the zlib header of a level 0
 /// stream, the body in stored blocks of at most 64 KiB - 1, each after its
 /// final flag and length, and the Adler-32).
-fn entry_pieces(e: &PackEntry, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+pub(super) fn entry_pieces(
+    e: &PackEntry,
+    mut out: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     out(&entry_header(e.kind, e.size))?;
     let Some(adler) = e.stored else {
         return out(&e.data);
@@ -222,6 +225,17 @@ fn entry_pieces(e: &PackEntry, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> 
         out(block)?;
     }
     out(&adler.to_be_bytes())
+}
+
+/// How many bytes [`entry_pieces`] hands over for `e`.
+pub(super) fn framed_len(e: &PackEntry) -> u64 {
+    let header = entry_header(e.kind, e.size).len() as u64;
+    let data = e.data.len() as u64;
+    match e.stored {
+        None => header + data,
+        // zlib header, a 5-byte head per block (one at least), Adler-32.
+        Some(_) => header + 2 + 5 * data.div_ceil(STORED_BLOCK as u64).max(1) + data + 4,
+    }
 }
 
 /// One object's line in the pack index.
@@ -359,6 +373,8 @@ pub struct PackWriter {
     sealed: Vec<std::sync::mpsc::Receiver<Result<Option<PathBuf>, PackError>>>,
     /// The keep files of packs sealed on this thread.
     keeps: Vec<PathBuf>,
+    /// A reusable buffer for short entries copied from a spill.
+    copy_buf: Vec<u8>,
 }
 
 /// A [`PackError::Io`] maker for `action` on `path`.
@@ -378,6 +394,19 @@ fn body_path(root: &Path) -> PathBuf {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     root.join(format!("{BODY_PREFIX}{}.{seq}", std::process::id()))
 }
+
+/// A scratch file name beside `objects/` (in `root`) for
+/// [`super::spill::Spill`], swept like a pack body should a run die before
+/// unlinking it.
+pub(super) fn scratch_path(root: &Path) -> PathBuf {
+    let mut p = body_path(root).into_os_string();
+    p.push(".spill");
+    PathBuf::from(p)
+}
+
+/// The pack body's write buffer: most bytes bypass it (spilled entries
+/// are copied file to file), so it need not be large.
+const BODY_BUFFER: usize = 64 << 10;
 
 /// The size from which [`PackWriter::seal`] completes the pack so far: the
 /// pass that hashes it for its trailer takes long enough (about 10 ms) to be
@@ -402,6 +431,7 @@ impl PackWriter {
             written: HashSet::new(),
             sealed: Vec::new(),
             keeps: Vec::new(),
+            copy_buf: Vec::new(),
         }
     }
 
@@ -422,22 +452,7 @@ impl PackWriter {
         if self.written.contains(&e.id) {
             return Ok(false);
         }
-        if self.body.is_none() {
-            let f = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&self.body_path)
-                .map_err(io_at("create", &self.body_path))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            // The object count is filled in when the pack is completed.
-            w.write_all(&pack_header(0))
-                .map_err(io_at("write", &self.body_path))?;
-            self.body = Some(w);
-            self.offset = 12;
-        }
-        let body = self.body.as_mut().ok_or(PackError::TooMany)?;
+        let body = self.body()?;
         let mut crc = crc32fast::Hasher::new();
         let mut len = 0u64;
         crate::durable::fault::check()
@@ -449,14 +464,59 @@ impl PackWriter {
                 })
             })
             .map_err(io_at("write", &self.body_path))?;
+        self.noted(e.id, crc.finalize(), len);
+        Ok(true)
+    }
+
+    /// Append an entry that waits in `spill` (see [`PackWriter::append`]).
+    pub fn append_spilled(
+        &mut self,
+        s: &super::spill::Spilled,
+        spill: &super::spill::Spill,
+    ) -> Result<bool, PackError> {
+        if self.written.contains(&s.id) {
+            return Ok(false);
+        }
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        let body = self.body()?;
+        let copied =
+            crate::durable::fault::check().and_then(|()| spill.copy_into(s, body, &mut buf));
+        self.copy_buf = buf;
+        copied.map_err(io_at("write", &self.body_path))?;
+        self.noted(s.id, s.crc32, s.len);
+        Ok(true)
+    }
+
+    /// The pack being written, created with its header when none is.
+    fn body(&mut self) -> Result<&mut BufWriter<File>, PackError> {
+        if self.body.is_none() {
+            let f = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.body_path)
+                .map_err(io_at("create", &self.body_path))?;
+            let mut w = BufWriter::with_capacity(BODY_BUFFER, f);
+            // The object count is filled in when the pack is completed.
+            w.write_all(&pack_header(0))
+                .map_err(io_at("write", &self.body_path))?;
+            self.body = Some(w);
+            self.offset = 12;
+        }
+        self.body.as_mut().ok_or(PackError::TooMany)
+    }
+
+    /// Note the entry of `id`, `len` bytes with CRC-32 `crc32`, appended at
+    /// the current offset.
+    fn noted(&mut self, id: Sha1, crc32: u32, len: u64) {
         self.entries.push(IndexEntry {
-            id: e.id,
-            crc32: crc.finalize(),
+            id,
+            crc32,
             offset: self.offset,
         });
-        self.written.insert(e.id);
+        self.written.insert(id);
         self.offset += len;
-        Ok(true)
     }
 
     /// The pack written so far, handed over for completion; the next
@@ -647,7 +707,10 @@ fn pack_checksum(
     interrupt: &AtomicBool,
 ) -> Result<[u8; 20], PackError> {
     let mut hasher = checksum_hasher();
-    let mut buf = vec![0u8; 1 << 20];
+    // Small enough not to weigh on the run's memory (a sealed pack is
+    // hashed while the translation goes on), large enough that the reads
+    // cost nothing next to the hashing.
+    let mut buf = vec![0u8; 128 << 10];
     let mut at = 0u64;
     while at < len {
         if interrupt.load(Ordering::Relaxed) {

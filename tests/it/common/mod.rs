@@ -80,6 +80,52 @@ pub fn bridge_import(upstream: &Path, repo: &Path, key: &Path) -> Vec<u8> {
     )
 }
 
+/// Feed `stream` to `git fast-import` in `dir`, which must succeed.
+pub fn fast_import(dir: &Path, stream: &str) {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A bare repository at `dir` (branch `main`) with a linear history of
+/// `commits` commits made by `git fast-import`: commit `c` is dated
+/// 1,500,000,000 + `c` seconds, says `c<c>`, and changes what `files(c,
+/// stream)` writes (fast-import `M` lines with inline data).
+pub fn linear_history(dir: &Path, commits: usize, mut files: impl FnMut(usize, &mut String)) {
+    use std::fmt::Write as _;
+    run_ok(
+        Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(dir),
+    );
+    let mut stream = String::new();
+    for c in 0..commits {
+        let message = format!("c{c}");
+        // Later commits of one stream continue the branch by themselves.
+        writeln!(
+            stream,
+            "commit refs/heads/main\ncommitter A <a@example.com> {} +0000\ndata {}\n{message}",
+            1_500_000_000 + c,
+            message.len()
+        )
+        .unwrap();
+        files(c, &mut stream);
+    }
+    fast_import(dir, &stream);
+}
+
 /// Read a golden vector file.
 pub fn read_golden(dir: &Path, rel: &str) -> Vec<u8> {
     std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read golden {rel}: {e}"))
