@@ -853,12 +853,30 @@ pub const PROBE_DEPTH: usize = 32;
 /// first-parent chains (a tag per release on the main line), so a commit
 /// already looked at with at least as many steps left ends a tip's chain:
 /// what follows it was digested then (the same set, each commit read once).
+/// The store is looked at first: when it holds no commit under another
+/// signer, nothing can match and the upstream is not read (the same answer;
+/// on a first import into a new repository the probe then costs nothing).
 fn divergence_probe(
     repo: &Repo,
     mirror: &gix::ThreadSafeRepository,
     tips: &[UpstreamRef],
     ours: &[u8; 32],
 ) -> Result<(), ImportError> {
+    // The store's commits signed by another key, in the store's order. With
+    // none (a first import into a new repository, say), nothing can have
+    // diverged and the upstream is not read at all.
+    let mut foreign: Vec<(Id, [u8; 32])> = Vec::new();
+    for id in store_object_ids(repo.store().root())? {
+        if let Ok(Object::Commit(c)) = repo.store().read(&id)
+            && c.signer != *ours
+        {
+            foreign.push((c.content_digest, c.signer));
+        }
+    }
+    if foreign.is_empty() {
+        crate::run::hooks::probe("divergence-probe", || "nothing to compare".to_owned());
+        return Ok(());
+    }
     let mut digests: HashMap<Id, Sha1> = HashMap::new();
     // Per commit looked at: the most steps that were left after it.
     let mut left: HashMap<Sha1, usize> = HashMap::new();
@@ -902,15 +920,10 @@ fn divergence_probe(
         }
     }
     drop(reader);
-    if digests.is_empty() {
-        return Ok(());
-    }
-    for id in store_object_ids(repo.store().root())? {
-        if let Ok(Object::Commit(c)) = repo.store().read(&id)
-            && c.signer != *ours
-            && let Some(commit) = digests.get(&c.content_digest)
-        {
-            let hex = Id(c.signer).to_hex();
+    crate::run::hooks::probe("divergence-probe", || format!("read {}", left.len()));
+    for (digest, signer) in &foreign {
+        if let Some(commit) = digests.get(digest) {
+            let hex = Id(*signer).to_hex();
             return Err(ImportError::Diverged {
                 key: format!("{}… ({hex})", &hex[..16]),
                 commit: *commit,

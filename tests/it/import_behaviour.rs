@@ -306,6 +306,44 @@ fn divergence_probe_refuses_a_second_key_over_the_same_content() {
     e.bridge_ok(&dst, &["import", src, "--key", first.to_str().unwrap()]);
 }
 
+/// The probe reads the upstream only when the store holds a commit signed
+/// by another key: a first import into a new repository, or one where every
+/// commit is the import key's own, reads nothing for it (a test-hooks probe
+/// says which), and the refusal above still needs the reading.
+#[test]
+fn divergence_probe_reads_the_upstream_only_when_another_key_signed_something() {
+    let e = env();
+    let (first, second) = (e.key(0x56), e.key(0x57));
+    let probes = tempfile::tempdir().unwrap();
+    let said = || fs::read_to_string(probes.path().join("divergence-probe")).unwrap();
+    let run = |cwd: &Path, args: &[&str]| {
+        Command::new(common::bridge_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("MKIT_BRIDGE_PROBE_DIR", probes.path())
+            .output()
+            .unwrap()
+    };
+    let src = e.src.to_str().unwrap();
+    let out = run(
+        e.work.path(),
+        &["import", src, "dst", "--key", first.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(said(), "nothing to compare");
+    let dst = e.path("dst");
+    fs::remove_dir_all(dst.join(".mkit/git/upstream")).unwrap();
+    // Only the import key's own commits in the store: nothing to compare.
+    let out = run(&dst, &["import", src, "--key", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(said(), "nothing to compare");
+    fs::remove_dir_all(dst.join(".mkit/git/upstream")).unwrap();
+    let out = run(&dst, &["import", src, "--key", second.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let read: usize = said().strip_prefix("read ").unwrap().parse().unwrap();
+    assert!(read > 0, "{}", said());
+}
+
 /// Every file under `root` (path → bytes), leaving out the staging mirror's
 /// internals (its refs are compared separately) and lock files.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -180,9 +180,9 @@ impl<'a> Run<'a> {
     }
 
     /// Commits, in waves of equal generation. Their bodies are read a block
-    /// of waves at a time, in parallel; their files are written by a thread
-    /// of their own while the chain goes on: only ids travel along the
-    /// chain.
+    /// of waves at a time, in parallel, the next block while the chain goes
+    /// through the current one; their files are written by a thread of
+    /// their own while the chain goes on: only ids travel along the chain.
     fn translate_commits(
         &mut self,
         waves: &[Vec<Sha1>],
@@ -202,25 +202,32 @@ impl<'a> Run<'a> {
                 Ok(())
             });
             let mut to_write = Vec::new();
-            for block in blocks(waves, COMMIT_READ_BLOCK) {
-                let bodies: HashMap<Sha1, Result<Vec<u8>, Refusal>> = block
-                    .iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .par_iter()
-                    .map(|sha| (**sha, read_object(mirror, sha).map(|(_, body)| body)))
-                    .collect();
-                for wave in block {
-                    if interrupt.load(Ordering::Relaxed) {
-                        return Err(ImportError::Interrupted);
+            let blocks = blocks(waves, COMMIT_READ_BLOCK);
+            let mut bodies = blocks.first().map(|b| read_block(mirror, b));
+            for (k, block) in blocks.iter().enumerate() {
+                let current = bodies.take().unwrap_or_default();
+                // The next block is read on the pool while this thread goes
+                // on along the chain (with one worker, after it).
+                let mut chained = Ok(());
+                rayon::in_place_scope(|s| {
+                    if let Some(next) = blocks.get(k + 1) {
+                        let bodies = &mut bodies;
+                        s.spawn(move |_| *bodies = Some(read_block(mirror, next)));
                     }
-                    self.commit_wave(wave, &bodies, &mut to_write);
-                    if to_write.len() >= COMMIT_WRITE_CHUNK {
-                        // A send fails only once the writer has stopped on
-                        // an error, which its join below reports.
-                        let _ = tx.send(std::mem::take(&mut to_write));
+                    for wave in *block {
+                        if interrupt.load(Ordering::Relaxed) {
+                            chained = Err(ImportError::Interrupted);
+                            return;
+                        }
+                        self.commit_wave(wave, &current, &mut to_write);
+                        if to_write.len() >= COMMIT_WRITE_CHUNK {
+                            // A send fails only once the writer has stopped
+                            // on an error, which its join below reports.
+                            let _ = tx.send(std::mem::take(&mut to_write));
+                        }
                     }
-                }
+                });
+                chained?;
             }
             drop(tx);
             self.laps.lap("commits");
@@ -321,6 +328,21 @@ impl<'a> Run<'a> {
             }
         }
     }
+}
+
+/// The bodies of a block of commit waves, read in parallel (a commit that
+/// cannot be read keeps its refusal).
+fn read_block(
+    mirror: &gix::ThreadSafeRepository,
+    block: &[Vec<Sha1>],
+) -> HashMap<Sha1, Result<Vec<u8>, Refusal>> {
+    block
+        .iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|sha| (**sha, read_object(mirror, sha).map(|(_, body)| body)))
+        .collect()
 }
 
 /// `waves` in consecutive runs of about `size` objects (whole waves).
