@@ -20,8 +20,20 @@ pub const SHA1_LEN: usize = 20;
 pub const SHA1_HEX_LEN: usize = 40;
 
 /// A 20-byte git object id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Sha1(pub [u8; SHA1_LEN]);
+
+/// An id hashes as its first 8 bytes: the tables keyed by ids (hundreds of
+/// thousands of entries in a walk) then hash one word instead of 20 bytes
+/// and a length. Under the tables' keyed hasher, crowding a table takes
+/// ids sharing 64-bit prefixes, which cannot be made in practice.
+impl std::hash::Hash for Sha1 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
 
 /// Why a string is not a git object id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,8 +23,17 @@ pub const TREE_ENTRY_LEAF_DOMAIN: &[u8] = b"mkit-tree-entry-v1";
 pub const CHUNKED_META_LEAF_DOMAIN: &[u8] = b"mkit-cblob-meta-v1";
 
 /// A 32-byte BLAKE3 object id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Id(pub [u8; ID_LEN]);
+
+/// An id hashes as its first 8 bytes, as [`crate::git::sha1::Sha1`] does.
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
 
 /// Why a string is not an mkit id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
