@@ -202,54 +202,57 @@ pub fn contains(repo: &gix::Repository, sha: &Sha1) -> bool {
 }
 
 #[cfg(test)]
+/// A bare repository with one blob, one tree and a two-commit history,
+/// written with git; returns the ids.
+pub(crate) fn fixture(dir: &std::path::Path) -> (Sha1, Sha1, Sha1) {
+    use std::process::Command;
+    let git = |args: &[&str], input: Option<&[u8]>| -> String {
+        let mut c = Command::new("git");
+        c.arg("--git-dir").arg(dir).args(args);
+        c.env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@x")
+            .env("GIT_AUTHOR_DATE", "1000000000 +0000")
+            .env("GIT_COMMITTER_NAME", "a")
+            .env("GIT_COMMITTER_EMAIL", "a@x")
+            .env("GIT_COMMITTER_DATE", "1000000000 +0000");
+        let out = match input {
+            Some(bytes) => {
+                use std::io::Write;
+                let mut child = c
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(bytes).unwrap();
+                child.wait_with_output().unwrap()
+            }
+            None => c.output().unwrap(),
+        };
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let out = Command::new("git")
+        .args(["init", "--bare", "-q"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let blob = git(&["hash-object", "-w", "--stdin"], Some(b"hello\n"));
+    let tree = git(
+        &["mktree"],
+        Some(format!("100644 blob {blob}\tf\n").as_bytes()),
+    );
+    let first = git(&["commit-tree", &tree, "-m", "one"], None);
+    let second = git(&["commit-tree", &tree, "-p", &first, "-m", "two"], None);
+    let sha = |s: &str| Sha1::from_hex(s).unwrap();
+    (sha(&blob), sha(&first), sha(&second))
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A bare repository with one blob, one tree and a two-commit history,
-    /// written with git; returns the ids.
-    fn fixture(dir: &std::path::Path) -> (Sha1, Sha1, Sha1) {
-        use std::process::Command;
-        let git = |args: &[&str], input: Option<&[u8]>| -> String {
-            let mut c = Command::new("git");
-            c.arg("--git-dir").arg(dir).args(args);
-            c.env("GIT_AUTHOR_NAME", "a")
-                .env("GIT_AUTHOR_EMAIL", "a@x")
-                .env("GIT_AUTHOR_DATE", "1000000000 +0000")
-                .env("GIT_COMMITTER_NAME", "a")
-                .env("GIT_COMMITTER_EMAIL", "a@x")
-                .env("GIT_COMMITTER_DATE", "1000000000 +0000");
-            let out = match input {
-                Some(bytes) => {
-                    use std::io::Write;
-                    let mut child = c
-                        .stdin(std::process::Stdio::piped())
-                        .stdout(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap();
-                    child.stdin.take().unwrap().write_all(bytes).unwrap();
-                    child.wait_with_output().unwrap()
-                }
-                None => c.output().unwrap(),
-            };
-            assert!(out.status.success(), "git {args:?}");
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
-        let out = Command::new("git")
-            .args(["init", "--bare", "-q"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let blob = git(&["hash-object", "-w", "--stdin"], Some(b"hello\n"));
-        let tree = git(
-            &["mktree"],
-            Some(format!("100644 blob {blob}\tf\n").as_bytes()),
-        );
-        let first = git(&["commit-tree", &tree, "-m", "one"], None);
-        let second = git(&["commit-tree", &tree, "-p", &first, "-m", "two"], None);
-        let sha = |s: &str| Sha1::from_hex(s).unwrap();
-        (sha(&blob), sha(&first), sha(&second))
-    }
+    use super::fixture;
 
     #[test]
     fn reads_map_kinds_and_guard_sizes() {

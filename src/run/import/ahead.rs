@@ -10,20 +10,26 @@
 //! entered). So a job on the run's pool walks the same graph the same way,
 //! reads what the walk will read, and queues the results (body and edges)
 //! in that order, a batch at a time; the walk takes them from the front
-//! instead of reading. For a blob the walk needs only its header (type and
-//! size), which the job looks up too and queues in the same order. So the
-//! walk's own reader maps nothing of the pack while the job runs: two
-//! readers mapping the same pack would keep its pages resident twice (on
-//! redis that was 180 MB of peak RSS against 92 MB for one reader).
+//! instead of reading.
+//!
+//! Blobs are not the job's: for a blob the walk needs only its header
+//! (type and size), and the walk, which waits for the job when the job does
+//! all the reading, looks blob headers up itself (about a third of the
+//! reads; the job only skips them). Both read through one opening of the
+//! mirror ([`SharedOpening`]): two openings would map the same pack twice
+//! and keep its pages resident twice (on redis that was 180 MB of peak RSS
+//! against 92 MB for one reader).
 //!
 //! Nothing the walk decides depends on the read-ahead: every result is
 //! checked to be for the object the walk asks for, and on a mismatch, or
 //! when the job has not started in time, has stopped or is not run at all
 //! (a pool of one thread), the walk reads for itself, as it always did. The
 //! queue is bounded in bytes ([`AHEAD_BYTES`]) and in entries
-//! ([`AHEAD_ENTRIES`]): the job waits when it is full. It reads through a
-//! [`Recycling`] reader of its own, on the pool thread it runs on, so
-//! `--jobs` bounds it like every other job.
+//! ([`AHEAD_ENTRIES`]): the job waits when it is full. The job runs on the
+//! pool thread it was given, so `--jobs` bounds it like every other job;
+//! it wakes the walk only when the walk waits, and then hands results over
+//! a few at a time ([`WAITED_BATCH`]): a wake is a system call, and one per
+//! object cost the job a tenth of its time.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +40,7 @@ use crate::bridge::refusal::Refusal;
 use crate::git::sha1::{ObjectKind, Sha1};
 use crate::state;
 
-use super::reopen::{REOPEN_AFTER, Recycling};
+use super::reopen::{REOPEN_AFTER, SharedOpening};
 use super::walk::edges;
 
 /// Bytes of bodies the job may have queued before the walk takes them (the
@@ -44,8 +50,13 @@ pub(super) const AHEAD_BYTES: usize = 4 << 20;
 /// Results the job may have queued before the walk takes them.
 pub(super) const AHEAD_ENTRIES: usize = 8192;
 
-/// Results the job hands over at once (sooner when the walk waits).
+/// Results the job hands over at once.
 const BATCH: usize = 64;
+
+/// Results the job hands over at once while the walk waits for it: each
+/// hand-over then wakes the walk, which costs the job a system call, and
+/// the walk, waiting, gains nothing from taking them one by one.
+const WAITED_BATCH: usize = 8;
 
 /// How long the walk waits for the job to start before reading alone.
 const START_WAIT: Duration = Duration::from_millis(200);
@@ -59,6 +70,11 @@ const AHEAD_REOPEN_AFTER: usize = REOPEN_AFTER / 2;
 /// The read-ahead job's delta-base cache.
 const AHEAD_DELTA_CACHE: usize = 8 << 20;
 
+/// The opening the job and the walk read through (see [`SharedOpening`]).
+pub(super) fn opening(mirror: &gix::ThreadSafeRepository) -> SharedOpening<'_> {
+    SharedOpening::new(mirror, AHEAD_DELTA_CACHE, AHEAD_REOPEN_AFTER)
+}
+
 /// An object's children, as [`edges`] gives them.
 pub(super) type Edges = Vec<(Sha1, Option<ObjectKind>)>;
 
@@ -70,22 +86,6 @@ const EDGE_BYTES: usize = std::mem::size_of::<(Sha1, Option<ObjectKind>)>();
 /// for it (the job needs them to go on: the walk need not parse them
 /// again).
 pub(super) type Read = (Result<(ObjectKind, Vec<u8>), Refusal>, Edges);
-
-/// A blob's header as the mirror gives it (`None`: the walk reads the
-/// object itself to learn why not).
-pub(super) type Header = Option<(ObjectKind, u64)>;
-
-/// One queued result: an object read for expansion, or a blob's header.
-pub(super) enum Item {
-    Object(Read),
-    Header(Header),
-}
-
-impl From<Read> for Item {
-    fn from(read: Read) -> Item {
-        Item::Object(read)
-    }
-}
 
 /// Where the job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,31 +103,31 @@ enum Status {
 /// Results in the order the walk asks for them, and their body bytes.
 #[derive(Default)]
 struct Batch {
-    items: VecDeque<(Sha1, Item)>,
+    items: VecDeque<(Sha1, Read)>,
     bytes: usize,
 }
 
 impl Batch {
-    fn push(&mut self, sha: Sha1, item: impl Into<Item>) {
-        let mut item = item.into();
-        if let Item::Object(read) = &mut item {
-            // A decoded body can come with room to spare (the pack reader
-            // sizes its buffer for the delta base): queued, only its length
-            // is worth keeping.
-            let body = read.0.as_mut().map_or(0, |(_, body)| {
-                if body.capacity() > body.len() + body.len() / 8 + 64 {
-                    body.shrink_to_fit();
-                }
-                body.capacity()
-            });
-            self.bytes += body + read.1.capacity() * EDGE_BYTES;
-        }
-        self.items.push_back((sha, item));
+    fn push(&mut self, sha: Sha1, mut read: Read) {
+        // A decoded body can come with room to spare (the pack reader sizes
+        // its buffer for the delta base): queued, only its length is worth
+        // keeping.
+        let body = read.0.as_mut().map_or(0, |(_, body)| {
+            if body.capacity() > body.len() + body.len() / 8 + 64 {
+                body.shrink_to_fit();
+            }
+            body.capacity()
+        });
+        self.bytes += body + read.1.capacity() * EDGE_BYTES;
+        self.items.push_back((sha, read));
     }
 }
 
 struct Queue {
     ready: Batch,
+    /// What the walk is done with, for the job to free (see
+    /// [`Taker::spend`]).
+    spent: Spent,
     status: Status,
     /// The job waits for room.
     job_waits: bool,
@@ -146,6 +146,7 @@ impl Default for Ahead {
         Ahead {
             queue: Mutex::new(Queue {
                 ready: Batch::default(),
+                spent: Spent::default(),
                 status: Status::Idle,
                 job_waits: false,
             }),
@@ -155,10 +156,20 @@ impl Default for Ahead {
     }
 }
 
+/// Buffers the job allocated and the walk is done with.
+#[derive(Default)]
+struct Spent {
+    bodies: Vec<Vec<u8>>,
+    edges: Vec<Edges>,
+}
+
 /// The walk's end of the queue: what it took and has not used yet.
 pub(super) struct Taker<'a> {
     ahead: &'a Ahead,
-    taken: VecDeque<(Sha1, Item)>,
+    taken: VecDeque<(Sha1, Read)>,
+    /// What the walk is done with, handed back at its next take; `None`
+    /// once the job has stopped (the walk frees its buffers itself).
+    spent: Option<Spent>,
     /// Reads the job served, and reads the walk had to do itself.
     pub(super) served: usize,
     pub(super) missed: usize,
@@ -169,23 +180,26 @@ impl Taker<'_> {
     /// yourself (the job has not started in time, has stopped, or read
     /// another object, and then it is stopped).
     pub(super) fn take(&mut self, sha: &Sha1) -> Option<Read> {
-        let read = match self.next(sha) {
-            Some(Item::Object(read)) => Some(read),
-            Some(Item::Header(_)) => self.out_of_step(),
-            None => None,
-        };
+        let read = self.next(sha);
         self.count(read)
     }
 
-    /// The header of the blob the walk reaches next, when the job looked it
-    /// up; `None` as for [`Taker::take`].
-    pub(super) fn take_header(&mut self, sha: &Sha1) -> Option<Header> {
-        let header = match self.next(sha) {
-            Some(Item::Header(header)) => Some(header),
-            Some(Item::Object(_)) => self.out_of_step(),
-            None => None,
-        };
-        self.count(header)
+    /// A body the job read, which the walk is done with: the job frees it.
+    /// Freeing on the thread that allocated it keeps the two threads off
+    /// each other's allocator locks (a body freed by the walk took the
+    /// job's arena lock, and the job waited for it, over 100,000 times in
+    /// a walk of gitoxide).
+    pub(super) fn spend(&mut self, body: Vec<u8>) {
+        if let Some(spent) = &mut self.spent {
+            spent.bodies.push(body);
+        }
+    }
+
+    /// [`Taker::spend`] for a list of edges.
+    pub(super) fn spend_edges(&mut self, edges: Edges) {
+        if let Some(spent) = &mut self.spent {
+            spent.edges.push(edges);
+        }
     }
 
     /// Count `got` as served by the job, or missed.
@@ -210,13 +224,20 @@ impl Taker<'_> {
         self.ahead.cancel();
     }
 
-    fn next(&mut self, sha: &Sha1) -> Option<Item> {
+    fn next(&mut self, sha: &Sha1) -> Option<Read> {
         if self.taken.is_empty() {
-            self.taken = self.ahead.take_all()?;
+            let spent = self.spent.as_mut().map(std::mem::take);
+            match self.ahead.take_all(spent) {
+                Some(taken) => self.taken = taken,
+                None => {
+                    self.spent = None;
+                    return None;
+                }
+            }
         }
-        let (next, item) = self.taken.pop_front()?;
+        let (next, read) = self.taken.pop_front()?;
         if next == *sha {
-            return Some(item);
+            return Some(read);
         }
         self.out_of_step()
     }
@@ -236,6 +257,7 @@ impl Ahead {
         Taker {
             ahead: self,
             taken: VecDeque::new(),
+            spent: Some(Spent::default()),
             served: 0,
             missed: 0,
         }
@@ -249,8 +271,14 @@ impl Ahead {
 
     /// Everything the job has queued, waiting for it when there is nothing
     /// yet; `None` once it has stopped (or has not started in time).
-    fn take_all(&self) -> Option<VecDeque<(Sha1, Item)>> {
+    fn take_all(&self, spent: Option<Spent>) -> Option<VecDeque<(Sha1, Read)>> {
         let mut q = self.lock();
+        if let Some(mut spent) = spent
+            && q.status == Status::Running
+        {
+            q.spent.bodies.append(&mut spent.bodies);
+            q.spent.edges.append(&mut spent.edges);
+        }
         let deadline = Instant::now() + START_WAIT;
         loop {
             if !q.ready.items.is_empty() {
@@ -312,16 +340,27 @@ impl Ahead {
         }
         q.ready.bytes += std::mem::take(&mut batch.bytes);
         q.ready.items.append(&mut batch.items);
+        // Only a waiting walk needs waking (a wake is a system call).
+        let wake = self.walk_waits.load(Ordering::SeqCst);
+        let spent = std::mem::take(&mut q.spent);
         drop(q);
-        self.changed.notify_all();
+        drop(spent);
+        if wake {
+            self.changed.notify_all();
+        }
         true
     }
 
     /// Add a result to `batch`, handing it over when it is full or the walk
     /// waits; false when the job is to stop.
-    fn add(&self, batch: &mut Batch, sha: Sha1, item: impl Into<Item>) -> bool {
-        batch.push(sha, item);
-        if batch.items.len() >= BATCH || self.walk_waits.load(Ordering::Relaxed) {
+    fn add(&self, batch: &mut Batch, sha: Sha1, read: Read) -> bool {
+        batch.push(sha, read);
+        let due = if self.walk_waits.load(Ordering::Relaxed) {
+            WAITED_BATCH
+        } else {
+            BATCH
+        };
+        if batch.items.len() >= due {
             return self.put(batch);
         }
         true
@@ -342,16 +381,11 @@ impl Ahead {
 
     /// The job: read what the walk from `tips` will read, in its order,
     /// through `mirror`, stopping at objects `map` knows.
-    pub(super) fn run(
-        &self,
-        mirror: &gix::ThreadSafeRepository,
-        map: &state::Sha1ToBlake,
-        tips: &[Sha1],
-    ) {
+    pub(super) fn run(&self, opening: &SharedOpening<'_>, map: &state::Sha1ToBlake, tips: &[Sha1]) {
         let Some(_done) = self.start() else {
             return;
         };
-        let reader = Recycling::new(mirror, AHEAD_DELTA_CACHE, AHEAD_REOPEN_AFTER);
+        let reader = opening.reader();
         // The first 8 bytes of each id seen: the walk's own table holds the
         // whole ids; this one only keeps the job from reading an object
         // twice. Two ids sharing a prefix (about 1 in 10^8 on git.git's
@@ -366,10 +400,8 @@ impl Ahead {
                 continue;
             }
             if hint == Some(ObjectKind::Blob) {
-                // All the walk asks of a blob.
-                if !self.add(&mut batch, sha, Item::Header(reader.header(&sha))) {
-                    return;
-                }
+                // The walk looks its header up itself (through the same
+                // opening): it has time to spare, the job has not.
                 continue;
             }
             let read = reader.object(&sha);
@@ -431,7 +463,7 @@ mod tests {
         batch.push(sha(1), (Ok((ObjectKind::Tree, data)), Vec::new()));
         assert!(batch.bytes < 1024, "{} bytes counted", batch.bytes);
         match &batch.items[0].1 {
-            Item::Object((Ok((_, body)), _)) => {
+            (Ok((_, body)), _) => {
                 assert_eq!(body, &vec![7u8; 100]);
                 assert!(body.capacity() < 1024, "{} bytes held", body.capacity());
             }
@@ -460,6 +492,50 @@ mod tests {
     }
 
     #[test]
+    fn what_the_walk_is_done_with_goes_back_to_the_job_while_it_runs() {
+        let ahead = Ahead::default();
+        let job = ahead.start().unwrap();
+        let mut batch = Batch::default();
+        assert!(ahead.add(&mut batch, sha(1), body(5)));
+        assert!(ahead.put(&mut batch));
+        let mut taker = ahead.taker();
+        let (read, edges) = taker.take(&sha(1)).unwrap();
+        taker.spend(read.unwrap().1);
+        taker.spend_edges(edges);
+        // Handed back at the walk's next take, which waits for the job.
+        std::thread::scope(|s| {
+            let walk = s.spawn(|| {
+                let next = taker.take(&sha(2)).map(|(r, _)| r.unwrap().1.len());
+                (next, taker)
+            });
+            // The job sees the spent body once the walk has taken again,
+            // and frees it when it hands its next batch over.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ahead.lock().spent.bodies.is_empty() {
+                assert!(Instant::now() < deadline, "nothing was handed back");
+                std::thread::yield_now();
+            }
+            {
+                let q = ahead.lock();
+                assert_eq!(q.spent.bodies[0].len(), 5);
+                assert_eq!(q.spent.edges.len(), 1);
+            }
+            let mut more = Batch::default();
+            more.push(sha(2), body(7));
+            assert!(ahead.put(&mut more));
+            assert!(ahead.lock().spent.bodies.is_empty());
+            let (next, mut taker) = walk.join().unwrap();
+            assert_eq!(next, Some(7));
+            drop(job);
+            // The job is done: the walk keeps (and frees) what it spends.
+            assert!(taker.take(&sha(3)).is_none());
+            taker.spend(vec![0; 9]);
+            assert!(ahead.lock().spent.bodies.is_empty());
+            assert!(taker.spent.is_none());
+        });
+    }
+
+    #[test]
     fn a_read_out_of_step_stops_the_job() {
         let ahead = Ahead::default();
         let _job = ahead.start().unwrap();
@@ -475,30 +551,6 @@ mod tests {
         more.push(sha(3), body(1));
         assert!(!ahead.put(&mut more));
         assert_eq!(ahead.lock().status, Status::Cancelled);
-    }
-
-    #[test]
-    fn blob_headers_come_in_the_walks_order_and_a_kind_mismatch_stops_the_job() {
-        let ahead = Ahead::default();
-        let _job = ahead.start().unwrap();
-        let mut batch = Batch::default();
-        let header = Some((ObjectKind::Blob, 7));
-        assert!(ahead.add(&mut batch, sha(1), body(3)));
-        assert!(ahead.add(&mut batch, sha(2), Item::Header(header)));
-        assert!(ahead.add(&mut batch, sha(3), Item::Header(None)));
-        assert!(ahead.add(&mut batch, sha(4), Item::Header(header)));
-        assert_eq!(batch.bytes, 3, "a header counts no body bytes");
-        assert!(ahead.put(&mut batch));
-        let mut taker = ahead.taker();
-        assert!(taker.take(&sha(1)).is_some());
-        assert_eq!(taker.take_header(&sha(2)), Some(header));
-        // The mirror had no header: the walk is told so, and reads itself.
-        assert_eq!(taker.take_header(&sha(3)), Some(None));
-        // The walk expects an object where the job queued a header: out of
-        // step, the job stops.
-        assert!(taker.take(&sha(4)).is_none());
-        assert_eq!(ahead.lock().status, Status::Cancelled);
-        assert_eq!((taker.served, taker.missed), (3, 1));
     }
 
     #[test]

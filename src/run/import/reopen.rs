@@ -8,6 +8,8 @@
 //! it mapped.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::bridge::refusal::Refusal;
 use crate::git::sha1::{ObjectKind, Sha1};
@@ -125,5 +127,154 @@ impl<'m> Recycling<'m> {
     /// [`read_header`] through the current opening.
     pub(super) fn header(&self, sha: &Sha1) -> Option<(ObjectKind, u64)> {
         self.with(|m| read_header(m, sha))
+    }
+}
+
+/// One opening of the mirror that two threads read through at once: the
+/// walk's read-ahead job reads trees, commits and tags through it and the
+/// walk reads blob headers, so the pages of the pack and its index are
+/// mapped once, not once per thread. Opened again every `every` reads of
+/// either thread; a thread still holding the old opening lets it go at its
+/// next read (its thread's handle is keyed by the opening's store).
+pub(super) struct SharedOpening<'m> {
+    base: &'m gix::ThreadSafeRepository,
+    cache: usize,
+    every: usize,
+    reads: AtomicUsize,
+    /// Bumped at every new opening.
+    generation: AtomicUsize,
+    /// `None`: the mirror could not be opened again; read through `base`.
+    current: Mutex<Option<Arc<gix::ThreadSafeRepository>>>,
+}
+
+impl<'m> SharedOpening<'m> {
+    /// Open `base`'s repository again, each thread's delta-base cache bounded
+    /// by `cache` bytes.
+    pub(super) fn new(base: &'m gix::ThreadSafeRepository, cache: usize, every: usize) -> Self {
+        SharedOpening {
+            base,
+            cache,
+            every: every.max(1),
+            reads: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            current: Mutex::new(open_again(base, cache)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<gix::ThreadSafeRepository>>> {
+        // Every change is one assignment: a panic cannot leave it torn.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A reader for the calling thread.
+    pub(super) fn reader(&self) -> SharedReader<'_, 'm> {
+        SharedReader {
+            opening: self,
+            mine: RefCell::new(None),
+        }
+    }
+}
+
+/// Open the repository of `base` again (`None` when it cannot be).
+fn open_again(
+    base: &gix::ThreadSafeRepository,
+    cache: usize,
+) -> Option<Arc<gix::ThreadSafeRepository>> {
+    base.objects
+        .path()
+        .parent()
+        .and_then(|dir| staging::open_for_reading(dir, cache).ok())
+        .map(Arc::new)
+}
+
+/// One thread's reader over a [`SharedOpening`].
+pub(super) struct SharedReader<'s, 'm> {
+    opening: &'s SharedOpening<'m>,
+    /// The opening this thread reads through, and its generation.
+    mine: RefCell<Option<(usize, Option<Arc<gix::ThreadSafeRepository>>)>>,
+}
+
+impl SharedReader<'_, '_> {
+    /// Run `f` with the opening to read the next object through.
+    fn with<T>(&self, f: impl FnOnce(&gix::ThreadSafeRepository) -> T) -> T {
+        let opening = self.opening;
+        let n = opening.reads.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(opening.every) {
+            // This thread lets the old opening go first; the other one does
+            // at its next read, and then its pages go. A new opening maps
+            // nothing until it is read through.
+            *self.mine.borrow_mut() = None;
+            source::release_this_thread_handle();
+            let fresh = open_again(opening.base, opening.cache);
+            let mut current = opening.lock();
+            *current = fresh;
+            opening.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        let generation = opening.generation.load(Ordering::Acquire);
+        let mut mine = self.mine.borrow_mut();
+        if mine.as_ref().is_none_or(|(g, _)| *g != generation) {
+            *mine = Some((generation, opening.lock().clone()));
+        }
+        let current = mine.as_ref().and_then(|(_, o)| o.as_deref());
+        f(current.unwrap_or(opening.base))
+    }
+
+    /// [`read_object`] through the shared opening.
+    pub(super) fn object(&self, sha: &Sha1) -> Result<(ObjectKind, Vec<u8>), Refusal> {
+        self.with(|m| read_object(m, sha))
+    }
+
+    /// [`read_header`] through the shared opening.
+    pub(super) fn header(&self, sha: &Sha1) -> Option<(ObjectKind, u64)> {
+        self.with(|m| read_header(m, sha))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_threads_share_an_opening_and_let_the_old_one_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r.git");
+        let (blob, first, second) = source::fixture(&dir);
+        let repo = gix::open(&dir).unwrap().into_sync();
+        let opening = SharedOpening::new(&repo, 1 << 20, 4);
+        let old = opening.lock().clone().expect("opened again");
+        let (old_opening, old_store) = (Arc::downgrade(&old), Arc::downgrade(&old.objects));
+        drop(old);
+        let walk = opening.reader();
+        // Read 1, by this thread.
+        assert_eq!(walk.header(&blob), Some((ObjectKind::Blob, 6)));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let job = opening.reader();
+                // Reads 2 and 3 through the first opening, read 4 through
+                // a new one, which this thread opens.
+                assert_eq!(job.object(&first).unwrap().0, ObjectKind::Commit);
+                assert_eq!(job.object(&blob).unwrap().1, b"hello\n");
+                assert_eq!(job.object(&second).unwrap().0, ObjectKind::Commit);
+                assert_eq!(opening.generation.load(Ordering::Acquire), 1);
+                drop(job);
+                source::release_this_thread_handle();
+            })
+            .join()
+            .unwrap();
+        });
+        // This thread still reads through the first opening: it stays.
+        assert!(old_opening.upgrade().is_some());
+        assert!(old_store.upgrade().is_some());
+        // Read 5: this thread moves to the new opening, and the first one,
+        // with its store and what it mapped, is gone.
+        assert_eq!(walk.object(&second).unwrap().0, ObjectKind::Commit);
+        assert!(old_opening.upgrade().is_none());
+        assert!(old_store.upgrade().is_none(), "the old store is still held");
+        let current = opening.lock().clone().unwrap();
+        assert!(!Arc::ptr_eq(&current.objects, &repo.objects));
+        drop(walk);
+        source::release_this_thread_handle();
     }
 }

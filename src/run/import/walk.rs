@@ -23,9 +23,11 @@
 //! tags on the current path (commits hold only their edges), and nothing of
 //! the table once the work lists are made.
 //!
-//! With two or more pool threads the bodies come from a read-ahead job
-//! ([`super::ahead`]) that reads, on another thread, exactly what the walk
-//! is about to read; the walk's logic and order are the same either way.
+//! With two or more pool threads the bodies of trees, commits and tags come
+//! from a read-ahead job ([`super::ahead`]) that reads, on another thread,
+//! exactly what the walk is about to read, and the walk looks blob headers
+//! up through the job's opening of the mirror; the walk's logic and order
+//! are the same either way.
 
 use std::collections::HashMap;
 
@@ -38,7 +40,7 @@ use crate::git::sha1::{ObjectKind, Sha1};
 use crate::mkit::object::{EntryMode, ObjectType};
 
 use super::ahead::{Ahead, Edges, Taker};
-use super::reopen::{PhaseMirror, REOPEN_AFTER, Recycling};
+use super::reopen::{PhaseMirror, REOPEN_AFTER, Recycling, SharedOpening, SharedReader};
 use super::{Disagreement, ImportError, Run, read_object};
 use crate::git::staging;
 
@@ -202,6 +204,9 @@ struct Walker<'r, 'a> {
     run: &'r mut Run<'a>,
     /// What the read-ahead job read for the walk, when one runs.
     ahead: Option<Taker<'r>>,
+    /// With the job: the walk reads blob headers through the job's opening
+    /// of the mirror.
+    headers: Option<SharedReader<'r, 'r>>,
     nodes: HashMap<Sha1, Node>,
     stack: Vec<Frame>,
     /// The tip being walked.
@@ -236,13 +241,14 @@ impl Run<'_> {
             rayon::current_thread_index().is_some() && rayon::current_num_threads() >= 2;
         let walked = if read_ahead {
             let ahead = Ahead::default();
-            let (mirror, map) = (self.mirror, self.map);
+            let opening = super::ahead::opening(self.mirror);
+            let map = self.map;
             rayon::in_place_scope(|scope| {
-                scope.spawn(|_| ahead.run(mirror, map, tips));
+                scope.spawn(|_| ahead.run(&opening, map, tips));
                 // However the walk ends, the job stops before the scope
                 // waits for it.
                 let _stop = Stop(&ahead);
-                self.walk_tips(tips, Some(&ahead))
+                self.walk_tips(tips, Some((&ahead, &opening)))
             })
         } else {
             self.walk_tips(tips, None)
@@ -256,11 +262,12 @@ impl Run<'_> {
     fn walk_tips(
         &mut self,
         tips: &[Sha1],
-        ahead: Option<&Ahead>,
+        ahead: Option<(&Ahead, &SharedOpening<'_>)>,
     ) -> Result<Result<Work, Disagreement>, ImportError> {
         let mut w = Walker {
             run: self,
-            ahead: ahead.map(Ahead::taker),
+            ahead: ahead.map(|(a, _)| a.taker()),
+            headers: ahead.map(|(_, opening)| opening.reader()),
             nodes: HashMap::new(),
             stack: Vec::new(),
             group: 0,
@@ -285,9 +292,15 @@ impl Run<'_> {
                         return Ok(Err(disagreement));
                     }
                 }
-                Frame::Tree(sha, body, subtrees) => w.finish_tree(sha, &body, &subtrees),
+                Frame::Tree(sha, body, subtrees) => {
+                    w.finish_tree(sha, &body, &subtrees);
+                    w.spend(body);
+                }
                 Frame::Commit(sha, pending) => w.finish_commit(sha, *pending),
-                Frame::Tag(sha, body) => w.finish_tag(sha, &body),
+                Frame::Tag(sha, body) => {
+                    w.finish_tag(sha, &body);
+                    w.spend(body);
+                }
                 Frame::TipDone(k, tip) => w.tip_done(k, &tip),
             }
         }
@@ -347,8 +360,8 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         if hint == Some(ObjectKind::Blob) {
-            let header = match self.ahead.as_mut().and_then(|a| a.take_header(&sha)) {
-                Some(header) => header,
+            let header = match &self.headers {
+                Some(shared) => shared.header(&sha),
                 None => reader.header(&sha),
             };
             let verdict = match header {
@@ -400,6 +413,7 @@ impl Walker<'_, '_> {
                     let (tree, parents) = (c.tree, c.parents.clone());
                     let pending = PendingCommit { own, tree, parents };
                     self.stack.push(Frame::Commit(sha, Box::new(pending)));
+                    self.spend(body);
                 }
                 Err(refusal) => return self.settle_leaf(sha, Stage::Commit, Err(refusal)),
             },
@@ -418,8 +432,19 @@ impl Walker<'_, '_> {
         // Pending: placed and settled once its children are.
         self.nodes
             .insert(sha, Node::new(Stage::Ready, 0, self.group));
-        for edge in edges.into_iter().rev() {
+        for edge in edges.iter().rev() {
             self.stack.push(Frame::Visit(edge.0, edge.1));
+        }
+        if let Some(taker) = &mut self.ahead {
+            taker.spend_edges(edges);
+        }
+    }
+
+    /// A body the walk is done with: back to the job that read it, when
+    /// one does (see [`Taker::spend`]).
+    fn spend(&mut self, body: Vec<u8>) {
+        if let Some(taker) = &mut self.ahead {
+            taker.spend(body);
         }
     }
 
