@@ -31,13 +31,8 @@ impl<'m> PhaseMirror<'m> {
     /// Open `shared`'s repository again, each handle's delta-base cache
     /// bounded by `cache` bytes.
     pub(super) fn open(shared: &'m gix::ThreadSafeRepository, cache: usize) -> PhaseMirror<'m> {
-        let fresh = shared
-            .objects
-            .path()
-            .parent()
-            .and_then(|dir| staging::open_for_reading(dir, cache).ok());
         PhaseMirror {
-            fresh,
+            fresh: open_again(shared, cache),
             shared,
             one_thread: false,
         }
@@ -157,7 +152,7 @@ impl<'m> SharedOpening<'m> {
             every: every.max(1),
             reads: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
-            current: Mutex::new(open_again(base, cache)),
+            current: Mutex::new(open_again(base, cache).map(Arc::new)),
         }
     }
 
@@ -178,15 +173,11 @@ impl<'m> SharedOpening<'m> {
 }
 
 /// Open the repository of `base` again (`None` when it cannot be).
-fn open_again(
-    base: &gix::ThreadSafeRepository,
-    cache: usize,
-) -> Option<Arc<gix::ThreadSafeRepository>> {
+fn open_again(base: &gix::ThreadSafeRepository, cache: usize) -> Option<gix::ThreadSafeRepository> {
     base.objects
         .path()
         .parent()
         .and_then(|dir| staging::open_for_reading(dir, cache).ok())
-        .map(Arc::new)
 }
 
 /// One thread's reader over a [`SharedOpening`].
@@ -207,7 +198,7 @@ impl SharedReader<'_, '_> {
             // nothing until it is read through.
             *self.mine.borrow_mut() = None;
             source::release_this_thread_handle();
-            let fresh = open_again(opening.base, opening.cache);
+            let fresh = open_again(opening.base, opening.cache).map(Arc::new);
             let mut current = opening.lock();
             *current = fresh;
             opening.generation.fetch_add(1, Ordering::AcqRel);
