@@ -337,6 +337,9 @@ impl Walker<'_, '_> {
         sha: Sha1,
         hint: Option<ObjectKind>,
     ) -> Result<Option<Disagreement>, ImportError> {
+        if let Some(headers) = &self.headers {
+            headers.let_go_if_stale();
+        }
         if let Some(node) = self.nodes.get(&sha).copied() {
             self.seen_again(sha, node);
             return Ok(None);
