@@ -61,10 +61,10 @@ const WAITED_BATCH: usize = 8;
 /// How long the walk waits for the job to start before reading alone.
 const START_WAIT: Duration = Duration::from_millis(200);
 
-/// Reads through one opening of the mirror by the job: every read of the
-/// walk goes through it, so the pages it maps are most of the run's
-/// file-backed memory during the walk (half the walk's general
-/// [`REOPEN_AFTER`]).
+/// Reads through one shared opening of the mirror, the job's and the
+/// walk's together: every read of the walk goes through it, so the pages it
+/// maps are most of the run's file-backed memory during the walk (half the
+/// walk's general [`REOPEN_AFTER`]).
 const AHEAD_REOPEN_AFTER: usize = REOPEN_AFTER / 2;
 
 /// The read-ahead job's delta-base cache.

@@ -130,7 +130,8 @@ impl<'m> Recycling<'m> {
 /// walk reads blob headers, so the pages of the pack and its index are
 /// mapped once, not once per thread. Opened again every `every` reads of
 /// either thread; a thread still holding the old opening lets it go at its
-/// next read (its thread's handle is keyed by the opening's store).
+/// next read (its thread's handle is keyed by the opening's store), or
+/// sooner with [`SharedReader::let_go_if_stale`].
 pub(super) struct SharedOpening<'m> {
     base: &'m gix::ThreadSafeRepository,
     cache: usize,
