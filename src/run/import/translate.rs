@@ -29,7 +29,7 @@ use crate::git::staging;
 /// Commit waves smaller than this are translated on the calling thread.
 const PARALLEL_WAVE: usize = 8;
 
-/// Commits handed to the commit writer at a time.
+/// Commits handed to the commit writer (or written by the chain) at a time.
 const COMMIT_WRITE_CHUNK: usize = 64;
 
 /// Commits whose bodies are read (in parallel) ahead of the chain at a time.
@@ -181,8 +181,10 @@ impl<'a> Run<'a> {
 
     /// Commits, in waves of equal generation. Their bodies are read a block
     /// of waves at a time, in parallel, the next block while the chain goes
-    /// through the current one; their files are written by a thread of
-    /// their own while the chain goes on: only ids travel along the chain.
+    /// through the current one. With two workers or more their files are
+    /// written by a thread of their own while the chain goes on (only ids
+    /// travel along the chain); with one, the chain writes them itself, a
+    /// chunk at a time, so that `--jobs 1` is one thread of work.
     fn translate_commits(
         &mut self,
         waves: &[Vec<Sha1>],
@@ -191,15 +193,16 @@ impl<'a> Run<'a> {
     ) -> Result<(), ImportError> {
         let phase = self.begin("commits", waves.iter().map(Vec::len).sum());
         let mirror = phase.mirror.get();
+        let own_writer = rayon::current_num_threads() >= 2;
         std::thread::scope(|scope| -> Result<(), ImportError> {
             let (tx, rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
-            let writer = scope.spawn(move || -> Result<(), StoreError> {
-                for chunk in rx {
-                    for p in &chunk {
-                        batch.add_prepared(p)?;
+            let writer = own_writer.then(|| {
+                scope.spawn(move || -> Result<(), StoreError> {
+                    for chunk in rx {
+                        write_commits(batch, &chunk)?;
                     }
-                }
-                Ok(())
+                    Ok(())
+                })
             });
             let mut to_write = Vec::new();
             let blocks = blocks(waves, COMMIT_READ_BLOCK);
@@ -220,10 +223,18 @@ impl<'a> Run<'a> {
                             return;
                         }
                         self.commit_wave(wave, &current, &mut to_write);
-                        if to_write.len() >= COMMIT_WRITE_CHUNK {
+                        if to_write.len() < COMMIT_WRITE_CHUNK {
+                            continue;
+                        }
+                        if own_writer {
                             // A send fails only once the writer has stopped
                             // on an error, which its join below reports.
                             let _ = tx.send(std::mem::take(&mut to_write));
+                        } else if let Err(e) = write_commits(batch, &to_write) {
+                            chained = Err(e.into());
+                            return;
+                        } else {
+                            to_write.clear();
                         }
                     }
                 });
@@ -236,10 +247,11 @@ impl<'a> Run<'a> {
             let rest = to_write
                 .par_iter()
                 .try_for_each(|p| batch.add_prepared(p).map(|_| ()));
-            match writer.join() {
-                Ok(written) => written?,
+            match writer.map(|w| w.join()) {
+                Some(Ok(written)) => written?,
                 // A panic is a bug, not an input error: pass it on as is.
-                Err(panic) => std::panic::resume_unwind(panic),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => {}
             }
             rest?;
             Ok(())
@@ -328,6 +340,13 @@ impl<'a> Run<'a> {
             }
         }
     }
+}
+
+/// Stage the files of `chunk`, in order.
+fn write_commits(batch: &WriteBatch<'_>, chunk: &[Prepared]) -> Result<(), StoreError> {
+    chunk
+        .iter()
+        .try_for_each(|p| batch.add_prepared(p).map(|_| ()))
 }
 
 /// The bodies of a block of commit waves, read in parallel (a commit that
