@@ -409,6 +409,32 @@ pub fn publish_staged(root: &Path, staged: &[(PathBuf, PathBuf)]) -> Result<(), 
     flush_dirs(root, dirs)
 }
 
+/// Items below this many are handled on the calling thread by [`spread`].
+const SPREAD_AT_LEAST: usize = 256;
+
+/// Run `f` on every item, spread over the current rayon pool when called
+/// from one of its threads and there are enough items; otherwise in order
+/// on this thread (so it never starts rayon's global pool, and a run with
+/// `--jobs 1` stays on one thread). Stops at the first error (others may
+/// already have run); the caller cleans up after every item either way.
+pub fn spread<T: Sync, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    if items.len() >= SPREAD_AT_LEAST
+        && rayon::current_num_threads() >= 2
+        && rayon::current_thread_index().is_some()
+    {
+        items
+            .par_iter()
+            .with_min_len(SPREAD_AT_LEAST / 2)
+            .try_for_each(f)
+    } else {
+        items.iter().try_for_each(f)
+    }
+}
+
 /// Make everything written to the filesystem holding `path` durable: every
 /// dirty file's data and every directory entry (Linux `syncfs`, one call
 /// whatever the number of files; it reports writeback errors since 5.8).
@@ -497,6 +523,41 @@ pub mod fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The threads that ran `spread` over `n` items, and its result when
+    /// item `fail_at` fails.
+    fn spread_threads(n: usize, fail_at: Option<usize>) -> (usize, Result<(), usize>) {
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        let items: Vec<usize> = (0..n).collect();
+        let result = spread(&items, |&i| {
+            seen.lock().unwrap().insert(std::thread::current().id());
+            // Slow enough that a second thread gets to steal work.
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            if Some(i) == fail_at { Err(i) } else { Ok(()) }
+        });
+        (seen.into_inner().unwrap().len(), result)
+    }
+
+    #[test]
+    fn spread_uses_the_callers_pool_and_never_another() {
+        // Outside any pool: this thread alone, even with many items.
+        assert_eq!(spread_threads(1000, None), (1, Ok(())));
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert_eq!(two.install(|| spread_threads(1000, None)), (2, Ok(())));
+        // Few items, or a pool of one: on the calling thread.
+        assert_eq!(two.install(|| spread_threads(10, None)).0, 1);
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(one.install(|| spread_threads(1000, None)).0, 1);
+        // An error comes back, from the pool as from this thread.
+        assert_eq!(two.install(|| spread_threads(1000, Some(700))).1, Err(700));
+        assert_eq!(spread_threads(1000, Some(3)).1, Err(3));
+    }
 
     #[test]
     fn publish_staged_renames_every_temp_into_place() {

@@ -386,10 +386,13 @@ fn write_objects(
     // Durability order: objects, raw bytes, map, refs, ref state, stamps.
     // One pair of filesystem flushes covers the objects and the raw bytes:
     // both are staged before the first, renamed before the second.
+    // On the pool, which the raw files' renames are spread over.
     let shared = durable::same_filesystem(repo.store().root(), &p.state_dir);
-    let committed = batch.commit_with(raw.is_pending(), |flushed| {
-        raw.publish_within(flushed && shared)
-            .map_err(ImportError::from)
+    let committed = p.pool.install(|| {
+        batch.commit_with(raw.is_pending(), |flushed| {
+            raw.publish_within(flushed && shared)
+                .map_err(ImportError::from)
+        })
     })?;
     laps.lap("durable");
     crash_point("objects");

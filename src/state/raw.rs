@@ -88,16 +88,21 @@ struct Pending {
 }
 
 impl Pending {
-    /// Rename every staged temp file to its final name; a temp whose rename
-    /// fails is removed and the error returned.
+    /// Rename every staged temp file to its final name (over the current
+    /// pool, see [`crate::durable::spread`]); on failure every temp not
+    /// renamed is removed and the error returned.
     fn rename_staged(&mut self) -> Result<()> {
-        while let Some((tmp, path)) = self.staged.pop() {
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("rename into place", &path)(e).into());
+        let staged = std::mem::take(&mut self.staged);
+        let renamed = crate::durable::spread(&staged, |(tmp, path)| {
+            fs::rename(tmp, path).map_err(io_err("rename into place", path))
+        });
+        if renamed.is_err() {
+            // A renamed temp is gone: this only removes the others.
+            for (tmp, _) in &staged {
+                let _ = fs::remove_file(tmp);
             }
         }
-        Ok(())
+        Ok(renamed?)
     }
 }
 
