@@ -450,24 +450,21 @@ fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, Staging
     let target = mirror.git_dir().join("objects");
     link_tree(&objects, &target)
         .map_err(|e| fail(IoError::new("copy the objects of", &objects, e).into()))?;
-    let mut edits = Vec::new();
+    // The heads and tags go into one `packed-refs` file, as `git clone
+    // --mirror` of a local path leaves them: one write for thousands of
+    // tags, where a ref transaction takes a lock file and a rename for each.
+    // The mirror is new and not yet in place, so nothing else can hold them.
+    let mut refs: Vec<(Vec<u8>, gix::ObjectId)> = Vec::new();
     let platform = upstream.references().map_err(|e| fail(e.into()))?;
     for prefix in ["refs/heads/", "refs/tags/"] {
         for r in platform.prefixed(prefix).map_err(|e| fail(e.into()))? {
             let r = r.map_err(|e| fail(e.into()))?;
             let Some(id) = r.try_id() else { continue };
-            edits.push(gix::refs::transaction::RefEdit {
-                change: gix::refs::transaction::Change::Update {
-                    log: gix::refs::transaction::LogChange::default(),
-                    expected: gix::refs::transaction::PreviousValue::MustNotExist,
-                    new: gix::refs::Target::Object(id.detach()),
-                },
-                name: r.name().to_owned(),
-                deref: false,
-            });
+            refs.push((r.name().as_bstr().to_vec(), id.detach()));
         }
     }
-    mirror.edit_references(edits).map_err(|e| fail(e.into()))?;
+    let packed = dest.join("packed-refs");
+    crate::durable::write_atomic(&packed, &packed_refs(refs)).map_err(|e| fail(e.into()))?;
     if let Some(head) = &default_branch {
         std::fs::write(dest.join("HEAD"), format!("ref: {head}\n"))
             .map_err(|e| fail(IoError::new("write", dest.join("HEAD"), e).into()))?;
@@ -492,6 +489,23 @@ fn local_clone(url: &str, dest: &Path) -> Result<Option<Option<String>>, Staging
     .and_then(|()| config.sync_all())
     .map_err(|e| fail(IoError::new("write", dest.join("config"), e).into()))?;
     Ok(Some(default_branch))
+}
+
+/// The bytes of a `packed-refs` file holding `refs` (full names and the
+/// objects they point at), sorted by name as its `sorted` trait promises.
+/// No peeled lines: without the `peeled` trait, readers peel tags
+/// themselves.
+fn packed_refs(mut refs: Vec<(Vec<u8>, gix::ObjectId)>) -> Vec<u8> {
+    refs.sort();
+    refs.dedup_by(|a, b| a.0 == b.0);
+    let mut out = b"# pack-refs with: sorted \n".to_vec();
+    for (name, id) in refs {
+        out.extend_from_slice(id.to_hex().to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&name);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// Hard-link every file under `from` into `to` (copying when linking is not
@@ -594,6 +608,25 @@ pub fn list_refs(repo: &gix::Repository, path: &Path) -> Result<Vec<UpstreamRef>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_refs_are_sorted_by_name_bytes_once_each() {
+        let id = |n: u8| gix::ObjectId::from_bytes_or_panic(&[n; 20]);
+        let refs = vec![
+            (b"refs/tags/v1.0".to_vec(), id(1)),
+            (b"refs/heads/main".to_vec(), id(2)),
+            (b"refs/heads/Main".to_vec(), id(3)),
+            (b"refs/heads/main".to_vec(), id(2)),
+        ];
+        let text = String::from_utf8(packed_refs(refs)).unwrap();
+        let want = format!(
+            "# pack-refs with: sorted \n{} refs/heads/Main\n{} refs/heads/main\n{} refs/tags/v1.0\n",
+            "03".repeat(20),
+            "02".repeat(20),
+            "01".repeat(20),
+        );
+        assert_eq!(text, want);
+    }
 
     /// The format comes from gix's typed report (an unsupported-class error
     /// carrying the format as its `input`), never from the message text.

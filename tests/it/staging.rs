@@ -56,8 +56,12 @@ fn clone_fetch_and_prune_follow_the_upstream() {
     assert!(first.cloned);
     assert_eq!(as_pairs(&first.refs), git_refs(&upstream));
     assert_eq!(first.default_branch.as_deref(), Some("refs/heads/main"));
-    // The mirror is an ordinary bare repository holding the same refs.
-    assert_eq!(git_refs(&staging::mirror_path(&state)), git_refs(&upstream));
+    // The mirror is an ordinary bare repository holding the same refs, in
+    // one packed-refs file (no loose ref, as git's own local mirror clone).
+    let mirror = staging::mirror_path(&state);
+    assert_eq!(git_refs(&mirror), git_refs(&upstream));
+    assert!(mirror.join("packed-refs").is_file());
+    assert_eq!(common::files_under(&mirror.join("refs")).len(), 0);
 
     common::build_fixture("multi-branch.append", &upstream);
     let second = staging::fetch(&state, url, &stop).unwrap();
@@ -75,6 +79,9 @@ fn clone_fetch_and_prune_follow_the_upstream() {
             .any(|r| r.name == "refs/heads/release/1.0"),
         "deleted upstream branch must be pruned"
     );
+    // git reads the same refs from the mirror: the pruned branch is gone
+    // from packed-refs too.
+    assert_eq!(git_refs(&mirror), git_refs(&upstream));
     // git agrees the mirror is whole, and no .keep file is left behind.
     common::run_ok(
         Command::new("git")
