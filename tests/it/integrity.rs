@@ -367,6 +367,57 @@ fn a_failed_write_at_any_import_phase_is_fatal_and_the_next_fetch_converges() {
     }
 }
 
+/// With one worker the commit chain writes its own files (no writer
+/// thread): a full disk there is as fatal, and as clean, as with the writer.
+#[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test-hooks feature (cargo test --features test-hooks); CI runs it"
+)]
+fn a_failed_commit_write_with_one_worker_is_fatal_and_the_next_fetch_converges() {
+    let e = env();
+    e.upstream_v1();
+    let before = e.import("before");
+    let refs_before = all_refs(&before);
+    // Twice the commits the chain writes at a time (64): with a linear
+    // history nothing is left to write after the chain, so the failure can
+    // only come from the chain's own writes.
+    let mut stream = String::new();
+    for i in 0..128 {
+        stream.push_str("commit refs/heads/main\n");
+        stream.push_str(&format!(
+            "committer A <a@example.com> {} +0000\ndata 4\nc{i:03}\n",
+            1_700_000_300 + i
+        ));
+        if i == 0 {
+            stream.push_str("from refs/heads/main^0\n");
+        }
+        stream.push_str(&format!("M 100644 inline n{i:03}\ndata 4\n{i:04}\n"));
+    }
+    common::fast_import(&e.up, &stream);
+    let clean = e.import("clean");
+    let want = imported_refs(&clean);
+    let repo = e.path("fault-commits-one-worker");
+    copy_dir(&before, &repo);
+    let out = bridge(
+        &repo,
+        &["fetch", "--key", e.k(), "--jobs", "1"],
+        Some("commits"),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(IOERR), "{err}");
+    assert!(
+        err.contains("cannot write object ./.mkit/objects/"),
+        "{err}"
+    );
+    assert_eq!(all_refs(&repo), refs_before, "no ref moved");
+    assert_eq!(leftovers(&repo), Vec::<String>::new());
+    let out = bridge(&repo, &["fetch", "--key", e.k(), "--jobs", "1"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(imported_refs(&repo), want, "converged");
+    assert_state_is_clean(&repo, &clean, "commits, one worker");
+}
+
 /// A scratch mkit repository built with `snapshot`, exported with
 /// `export --no-attest`.
 struct ExportEnv {
