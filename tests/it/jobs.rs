@@ -8,9 +8,9 @@
 //! seen at once and their names. The pool's threads are named `import-<i>`
 //! (`export-<i>`); `mkit-bridge` is the main thread. A thread started
 //! without a name shows its parent's: the one thread the translation starts
-//! to write commit files while the commit chain goes on shows as a worker,
-//! the export's flush of its staging objects while the push runs as the
-//! main thread.
+//! (with two workers or more) to write commit files while the commit chain
+//! goes on shows as a worker, the export's flush of its staging objects
+//! while the push runs as the main thread.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -256,4 +256,103 @@ fn two_jobs_read_ahead_of_the_walk_on_the_pool() {
         stores[0] == stores[1],
         "stores differ between --jobs 1 and 2"
     );
+}
+
+/// A git upstream whose branch `bad` has a root tree whose loose file holds
+/// another tree's bytes (they hash to another id); `main` is whole.
+fn corrupt_upstream(up: &Path) {
+    fs::create_dir_all(up).unwrap();
+    common::git(up, &["init", "-q", "-b", "main"]);
+    fs::write(up.join("a"), "a\n").unwrap();
+    common::git(up, &["add", "a"]);
+    common::git(up, &["commit", "-q", "-m", "c1"]);
+    let tree = |name: &str, body: &str| {
+        let file = up.join(format!("{name}.in"));
+        fs::write(&file, body).unwrap();
+        let blob = common::git(up, &["hash-object", "-w", file.to_str().unwrap()]);
+        fs::write(&file, format!("100644 blob {}\t{name}\n", blob.trim())).unwrap();
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(up)
+            .arg("mktree")
+            .stdin(fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (named, other) = (tree("b", "bee\n"), tree("c", "sea\n"));
+    let commit = common::git(up, &["commit-tree", &named, "-p", "HEAD", "-m", "bad"]);
+    common::git(up, &["branch", "bad", commit.trim()]);
+    let loose = |id: &str| up.join(".git/objects").join(&id[..2]).join(&id[2..]);
+    fs::remove_file(loose(&named)).unwrap();
+    fs::copy(loose(&other), loose(&named)).unwrap();
+}
+
+/// The corrupt tree is read by the read-ahead job with two workers and by
+/// the walk itself with one: either way the import refuses the branch that
+/// needs it as `CorruptObject`, names the id its bytes hash to, and imports
+/// the rest, with the same report.
+#[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test-hooks feature (the read-ahead probe); CI runs it"
+)]
+fn a_corrupt_object_is_refused_alike_whether_the_walk_or_its_job_reads_it() {
+    let work = tempfile::tempdir().unwrap();
+    let up = work.path().join("up");
+    corrupt_upstream(&up);
+    let key = common::import_key(work.path(), 7);
+    let mut reports = Vec::new();
+    for jobs in ["1", "2"] {
+        let probes = tempfile::tempdir().unwrap();
+        let out = Command::new(common::bridge_bin())
+            .current_dir(work.path())
+            .env("MKIT_BRIDGE_PROBE_DIR", probes.path())
+            .args(["import", up.to_str().unwrap(), &format!("dst{jobs}")])
+            .args(["--key", key.to_str().unwrap(), "--jobs", jobs, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read_ahead = fs::read_to_string(probes.path().join("read-ahead")).ok();
+        if jobs == "2" {
+            // The job read the commits and trees, the corrupt one among them.
+            let read_ahead = read_ahead.expect("a read-ahead probe");
+            let served: usize = read_ahead
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(served >= 4, "{read_ahead}");
+        } else {
+            assert_eq!(read_ahead, None);
+        }
+        let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc.as_object_mut().unwrap().remove("seconds");
+        let skipped = doc["skipped"].as_array().unwrap();
+        assert_eq!(skipped.len(), 1, "{doc}");
+        assert_eq!(skipped[0]["ref"], "refs/heads/bad", "{doc}");
+        assert_eq!(skipped[0]["refusal"], "CorruptObject", "{doc}");
+        assert!(
+            skipped[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("its bytes hash to"),
+            "{doc}"
+        );
+        let imported: Vec<&str> = doc["imported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(imported, ["refs/heads/main"], "{doc}");
+        reports.push(doc);
+    }
+    assert_eq!(reports[0], reports[1]);
 }
