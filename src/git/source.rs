@@ -121,22 +121,36 @@ pub fn read(
     repo: &gix::ThreadSafeRepository,
     sha: &Sha1,
 ) -> Result<(ObjectKind, Vec<u8>), ReadError> {
+    let (kind, data) = read_unchecked(repo, sha)?;
+    check_id(sha, kind, &data)?;
+    Ok((kind, data))
+}
+
+/// That `data`, framed as a `kind` object, hashes to `sha` (with SHA-1
+/// collision detection): the check [`read`] makes, for a reader that
+/// leaves it to another thread ([`read_unchecked`]).
+pub fn check_id(sha: &Sha1, kind: ObjectKind, data: &[u8]) -> Result<(), ReadError> {
+    match object_id(kind, data) {
+        Ok(id) if id == *sha => Ok(()),
+        Ok(id) => Err(ReadError::Corrupt {
+            object: *sha,
+            detail: format!("its bytes hash to {}", id.to_hex()),
+        }),
+        Err(e) => Err(ReadError::Corrupt {
+            object: *sha,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// [`read`] without the id check: the caller makes it ([`check_id`])
+/// before it trusts the bytes.
+pub fn read_unchecked(
+    repo: &gix::ThreadSafeRepository,
+    sha: &Sha1,
+) -> Result<(ObjectKind, Vec<u8>), ReadError> {
     with_handle(repo, |handle| match handle.try_find_object(oid(sha)) {
-        Ok(Some(obj)) => {
-            let kind = kind_of(obj.kind);
-            let data = obj.detach().data;
-            match object_id(kind, &data) {
-                Ok(id) if id == *sha => Ok((kind, data)),
-                Ok(id) => Err(ReadError::Corrupt {
-                    object: *sha,
-                    detail: format!("its bytes hash to {}", id.to_hex()),
-                }),
-                Err(e) => Err(ReadError::Corrupt {
-                    object: *sha,
-                    detail: e.to_string(),
-                }),
-            }
-        }
+        Ok(Some(obj)) => Ok((kind_of(obj.kind), obj.detach().data)),
         Ok(None) => Err(ReadError::Missing { object: *sha }),
         Err(e) => Err(ReadError::Corrupt {
             object: *sha,

@@ -3,7 +3,8 @@
 //! The walk ([`super::walk`]) is sequential: its verdicts depend on the
 //! order it settles objects in. Most of its time, though, is reading:
 //! inflating every new tree, commit and tag, re-hashing it and parsing its
-//! edges. That reading does not depend on any verdict:
+//! edges. That reading does not depend on any verdict (the re-hashing,
+//! the id check, stays with the walk, which has time to spare):
 //! which objects the walk reads, and in which order, follows from the
 //! objects alone (depth first from each tip in turn, children in the order
 //! [`super::walk::edges`] gives, each object once, mapped objects not
@@ -404,7 +405,7 @@ impl Ahead {
                 // opening): it has time to spare, the job has not.
                 continue;
             }
-            let read = reader.object(&sha);
+            let read = reader.object_unchecked(&sha);
             // What the walk visits next: nothing when the object cannot
             // be read or parsed (`edges` gives nothing then either).
             let children = match &read {

@@ -42,7 +42,7 @@ use crate::mkit::object::{EntryMode, ObjectType};
 use super::ahead::{Ahead, Edges, Taker};
 use super::reopen::{PhaseMirror, REOPEN_AFTER, Recycling, SharedOpening, SharedReader};
 use super::{Disagreement, ImportError, Run, read_object};
-use crate::git::staging;
+use crate::git::{source, staging};
 
 /// The walk's delta-base cache (one handle: the walk is sequential).
 const WALK_DELTA_CACHE: usize = 8 << 20;
@@ -378,7 +378,16 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         let (read, known) = match self.ahead.as_mut().and_then(|a| a.take(&sha)) {
-            Some((read, edges)) => (read, Some(edges)),
+            // The job leaves the id check to the walk. A corrupt object is
+            // refused here with the edges the job parsed from it unused: the
+            // job, which went on below it, is then out of step and stops.
+            Some((read, edges)) => (
+                read.and_then(|(kind, body)| {
+                    source::check_id(&sha, kind, &body).map_err(Refusal::from)?;
+                    Ok((kind, body))
+                }),
+                Some(edges),
+            ),
             None => (reader.object(&sha), None),
         };
         let (kind, body) = match read {
