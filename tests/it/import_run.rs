@@ -291,12 +291,7 @@ fn a_missing_object_skips_only_the_refs_that_need_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let imported: Vec<&str> = v["imported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ref"].as_str().unwrap())
-        .collect();
+    let imported = common::json_imported_refs(&v);
     assert_eq!(imported, ["refs/heads/main"]);
     let skipped = &v["skipped"][0];
     assert_eq!(skipped["ref"], "refs/heads/side");

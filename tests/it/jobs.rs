@@ -345,12 +345,7 @@ fn a_corrupt_object_is_refused_alike_whether_the_walk_or_its_job_reads_it() {
                 .contains("its bytes hash to"),
             "{doc}"
         );
-        let imported: Vec<&str> = doc["imported"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["ref"].as_str().unwrap())
-            .collect();
+        let imported = common::json_imported_refs(&doc);
         assert_eq!(imported, ["refs/heads/main"], "{doc}");
         reports.push(doc);
     }

@@ -566,3 +566,14 @@ pub fn signalled_at(
     rustix::process::kill_process(pid, signal).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// The `ref` of each entry of `imported` in an `import --json` or
+/// `fetch --json` document, in order.
+pub fn json_imported_refs(doc: &serde_json::Value) -> Vec<&str> {
+    doc["imported"]
+        .as_array()
+        .expect("an imported list")
+        .iter()
+        .map(|r| r["ref"].as_str().expect("a ref name"))
+        .collect()
+}
